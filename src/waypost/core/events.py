@@ -1,0 +1,200 @@
+"""Typed stream events and ``fold()``, which turns a complete event stream into a response.
+
+A canonical stream is::
+
+    MessageStart  (BlockStart  (TextDelta|ThinkingDelta|SignatureDelta|ToolArgsDelta)*  BlockStop)*
+    UsageUpdate* (anywhere)   Finish   MessageEnd
+
+Blocks never interleave: at most one block is open at a time and ``index`` counts blocks from 0
+in the order they start. Decoders of upstream formats that interleave (OpenAI parallel tool
+calls may) must serialise. Failures are raised as ``GatewayError`` from the iterator, never
+encoded as events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from waypost.core.types import (
+    ChatResponse,
+    FinishReason,
+    Part,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    Usage,
+)
+
+BlockKind = Literal["text", "thinking", "redacted_thinking", "tool_call"]
+
+
+@dataclass(slots=True)
+class MessageStart:
+    id: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    created: int = 0
+
+
+@dataclass(slots=True)
+class BlockStart:
+    index: int
+    kind: BlockKind
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    data: str | None = None  # redacted thinking payload
+
+
+@dataclass(slots=True)
+class TextDelta:
+    index: int
+    text: str
+
+
+@dataclass(slots=True)
+class ThinkingDelta:
+    index: int
+    text: str
+
+
+@dataclass(slots=True)
+class SignatureDelta:
+    index: int
+    signature: str
+
+
+@dataclass(slots=True)
+class ToolArgsDelta:
+    index: int
+    fragment: str  # a piece of the JSON arguments text
+
+
+@dataclass(slots=True)
+class BlockStop:
+    index: int
+
+
+@dataclass(slots=True)
+class UsageUpdate:
+    usage: Usage  # a cumulative snapshot; merge with Usage.merge
+
+
+@dataclass(slots=True)
+class Finish:
+    reason: FinishReason
+    stop_sequence: str | None = None
+
+
+@dataclass(slots=True)
+class MessageEnd:
+    pass
+
+
+StreamEvent = Union[
+    MessageStart,
+    BlockStart,
+    TextDelta,
+    ThinkingDelta,
+    SignatureDelta,
+    ToolArgsDelta,
+    BlockStop,
+    UsageUpdate,
+    Finish,
+    MessageEnd,
+]
+
+
+class Folder:
+    """Accumulates events into a ``ChatResponse``; usable incrementally (for metering taps)."""
+
+    __slots__ = ("response", "_blocks")
+
+    def __init__(self) -> None:
+        self.response = ChatResponse(id="", model="")
+        self._blocks: dict[int, Part] = {}
+
+    def feed(self, ev: StreamEvent) -> None:
+        r = self.response
+        if isinstance(ev, TextDelta):
+            part = self._blocks.get(ev.index)
+            if isinstance(part, TextPart):
+                part.text += ev.text
+        elif isinstance(ev, ToolArgsDelta):
+            part = self._blocks.get(ev.index)
+            if isinstance(part, ToolCallPart):
+                part.arguments += ev.fragment
+        elif isinstance(ev, ThinkingDelta):
+            part = self._blocks.get(ev.index)
+            if isinstance(part, ThinkingPart):
+                part.text += ev.text
+        elif isinstance(ev, SignatureDelta):
+            part = self._blocks.get(ev.index)
+            if isinstance(part, ThinkingPart):
+                part.signature = (part.signature or "") + ev.signature
+        elif isinstance(ev, BlockStart):
+            new: Part
+            if ev.kind == "text":
+                new = TextPart(text="")
+            elif ev.kind == "tool_call":
+                new = ToolCallPart(id=ev.tool_call_id or "", name=ev.tool_name or "", arguments="")
+            elif ev.kind == "redacted_thinking":
+                new = ThinkingPart(redacted=True, data=ev.data)
+            else:
+                new = ThinkingPart()
+            self._blocks[ev.index] = new
+            r.content.append(new)
+        elif isinstance(ev, UsageUpdate):
+            r.usage.merge(ev.usage)
+        elif isinstance(ev, Finish):
+            r.finish_reason = ev.reason
+            r.stop_sequence = ev.stop_sequence
+        elif isinstance(ev, MessageStart):
+            r.id = ev.id
+            r.model = ev.model
+            r.created = ev.created
+            r.usage.merge(ev.usage)
+
+    def result(self) -> ChatResponse:
+        for part in self.response.content:
+            if isinstance(part, ToolCallPart) and not part.arguments:
+                part.arguments = "{}"
+        return self.response
+
+
+def fold(events: list[StreamEvent]) -> ChatResponse:
+    """Fold a complete list of events into the equivalent non-streamed response."""
+    folder = Folder()
+    for ev in events:
+        folder.feed(ev)
+    return folder.result()
+
+
+def response_events(resp: ChatResponse) -> list[StreamEvent]:
+    """The inverse of ``fold``: a response as the event stream that produces it."""
+    out: list[StreamEvent] = [MessageStart(id=resp.id, model=resp.model, created=resp.created)]
+    index = 0
+    for part in resp.content:
+        if isinstance(part, TextPart):
+            out += [BlockStart(index, "text"), TextDelta(index, part.text), BlockStop(index)]
+        elif isinstance(part, ToolCallPart):
+            out += [
+                BlockStart(index, "tool_call", tool_call_id=part.id, tool_name=part.name),
+                ToolArgsDelta(index, part.arguments),
+                BlockStop(index),
+            ]
+        elif isinstance(part, ThinkingPart):
+            if part.redacted:
+                out += [BlockStart(index, "redacted_thinking", data=part.data), BlockStop(index)]
+            else:
+                out += [BlockStart(index, "thinking"), ThinkingDelta(index, part.text)]
+                if part.signature:
+                    out.append(SignatureDelta(index, part.signature))
+                out.append(BlockStop(index))
+        else:
+            continue
+        index += 1
+    out.append(UsageUpdate(resp.usage))
+    out.append(Finish(resp.finish_reason or FinishReason.STOP, resp.stop_sequence))
+    out.append(MessageEnd())
+    return out

@@ -1,0 +1,222 @@
+"""The canonical request/response model: neither OpenAI- nor Anthropic-shaped.
+
+Conventions every wire module relies on:
+
+* Roles are ``system``, ``user`` and ``assistant``. Tool results are ``ToolResultPart``s inside a
+  ``user`` message (one message may carry several, for parallel calls).
+* ``ToolCallPart.arguments`` is the JSON text of the arguments, exactly as produced; use
+  ``ToolCallPart.input()`` for the parsed object.
+* ``Usage.input_tokens`` counts *all* prompt tokens, including cache reads and cache writes;
+  ``cache_read_tokens`` and ``cache_write_tokens`` are subsets of it. ``output_tokens`` includes
+  ``reasoning_tokens``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal, Union
+
+import orjson
+
+Role = Literal["system", "user", "assistant"]
+
+
+class FinishReason(str, Enum):
+    """Why the model stopped. ``stop`` is a natural end of turn."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    TOOL_CALLS = "tool_calls"
+    STOP_SEQUENCE = "stop_sequence"
+    CONTENT_FILTER = "content_filter"
+    REFUSAL = "refusal"
+    PAUSE = "pause"
+
+
+@dataclass(slots=True)
+class TextPart:
+    text: str
+    cache_control: dict[str, Any] | None = None
+    kind: Literal["text"] = "text"
+
+
+@dataclass(slots=True)
+class ImagePart:
+    """An image given inline (``data`` base64 + ``media_type``) or by ``url``."""
+
+    data: str | None = None
+    media_type: str | None = None
+    url: str | None = None
+    detail: str | None = None
+    cache_control: dict[str, Any] | None = None
+    kind: Literal["image"] = "image"
+
+
+@dataclass(slots=True)
+class DocumentPart:
+    """A document (e.g. PDF) given inline as base64 ``data``, as plain ``text``, or by ``url``."""
+
+    data: str | None = None
+    media_type: str | None = None
+    url: str | None = None
+    text: str | None = None
+    title: str | None = None
+    filename: str | None = None
+    cache_control: dict[str, Any] | None = None
+    kind: Literal["document"] = "document"
+
+
+@dataclass(slots=True)
+class ToolCallPart:
+    id: str
+    name: str
+    arguments: str = "{}"
+    kind: Literal["tool_call"] = "tool_call"
+
+    def input(self) -> Any:
+        """The parsed arguments; ``{}`` for empty text. Raises ``ValueError`` on invalid JSON."""
+        if not self.arguments.strip():
+            return {}
+        return orjson.loads(self.arguments)
+
+
+@dataclass(slots=True)
+class ToolResultPart:
+    tool_call_id: str
+    content: list[TextPart | ImagePart | DocumentPart] = field(default_factory=list)
+    is_error: bool = False
+    cache_control: dict[str, Any] | None = None
+    kind: Literal["tool_result"] = "tool_result"
+
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+@dataclass(slots=True)
+class ThinkingPart:
+    """Model reasoning. ``redacted`` thinking carries opaque ``data`` instead of ``text``."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: bool = False
+    data: str | None = None
+    kind: Literal["thinking"] = "thinking"
+
+
+Part = Union[TextPart, ImagePart, DocumentPart, ToolCallPart, ToolResultPart, ThinkingPart]
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: list[Part] = field(default_factory=list)
+    name: str | None = None
+
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+@dataclass(slots=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    """``auto`` (model decides), ``none``, ``required`` (any tool), or ``tool`` (the one ``name``)."""
+
+    mode: Literal["auto", "none", "required", "tool"] = "auto"
+    name: str | None = None
+    parallel: bool | None = None  # None: the provider's default (parallel allowed)
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class Thinking:
+    """Extended thinking / reasoning. ``effort`` is OpenAI's ``reasoning_effort`` vocabulary."""
+
+    enabled: bool = True
+    budget_tokens: int | None = None
+    effort: str | None = None
+    adaptive: bool = False
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str
+    messages: list[Message]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    thinking: Thinking | None = None
+    stream: bool = False
+    include_usage: bool = False  # the client asked for usage in the stream (OpenAI)
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    user: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # Where the request came from, and its body as received: providers of the same dialect
+    # forward ``raw`` with minimal edits so fields we do not model survive.
+    source_format: str | None = None
+    raw: dict[str, Any] | None = None
+    # Human-readable notes about fields that were dropped or approximated.
+    notes: list[str] = field(default_factory=list)
+
+    def system_text(self) -> str:
+        return "\n\n".join(m.text() for m in self.messages if m.role == "system")
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def merge(self, other: Usage) -> None:
+        """Merge a later snapshot: providers report cumulative counts, so keep the maximum."""
+        self.input_tokens = max(self.input_tokens, other.input_tokens)
+        self.output_tokens = max(self.output_tokens, other.output_tokens)
+        self.cache_read_tokens = max(self.cache_read_tokens, other.cache_read_tokens)
+        self.cache_write_tokens = max(self.cache_write_tokens, other.cache_write_tokens)
+        self.reasoning_tokens = max(self.reasoning_tokens, other.reasoning_tokens)
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    id: str
+    model: str
+    content: list[Part] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    stop_sequence: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    created: int = 0
+
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    def tool_calls(self) -> list[ToolCallPart]:
+        return [p for p in self.content if isinstance(p, ToolCallPart)]
