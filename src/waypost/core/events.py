@@ -91,6 +91,18 @@ class MessageEnd:
     pass
 
 
+@dataclass(slots=True)
+class RawFrame:
+    """Bytes already in the caller's wire format, relayed as they are.
+
+    A provider whose dialect is the caller's own emits these next to the canonical events
+    (which still drive metering); the caller's encoder writes either the raw frames or the
+    encoded canonical events, never both.
+    """
+
+    data: bytes
+
+
 StreamEvent = Union[
     MessageStart,
     BlockStart,
@@ -102,6 +114,7 @@ StreamEvent = Union[
     UsageUpdate,
     Finish,
     MessageEnd,
+    RawFrame,
 ]
 
 

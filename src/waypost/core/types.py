@@ -214,6 +214,8 @@ class ChatResponse:
     stop_sequence: str | None = None
     usage: Usage = field(default_factory=Usage)
     created: int = 0
+    # The upstream body, when it is already in the caller's wire format (same-format fast path).
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
     def text(self) -> str:
         return "".join(p.text for p in self.content if isinstance(p, TextPart))

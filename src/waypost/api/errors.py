@@ -1,0 +1,21 @@
+"""Rendering failures as HTTP responses in the caller's wire format."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from starlette.responses import Response
+
+from waypost.api.formats import ClientFormat
+from waypost.core.errors import GatewayError
+
+
+def error_response(fmt: ClientFormat, err: GatewayError) -> Response:
+    status, body = fmt.encode_error(err)
+    headers = {}
+    if err.retry_after is not None and status in (429, 503, 529):
+        headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))
+    if err.provider:
+        headers["x-waypost-provider"] = err.provider
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)

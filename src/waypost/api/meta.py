@@ -1,0 +1,64 @@
+"""Health checks and the model list."""
+
+from __future__ import annotations
+
+import datetime
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from waypost import __version__
+from waypost.api.errors import error_response
+from waypost.api.formats import ANTHROPIC, OPENAI
+from waypost.api.state import Container
+from waypost.core.errors import GatewayError
+
+
+def _json(data: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+async def health(request: Request) -> Response:
+    container: Container = request.app.state.container
+    return _json({"status": "ok" if container.ready else "starting", "version": __version__})
+
+
+async def live(request: Request) -> Response:
+    return _json({"status": "alive"})
+
+
+async def ready(request: Request) -> Response:
+    container: Container = request.app.state.container
+    if not container.ready:
+        return _json({"status": "not ready"}, 503)
+    return _json({"status": "ready", "models": len(container.router.registry.models)})
+
+
+async def list_models(request: Request) -> Response:
+    """OpenAI's list shape; Anthropic's when the caller speaks Anthropic (``anthropic-version``)."""
+    container: Container = request.app.state.container
+    anthropic = "anthropic-version" in request.headers
+    try:
+        container.auth.check(request.headers)
+    except GatewayError as err:
+        return error_response(ANTHROPIC if anthropic else OPENAI, err)
+    models = container.router.registry.models
+    created = container.started_at
+    if anthropic:
+        stamp = datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat().replace("+00:00", "Z")
+        data = [{"type": "model", "id": m.name, "display_name": m.name, "created_at": stamp} for m in models]
+        return _json(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
+    return _json(
+        {
+            "object": "list",
+            "data": [{"id": m.name, "object": "model", "created": created, "owned_by": m.provider} for m in models],
+        }
+    )

@@ -1,0 +1,105 @@
+"""The Anthropic Messages API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from waypost.core.errors import StreamInterrupted
+from waypost.core.events import MessageEnd, RawFrame, StreamEvent
+from waypost.core.types import ChatRequest, ChatResponse
+from waypost.providers.base import CallContext, Deployment
+from waypost.providers.http import HttpClient, json_body
+from waypost.wire import anthropic_messages
+from waypost.wire.sse import SSEParser, encode_sse
+
+NAME = "anthropic"
+DEFAULT_VERSION = "2023-06-01"
+
+
+class AnthropicProvider:
+    dialect = anthropic_messages.FORMAT
+
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
+
+    @staticmethod
+    def _request(dep: Deployment, ctx: CallContext) -> tuple[str, dict[str, str]]:
+        settings = dep.settings
+        base = settings.resolved_base_url()
+        url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "anthropic-version": ctx.passthrough_headers.get("anthropic-version", DEFAULT_VERSION),
+        }
+        beta = ctx.passthrough_headers.get("anthropic-beta")
+        if beta:
+            headers["anthropic-beta"] = beta
+        if settings.api_key:
+            headers["x-api-key"] = settings.api_key
+        headers.update(settings.headers)
+        return url, headers
+
+    def _body(self, req: ChatRequest, dep: Deployment, stream: bool) -> bytes:
+        return orjson.dumps(
+            anthropic_messages.encode_request(
+                req, dep.upstream_model, stream=stream, default_max_tokens=dep.settings.default_max_tokens
+            )
+        )
+
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+        url, headers = self._request(dep, ctx)
+        settings = dep.settings
+        async with self.http.post(
+            url,
+            self._body(req, dep, False),
+            headers,
+            timeouts=settings.timeouts,
+            verify_tls=settings.verify_tls,
+            provider=NAME,
+            model=dep.name,
+        ) as resp:
+            data = await self.http.read_body(resp, settings.timeouts, NAME)
+        result = anthropic_messages.decode_response(json_body(data, NAME))
+        if ctx.client_format == self.dialect:
+            result.raw = data
+        return result
+
+    async def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[StreamEvent]:
+        url, headers = self._request(dep, ctx)
+        headers["accept"] = "text/event-stream"
+        settings = dep.settings
+        relay = ctx.client_format == self.dialect
+        decoder = anthropic_messages.StreamDecoder()
+        parser = SSEParser()
+        async with self.http.post(
+            url,
+            self._body(req, dep, True),
+            headers,
+            timeouts=settings.timeouts,
+            verify_tls=settings.verify_tls,
+            provider=NAME,
+            model=dep.name,
+        ) as resp:
+            async for chunk in self.http.iter_chunks(resp, settings.timeouts, NAME):
+                for sse in parser.feed(chunk):
+                    try:
+                        obj = orjson.loads(sse.data)
+                    except orjson.JSONDecodeError:
+                        raise StreamInterrupted("anthropic upstream sent an event that is not JSON") from None
+                    if not isinstance(obj, dict):
+                        raise StreamInterrupted("anthropic upstream sent an event that is not an object")
+                    event = sse.event or str(obj.get("type", ""))
+                    ended = False
+                    for ev in decoder.feed(event, obj):
+                        ended = ended or isinstance(ev, MessageEnd)
+                        yield ev
+                    if relay:
+                        yield RawFrame(encode_sse(sse.data.encode(), event))
+                    if ended:
+                        return
+        for ev in decoder.finish():
+            yield ev
+        raise StreamInterrupted("anthropic upstream stream ended without message_stop", provider=NAME)

@@ -1,0 +1,49 @@
+"""The narrow provider interface, and the per-call objects providers receive."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from waypost.core.events import StreamEvent
+from waypost.core.types import ChatRequest, ChatResponse
+from waypost.settings import ModelSettings
+
+
+@dataclass(slots=True)
+class Deployment:
+    """One concrete place a model name resolves to: its settings plus the upstream model name."""
+
+    settings: ModelSettings
+    upstream_model: str
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def provider(self) -> str:
+        return self.settings.provider
+
+
+@dataclass(slots=True)
+class CallContext:
+    request_id: str
+    client_format: str  # the caller's wire format: "openai" or "anthropic"
+    # Client headers a provider of the caller's own dialect may pass on (e.g. anthropic-beta).
+    passthrough_headers: dict[str, str] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """A wire dialect plus transport. Endpoint and credentials come with each ``Deployment``."""
+
+    dialect: str
+
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+        """One non-streamed answer; raises ``GatewayError`` subclasses on failure."""
+        ...
+
+    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[StreamEvent]:
+        """Canonical events (plus ``RawFrame``s when ``dialect == ctx.client_format``)."""
+        ...

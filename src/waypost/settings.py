@@ -1,0 +1,281 @@
+"""Typed settings: raw models validated from YAML + ``WAYPOST_*`` environment overrides.
+
+Loading is two-stage: the YAML document is merged with environment overrides and every
+``env://VAR`` / ``env://VAR,default`` value is resolved; then the result is validated by the
+pydantic models below (``extra="forbid"``). Any problem raises ``ConfigError`` whose message
+names the offending key, e.g. ``models[1].retry.max_retries: Input should be a valid integer``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "WAYPOST_"
+PROVIDER_TYPES = ("openai", "anthropic", "mock")
+DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class Timeouts(_Strict):
+    """Seconds. ``first_byte`` bounds the wait for the upstream's response headers,
+    ``idle`` the silence between two stream chunks, ``total`` the whole upstream call."""
+
+    connect: float = Field(10.0, gt=0)
+    first_byte: float = Field(300.0, gt=0)
+    idle: float = Field(60.0, gt=0)
+    total: float = Field(900.0, gt=0)
+
+
+class RetryPolicy(_Strict):
+    max_retries: int = Field(2, ge=0, le=10)
+    status_codes: list[int] = Field(default_factory=lambda: [408, 429, 500, 502, 503, 504, 529])
+    initial_delay: float = Field(0.5, ge=0)
+    backoff_factor: float = Field(2.0, ge=1)
+    max_delay: float = Field(8.0, ge=0)
+    respect_retry_after: bool = True
+
+
+class MockSettings(_Strict):
+    """Behaviour of the built-in ``mock`` provider (deterministic, for demos and tests)."""
+
+    reply: str | None = None  # fixed reply; default echoes the last user message
+    chunks: int | None = None  # stream the reply in this many pieces (default: one per word)
+    latency_ms: float = Field(0.0, ge=0)
+    chunk_delay_ms: float = Field(0.0, ge=0)
+    tool_arguments: dict[str, Any] | None = None  # arguments used when the mock calls a tool
+
+
+class ModelSettings(_Strict):
+    name: str = Field(min_length=1)
+    provider: Literal["openai", "anthropic", "mock"]
+    base_url: str | None = None
+    api_key: str | None = None
+    upstream_model: str | None = None
+    match: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    verify_tls: bool = True
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    fallbacks: list[str] = Field(default_factory=list)
+    default_max_tokens: int = Field(4096, ge=1)
+    mock: MockSettings = Field(default_factory=MockSettings)
+
+    @field_validator("match")
+    @classmethod
+    def _valid_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", value):
+            raise ValueError(f"must be an http(s) URL without query, fragment or credentials, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, val in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", key) or "\n" in val or "\r" in val:
+                raise ValueError(f"invalid header {key!r}")
+        return value
+
+    @property
+    def target_model(self) -> str:
+        return self.upstream_model or self.name
+
+    def resolved_base_url(self) -> str:
+        return self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")
+
+
+class AuthSettings(_Strict):
+    api_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if len(key) < 8:
+                raise ValueError("each API key must be at least 8 characters")
+        return value
+
+
+class LoggingSettings(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_format: bool = Field(True, alias="json")
+
+
+class Settings(_Strict):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    models: list[ModelSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        names: dict[str, int] = {}
+        for i, model in enumerate(self.models):
+            if model.name in names:
+                raise ValueError(f"models[{i}].name: duplicate model name {model.name!r}")
+            names[model.name] = i
+        for i, model in enumerate(self.models):
+            for j, fallback in enumerate(model.fallbacks):
+                if fallback not in names:
+                    raise ValueError(f"models[{i}].fallbacks[{j}]: unknown model {fallback!r}")
+                if fallback == model.name:
+                    raise ValueError(f"models[{i}].fallbacks[{j}]: a model cannot fall back to itself")
+        if not self.auth.api_keys and not is_loopback(self.server.host):
+            raise ValueError(
+                f"auth.api_keys: is empty, so the gateway would run open; that is only allowed when "
+                f"server.host is a loopback address (got {self.server.host!r})"
+            )
+        return self
+
+    @property
+    def open_mode(self) -> bool:
+        return not self.auth.api_keys
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def _path(parts: list[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _parse_env_value(raw: str) -> Any:
+    # Structured values only when they look structured; "no" stays the string "no".
+    if raw[:1] in "[{":
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+    return raw
+
+
+def apply_env_overrides(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``WAYPOST_SERVER__PORT=9000`` sets ``server.port``; numeric parts index lists
+    (``WAYPOST_MODELS__0__API_KEY``)."""
+    for key, value in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
+        if parts[0] not in Settings.model_fields:
+            continue  # other WAYPOST_* variables (e.g. WAYPOST_CONFIG) are not settings
+        node: Any = doc
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"{key}: no list item {part!r} to override")
+                if last:
+                    node[int(part)] = _parse_env_value(value)
+                else:
+                    node = node[int(part)]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: cannot override inside a scalar value")
+            if last:
+                node[part] = _parse_env_value(value)
+            else:
+                node = node.setdefault(part, {})
+    return doc
+
+
+_ENV_REF = re.compile(r"^env://([A-Za-z_][A-Za-z0-9_]*)(?:,(.*))?$", re.S)
+
+
+def resolve_env_refs(node: Any, environ: Mapping[str, str], path: list[str | int] | None = None) -> Any:
+    """Replace every ``env://VAR`` or ``env://VAR,default`` string with its value."""
+    path = path or []
+    if isinstance(node, dict):
+        return {k: resolve_env_refs(v, environ, [*path, str(k)]) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve_env_refs(v, environ, [*path, i]) for i, v in enumerate(node)]
+    if isinstance(node, str) and node.startswith("env://"):
+        match = _ENV_REF.match(node)
+        if not match:
+            raise ConfigError(f"{_path(path)}: malformed reference {node!r} (expected env://VAR or env://VAR,default)")
+        var, default = match.group(1), match.group(2)
+        if var in environ:
+            return environ[var]
+        if default is not None:
+            return default
+        raise ConfigError(f"{_path(path)}: environment variable {var} is not set and no default is given")
+    return node
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if p not in ("function-after[_cross_checks(), Settings]",)]
+        msg = err["msg"].removeprefix("Value error, ")
+        where = _path(list(loc)) if loc else ""
+        if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
+            msg += f" (got {err['input']!r})"
+        lines.append(f"{where}: {msg}" if where and not msg.startswith(where) else msg)
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load, override, resolve and validate. Raises ``ConfigError`` naming the offending key."""
+    environ = os.environ if environ is None else environ
+    doc: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    doc = apply_env_overrides(doc, environ)
+    doc = resolve_env_refs(doc, environ)
+    try:
+        return Settings.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None

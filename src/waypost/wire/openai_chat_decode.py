@@ -1,0 +1,513 @@
+"""OpenAI Chat Completions request body -> canonical ``ChatRequest``.
+
+The body comes straight from a client, so every field is checked before use and every problem
+becomes a ``BadRequest`` whose ``param`` names the offending field the way OpenAI does
+(``messages[2].content[0].image_url.url``). Fields we do not model stay in ``raw`` only.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import orjson
+
+from waypost.core.errors import BadRequest
+from waypost.core.types import (
+    ChatRequest,
+    DocumentPart,
+    ImagePart,
+    Message,
+    Part,
+    ResponseFormat,
+    TextPart,
+    Thinking,
+    ThinkingPart,
+    Tool,
+    ToolCallPart,
+    ToolChoice,
+    ToolResultPart,
+)
+
+FORMAT = "openai"
+
+_TOOL_CHOICE_MODES = ("auto", "none", "required")
+_RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _bad_type(param: str, expected: str, value: Any) -> BadRequest:
+    return BadRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.", param=param
+    )
+
+
+def _missing(param: str) -> BadRequest:
+    return BadRequest(f"Missing required parameter: '{param}'.", param=param)
+
+
+def _str(obj: dict[str, Any], key: str, param: str, *, required: bool = False) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise _missing(param)
+        return None
+    if not isinstance(value, str):
+        raise _bad_type(param, "a string", value)
+    return value
+
+
+def _int(obj: dict[str, Any], key: str, param: str, *, minimum: int | None = None) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        # JSON has one number type: 100.0 is an integer to most clients.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise _bad_type(param, "an integer", value)
+    if minimum is not None and value < minimum:
+        raise BadRequest(
+            f"Invalid '{param}': integer below minimum value. Expected a value >= {minimum}, "
+            f"but got {value} instead.",
+            param=param,
+        )
+    return value
+
+
+def _float(obj: dict[str, Any], key: str, param: str) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad_type(param, "a number", value)
+    return float(value)
+
+
+def _bool(obj: dict[str, Any], key: str, param: str) -> bool | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise _bad_type(param, "a boolean", value)
+    return value
+
+
+def _dict(obj: dict[str, Any], key: str, param: str, *, required: bool = False) -> dict[str, Any] | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise _missing(param)
+        return None
+    if not isinstance(value, dict):
+        raise _bad_type(param, "an object", value)
+    return value
+
+
+def _list(obj: dict[str, Any], key: str, param: str) -> list[Any] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _bad_type(param, "an array", value)
+    return value
+
+
+def _object(value: Any, param: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad_type(param, "an object", value)
+    return value
+
+
+def _note(notes: list[str], text: str) -> None:
+    if text not in notes:
+        notes.append(text)
+
+
+def parse_data_url(url: str, param: str) -> tuple[str, str | None]:
+    """``data:[<type>][;base64],<payload>`` -> (base64 payload, media type or None)."""
+    header, sep, payload = url[5:].partition(",")
+    if not sep:
+        raise BadRequest(f"Invalid '{param}': malformed data URL.", param=param)
+    attrs = header.split(";")
+    media_type = attrs[0].strip().lower() or None
+    if "base64" in (a.strip().lower() for a in attrs[1:]):
+        return payload.strip(), media_type
+    # Percent-encoded payloads (SVG, text) are rare but legal; canonical parts carry base64.
+    return base64.b64encode(unquote_to_bytes(payload)).decode("ascii"), media_type
+
+
+def _cache_control(part: dict[str, Any], param: str) -> dict[str, Any] | None:
+    # Not OpenAI's, but clients aiming at Anthropic through OpenAI-format gateways send it.
+    return _dict(part, "cache_control", f"{param}.cache_control")
+
+
+def _decode_image(part: dict[str, Any], param: str) -> ImagePart:
+    value = part.get("image_url")
+    if value is None:
+        raise _missing(f"{param}.image_url")
+    # A bare URL string instead of ``{"url": ...}`` is a common client shortcut.
+    spec = {"url": value} if isinstance(value, str) else _object(value, f"{param}.image_url")
+    url = _str(spec, "url", f"{param}.image_url.url", required=True) or ""
+    detail = _str(spec, "detail", f"{param}.image_url.detail")
+    cache = _cache_control(part, param)
+    if url.startswith("data:"):
+        data, media_type = parse_data_url(url, f"{param}.image_url.url")
+        return ImagePart(data=data, media_type=media_type, detail=detail, cache_control=cache)
+    return ImagePart(url=url, detail=detail, cache_control=cache)
+
+
+def _decode_file(part: dict[str, Any], param: str, notes: list[str]) -> DocumentPart | None:
+    spec = _dict(part, "file", f"{param}.file", required=True) or {}
+    filename = _str(spec, "filename", f"{param}.file.filename")
+    file_data = _str(spec, "file_data", f"{param}.file.file_data")
+    cache = _cache_control(part, param)
+    if file_data is None:
+        if _str(spec, "file_id", f"{param}.file.file_id") is None:
+            raise _missing(f"{param}.file.file_data")
+        _note(notes, "file_id content dropped: uploaded OpenAI files cannot be carried to other providers")
+        return None
+    if file_data.startswith("data:"):
+        data, media_type = parse_data_url(file_data, f"{param}.file.file_data")
+    else:
+        # Bare base64: Chat Completions only accepts PDFs as files.
+        data, media_type = file_data, "application/pdf"
+    return DocumentPart(data=data, media_type=media_type, filename=filename, cache_control=cache)
+
+
+def _decode_part(raw: Any, param: str, notes: list[str]) -> Part | None:
+    part = _object(raw, param)
+    kind = part.get("type")
+    if kind == "text":
+        text = _str(part, "text", f"{param}.text", required=True) or ""
+        return TextPart(text=text, cache_control=_cache_control(part, param))
+    if kind == "image_url":
+        return _decode_image(part, param)
+    if kind == "file":
+        return _decode_file(part, param, notes)
+    if kind == "refusal":
+        return TextPart(text=_str(part, "refusal", f"{param}.refusal", required=True) or "")
+    if kind == "input_audio":
+        _note(notes, "input_audio content dropped: audio input is not carried across formats")
+        return None
+    if not isinstance(kind, str):
+        raise _missing(f"{param}.type") if kind is None else _bad_type(f"{param}.type", "a string", kind)
+    _note(notes, f"content part type {kind!r} dropped")
+    return None
+
+
+def _decode_content(value: Any, param: str, notes: list[str]) -> list[Part]:
+    """``content`` as a string, an array of parts, or null."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [TextPart(text=value)] if value else []
+    if not isinstance(value, list):
+        raise _bad_type(param, "one of a string or array of objects", value)
+    parts: list[Part] = []
+    for j, item in enumerate(value):
+        part = _decode_part(item, f"{param}[{j}]", notes)
+        if part is not None:
+            parts.append(part)
+    return parts
+
+
+def _arguments_text(fn: dict[str, Any], param: str) -> str:
+    args = fn.get("arguments")
+    if args is None:
+        return "{}"
+    if isinstance(args, str):
+        return args
+    if isinstance(args, dict):  # some clients send the parsed object
+        return orjson.dumps(args).decode()
+    raise _bad_type(param, "a string", args)
+
+
+class _Decoder:
+    """Per-request state: notes, and ids for legacy ``function_call`` turns (which have none)."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self._pending_functions: dict[str, list[str]] = {}
+
+    def messages(self, items: list[Any]) -> list[Message]:
+        out: list[Message] = []
+        results: Message | None = None  # the user message collecting consecutive tool results
+        for i, raw in enumerate(items):
+            param = f"messages[{i}]"
+            m = _object(raw, param)
+            role = m.get("role")
+            if role in ("tool", "function"):
+                part = self._tool_result(m, role, i, param)
+                if results is None:
+                    results = Message(role="user", content=[])
+                    out.append(results)
+                results.content.append(part)
+                continue
+            results = None
+            name = _str(m, "name", f"{param}.name")
+            if role in ("system", "developer"):
+                content = _decode_content(m.get("content"), f"{param}.content", self.notes)
+                out.append(Message(role="system", content=content, name=name))
+            elif role == "user":
+                content = _decode_content(m.get("content"), f"{param}.content", self.notes)
+                out.append(Message(role="user", content=content, name=name))
+            elif role == "assistant":
+                out.append(Message(role="assistant", content=self._assistant(m, i, param), name=name))
+            elif role is None:
+                raise _missing(f"{param}.role")
+            else:
+                raise BadRequest(
+                    f"Invalid value for '{param}.role': {role!r}. Supported values are: 'system', "
+                    "'developer', 'user', 'assistant', 'tool' and 'function'.",
+                    param=f"{param}.role",
+                )
+        return out
+
+    def _tool_result(self, m: dict[str, Any], role: str, i: int, param: str) -> ToolResultPart:
+        content = _decode_content(m.get("content"), f"{param}.content", self.notes)
+        results = [p for p in content if isinstance(p, TextPart | ImagePart | DocumentPart)]
+        if role == "tool":
+            call_id = _str(m, "tool_call_id", f"{param}.tool_call_id", required=True) or ""
+            return ToolResultPart(tool_call_id=call_id, content=results)
+        name = _str(m, "name", f"{param}.name", required=True) or ""
+        pending = self._pending_functions.get(name)
+        call_id = pending.pop(0) if pending else f"call_{name}_{i}"
+        return ToolResultPart(tool_call_id=call_id, content=results)
+
+    def _assistant(self, m: dict[str, Any], i: int, param: str) -> list[Part]:
+        parts: list[Part] = self._reasoning(m, param)
+        parts += _decode_content(m.get("content"), f"{param}.content", self.notes)
+        refusal = _str(m, "refusal", f"{param}.refusal")
+        if refusal:
+            parts.append(TextPart(text=refusal))
+        calls = _list(m, "tool_calls", f"{param}.tool_calls") or []
+        for j, raw in enumerate(calls):
+            call = self._tool_call(raw, f"{param}.tool_calls[{j}]")
+            if call is not None:
+                parts.append(call)
+        legacy = _dict(m, "function_call", f"{param}.function_call")
+        if legacy is not None:
+            fparam = f"{param}.function_call"
+            name = _str(legacy, "name", f"{fparam}.name", required=True) or ""
+            call_id = f"call_{name}_{i}"
+            self._pending_functions.setdefault(name, []).append(call_id)
+            parts.append(ToolCallPart(id=call_id, name=name, arguments=_arguments_text(legacy, fparam)))
+        return parts
+
+    def _reasoning(self, m: dict[str, Any], param: str) -> list[Part]:
+        blocks = _list(m, "thinking_blocks", f"{param}.thinking_blocks")
+        if blocks:
+            # The blocks carry signatures; reasoning_content beside them is the same text again.
+            parts: list[Part] = []
+            for j, raw in enumerate(blocks):
+                bparam = f"{param}.thinking_blocks[{j}]"
+                block = _object(raw, bparam)
+                if block.get("type") == "redacted_thinking":
+                    data = _str(block, "data", f"{bparam}.data", required=True)
+                    parts.append(ThinkingPart(redacted=True, data=data))
+                else:
+                    text = _str(block, "thinking", f"{bparam}.thinking") or ""
+                    signature = _str(block, "signature", f"{bparam}.signature")
+                    parts.append(ThinkingPart(text=text, signature=signature))
+            return parts
+        for key in ("reasoning_content", "reasoning"):
+            text = _str(m, key, f"{param}.{key}")
+            if text:
+                return [ThinkingPart(text=text)]
+        return []
+
+    def _tool_call(self, raw: Any, param: str) -> ToolCallPart | None:
+        call = _object(raw, param)
+        kind = call.get("type", "function")
+        if kind != "function":
+            _note(self.notes, f"tool call type {kind!r} dropped")
+            return None
+        call_id = _str(call, "id", f"{param}.id", required=True) or ""
+        fn = _dict(call, "function", f"{param}.function", required=True) or {}
+        name = _str(fn, "name", f"{param}.function.name", required=True) or ""
+        return ToolCallPart(id=call_id, name=name, arguments=_arguments_text(fn, f"{param}.function.arguments"))
+
+
+def _decode_function_spec(fn: dict[str, Any], param: str) -> Tool:
+    name = _str(fn, "name", f"{param}.name", required=True)
+    if not name:
+        raise BadRequest(f"Invalid '{param}.name': empty string.", param=f"{param}.name")
+    params = _dict(fn, "parameters", f"{param}.parameters")
+    return Tool(
+        name=name,
+        description=_str(fn, "description", f"{param}.description"),
+        parameters=params if params is not None else {"type": "object", "properties": {}},
+        strict=_bool(fn, "strict", f"{param}.strict"),
+    )
+
+
+def _decode_tools(body: dict[str, Any], notes: list[str]) -> list[Tool]:
+    tools: list[Tool] = []
+    for i, raw in enumerate(_list(body, "tools", "tools") or []):
+        item = _object(raw, f"tools[{i}]")
+        kind = item.get("type", "function")
+        if kind != "function":
+            _note(notes, f"tool type {kind!r} dropped: only function tools are carried across formats")
+            continue
+        fn = _dict(item, "function", f"tools[{i}].function", required=True) or {}
+        tool = _decode_function_spec(fn, f"tools[{i}].function")
+        tool.cache_control = _dict(item, "cache_control", f"tools[{i}].cache_control")
+        tools.append(tool)
+    for i, raw in enumerate(_list(body, "functions", "functions") or []):
+        tools.append(_decode_function_spec(_object(raw, f"functions[{i}]"), f"functions[{i}]"))
+    return tools
+
+
+def _decode_tool_choice(body: dict[str, Any], notes: list[str]) -> ToolChoice | None:
+    value = body.get("tool_choice")
+    param = "tool_choice"
+    if value is None and body.get("function_call") is not None:
+        value, param = body["function_call"], "function_call"
+        if isinstance(value, dict) and "name" in value:
+            value = {"type": "function", "function": value}
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in _TOOL_CHOICE_MODES:
+            raise BadRequest(
+                f"Invalid value for '{param}': {value!r}. Supported values are: 'auto', 'none' and 'required'.",
+                param=param,
+            )
+        return ToolChoice(mode=value)  # type: ignore[arg-type]
+    spec = _object(value, param)
+    kind = spec.get("type")
+    if kind in ("function", "custom"):
+        target = _dict(spec, kind, f"{param}.{kind}", required=True) or {}
+        name = _str(target, "name", f"{param}.{kind}.name", required=True)
+        return ToolChoice(mode="tool", name=name)
+    if kind == "allowed_tools":
+        allowed = _dict(spec, "allowed_tools", f"{param}.allowed_tools", required=True) or {}
+        mode = allowed.get("mode", "auto")
+        _note(notes, "tool_choice.allowed_tools list not carried: all tools stay available")
+        return ToolChoice(mode="required" if mode == "required" else "auto")
+    raise BadRequest(f"Invalid value for '{param}.type': {kind!r}.", param=f"{param}.type")
+
+
+def _decode_response_format(body: dict[str, Any]) -> ResponseFormat | None:
+    spec = _dict(body, "response_format", "response_format")
+    if spec is None:
+        return None
+    kind = spec.get("type")
+    if kind not in _RESPONSE_FORMAT_TYPES:
+        raise BadRequest(
+            f"Invalid value for 'response_format.type': {kind!r}. Supported values are: 'text', "
+            "'json_object' and 'json_schema'.",
+            param="response_format.type",
+        )
+    if kind != "json_schema":
+        return ResponseFormat(type=kind)
+    js = _dict(spec, "json_schema", "response_format.json_schema", required=True) or {}
+    return ResponseFormat(
+        type="json_schema",
+        name=_str(js, "name", "response_format.json_schema.name"),
+        schema=_dict(js, "schema", "response_format.json_schema.schema"),
+        strict=_bool(js, "strict", "response_format.json_schema.strict"),
+    )
+
+
+def _decode_thinking(body: dict[str, Any]) -> Thinking | None:
+    effort = _str(body, "reasoning_effort", "reasoning_effort")
+    # Anthropic-style ``thinking`` in an OpenAI body is non-standard, but common with gateways.
+    spec = _dict(body, "thinking", "thinking")
+    if spec is not None:
+        kind = spec.get("type")
+        if kind == "disabled":
+            return Thinking(enabled=False, effort=effort)
+        budget = _int(spec, "budget_tokens", "thinking.budget_tokens", minimum=0)
+        return Thinking(budget_tokens=budget, effort=effort, adaptive=kind == "adaptive")
+    if effort is None:
+        return None
+    return Thinking(enabled=effort != "none", effort=effort)
+
+
+def _decode_stop(body: dict[str, Any]) -> list[str]:
+    value = body.get("stop")
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        for i, s in enumerate(value):
+            if not isinstance(s, str):
+                raise _bad_type(f"stop[{i}]", "a string", s)
+        return list(value)
+    raise _bad_type("stop", "one of a string or array of strings", value)
+
+
+def decode_request(body: Any) -> ChatRequest:
+    """An OpenAI Chat Completions request body -> ``ChatRequest`` (``raw`` keeps the body)."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"The request body must be a JSON object, but got {_kind(body)} instead.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("'model' must be a non-empty string.", param="model")
+    items = body.get("messages")
+    if not isinstance(items, list) or not items:
+        raise BadRequest("'messages' must be a non-empty array.", param="messages")
+
+    decoder = _Decoder()
+    messages = decoder.messages(items)
+    notes = decoder.notes
+
+    max_completion = _int(body, "max_completion_tokens", "max_completion_tokens", minimum=1)
+    max_tokens = _int(body, "max_tokens", "max_tokens", minimum=1)
+    tools = _decode_tools(body, notes)
+    tool_choice = _decode_tool_choice(body, notes)
+    parallel = _bool(body, "parallel_tool_calls", "parallel_tool_calls")
+    if parallel is not None and tools:
+        tool_choice = tool_choice or ToolChoice(mode="auto")
+        tool_choice.parallel = parallel
+    stream_options = _dict(body, "stream_options", "stream_options") or {}
+    n = _int(body, "n", "n", minimum=1)
+    if n is not None and n > 1:
+        _note(notes, "n > 1: only the first choice is returned")
+    metadata = _dict(body, "metadata", "metadata")
+
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        max_tokens=max_completion if max_completion is not None else max_tokens,
+        temperature=_float(body, "temperature", "temperature"),
+        top_p=_float(body, "top_p", "top_p"),
+        top_k=_int(body, "top_k", "top_k", minimum=0),
+        stop=_decode_stop(body),
+        tools=tools,
+        tool_choice=tool_choice,
+        response_format=_decode_response_format(body),
+        thinking=_decode_thinking(body),
+        stream=bool(_bool(body, "stream", "stream")),
+        include_usage=bool(_bool(stream_options, "include_usage", "stream_options.include_usage")),
+        seed=_int(body, "seed", "seed"),
+        presence_penalty=_float(body, "presence_penalty", "presence_penalty"),
+        frequency_penalty=_float(body, "frequency_penalty", "frequency_penalty"),
+        user=_str(body, "user", "user"),
+        metadata=dict(metadata) if metadata else {},
+        source_format=FORMAT,
+        raw=body,
+        notes=notes,
+    )

@@ -1,0 +1,9 @@
+"""Fake upstream providers: real HTTP servers on loopback speaking the OpenAI and Anthropic wire formats."""
+
+from __future__ import annotations
+
+from tests.fakes.anthropic_upstream import AnthropicUpstream
+from tests.fakes.base import FakeUpstream, Recorded, Reply, ToolCallSpec
+from tests.fakes.openai_upstream import OpenAIUpstream
+
+__all__ = ["AnthropicUpstream", "FakeUpstream", "OpenAIUpstream", "Recorded", "Reply", "ToolCallSpec"]

@@ -1,0 +1,360 @@
+"""Shared machinery of the fake upstream providers: a loopback aiohttp server, a reply script, a request log.
+
+The fakes never import waypost: they are written against the providers' public wire formats so that
+the end-to-end tests catch translation bugs in the gateway instead of sharing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import web
+
+ToolCallSpec = tuple[str, str, Mapping[str, Any]]
+"""(id, name, arguments) of one tool call the fake model makes."""
+
+_MAX_BODY = 64 * 1024 * 1024
+_RECORD_KEY = "fake_upstream.recorded"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the fake model answers to one or more requests.
+
+    Usage numbers go on the wire exactly as given, in each provider's own convention: ``input_tokens`` is
+    OpenAI's ``prompt_tokens`` (which includes cached tokens) or Anthropic's ``input_tokens`` (which
+    excludes cache reads and writes). ``None`` means a deterministic estimate from the request/answer.
+
+    Faults count SSE frames (one ``data:`` line for OpenAI, one ``event:`` frame for Anthropic, pings
+    and ``[DONE]`` included): ``reset_after_chunks=2`` sends two frames, then drops the TCP connection.
+    On a non-streamed request ``reset_after_chunks`` drops the connection before any response and
+    ``stall_after_chunks`` hangs before the headers; ``error_event_after_chunks`` applies to streams only.
+    """
+
+    text: str | None = None
+    """Answer text; ``None`` echoes the last user message as ``"echo: <text>"`` unless tool calls are set."""
+    tool_calls: Sequence[ToolCallSpec] = ()
+    thinking: tuple[str, str] | None = None
+    """(thinking text, signature); the OpenAI fake sends it as ``reasoning_content`` like DeepSeek/vLLM."""
+    finish_reason: str | None = None
+    """Provider-native override: an OpenAI ``finish_reason`` or an Anthropic ``stop_reason``."""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    status: int = 200
+    """An error status answers with the provider's real error JSON instead of a completion."""
+    error_message: str | None = None
+    error_type: str | None = None
+    retry_after: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    latency_s: float = 0.0
+    """Delay before the response headers."""
+    chunk_delay_s: float = 0.0
+    chunks: int | None = None
+    """Split the text into this many deltas; ``None`` sends one delta per word."""
+    reset_after_chunks: int | None = None
+    stall_after_chunks: int | None = None
+    error_event_after_chunks: int | None = None
+    repeat: int = 1
+    """How many requests this reply serves before the next one in the queue takes over."""
+    model: str | None = None
+    """Model name in the answer; defaults to the requested one."""
+    raw_body: bytes | None = None
+    """Sent verbatim with ``status`` (as ``text/event-stream`` when streaming): for malformed-upstream tests."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    """Lower-case header names."""
+    body: bytes
+    json: Any
+    """The parsed JSON body, or ``None`` when there was none or it was not JSON."""
+
+
+class _ConnectionDropped(Exception):
+    """Raised inside a handler to drop the client's TCP connection without a complete response."""
+
+
+def split_text(text: str, parts: int | None) -> list[str]:
+    """Split ``text`` into ``parts`` near-equal pieces, or into words (with their trailing space)."""
+    if not text:
+        return []
+    if parts is None:
+        return re.findall(r"\s*\S+\s*", text) or [text]
+    parts = max(1, min(parts, len(text)))
+    size, extra = divmod(len(text), parts)
+    pieces: list[str] = []
+    start = 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def estimate_tokens(*values: Any) -> int:
+    """A deterministic token estimate: a quarter of the characters of every string inside ``values``."""
+    chars = 0
+    stack: list[Any] = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            chars += len(value)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return max(1, (chars + 3) // 4)
+
+
+def compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:24]
+
+
+class FakeUpstream:
+    """A real HTTP server on 127.0.0.1 that plays a model provider, driven by a queue of ``Reply``.
+
+    Every request is recorded (``requests``, ``last``, ``hits``) before it is validated; requests the
+    fake rejects (bad key, invalid body) do not consume the reply queue.
+    """
+
+    def __init__(self, *, api_key: str | None = None) -> None:
+        self.api_key = api_key
+        """The key clients must present; ``None`` accepts any key."""
+        self.requests: list[Recorded] = []
+        self.default_reply: Reply = Reply()
+        self._queue: list[list[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self._base_url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Listen on a free loopback port; return the base URL (``http://127.0.0.1:PORT``)."""
+        if self._base_url is not None:
+            return self._base_url
+        self._stopping = asyncio.Event()
+        app = web.Application(middlewares=[self._record_middleware], client_max_size=_MAX_BODY)
+        app.add_routes(self.routes())
+        # A short shutdown grace: stalled handlers are woken by _stopping, nothing else runs long.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+        self._base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return self._base_url
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner = None
+        self._base_url = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server."""
+        if self._base_url is None:
+            raise RuntimeError("the fake upstream is not running")
+        return self._base_url
+
+    # -- script and log ----------------------------------------------------------------------------
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Append replies to the script; each serves ``reply.repeat`` requests in turn."""
+        for reply in replies:
+            if reply.repeat < 1:
+                raise ValueError("Reply.repeat must be at least 1")
+            self._queue.append([reply, reply.repeat])
+
+    def take_reply(self) -> Reply:
+        if not self._queue:
+            return self.default_reply
+        head = self._queue[0]
+        head[1] -= 1
+        if head[1] == 0:
+            self._queue.pop(0)
+        reply: Reply = head[0]
+        return reply
+
+    @property
+    def pending_replies(self) -> int:
+        """Requests the script still has replies for."""
+        return sum(remaining for _, remaining in self._queue)
+
+    @property
+    def hits(self) -> int:
+        return len(self.requests)
+
+    @property
+    def last(self) -> Recorded:
+        if not self.requests:
+            raise AssertionError("the fake upstream has received no request")
+        return self.requests[-1]
+
+    def reset(self) -> None:
+        """Forget recorded requests and the remaining script."""
+        self.requests.clear()
+        self._queue.clear()
+
+    # -- provider hooks ----------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    def error_response(self, status: int, message: str, *, error_type: str | None = None) -> web.Response:
+        """The provider's error JSON for ``status``."""
+        raise NotImplementedError
+
+    def scripted_error(self, reply: Reply) -> web.Response:
+        response = self.error_response(
+            reply.status, reply.error_message or "", error_type=reply.error_type
+        )
+        if reply.retry_after is not None:
+            response.headers["retry-after"] = reply.retry_after
+        response.headers.update(reply.headers)
+        return response
+
+    # -- serving -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def recorded(request: web.Request) -> Recorded:
+        rec: Recorded = request[_RECORD_KEY]
+        return rec
+
+    @web.middleware
+    async def _record_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        body = await request.read()
+        parsed: Any = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+        rec = Recorded(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            json=parsed,
+        )
+        self.requests.append(rec)
+        request[_RECORD_KEY] = rec
+        try:
+            response: web.StreamResponse = await handler(request)
+        except (_ConnectionDropped, ConnectionError):
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
+        return response
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return
+        raise _ConnectionDropped
+
+    async def _hang(self) -> None:
+        """Wait until the server stops; the connection is then dropped."""
+        await self._stopping.wait()
+        raise _ConnectionDropped
+
+    async def respond(
+        self,
+        request: web.Request,
+        reply: Reply,
+        *,
+        stream: bool,
+        body: Callable[[], Any],
+        frames: Callable[[], list[bytes]],
+        error_frame: bytes,
+        headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        """Serve ``reply``: latency, scripted errors, then a JSON body or SSE frames with injected faults."""
+        await self._pause(reply.latency_s)
+        all_headers = {**headers, **reply.headers}
+        if reply.status >= 400 and reply.raw_body is None:
+            return self.scripted_error(reply)
+        if reply.raw_body is not None:
+            content_type = "text/event-stream" if stream else "application/json"
+            return web.Response(
+                status=reply.status,
+                body=reply.raw_body,
+                headers={**all_headers, "content-type": content_type},
+            )
+        if not stream:
+            if reply.reset_after_chunks is not None:
+                raise _ConnectionDropped
+            if reply.stall_after_chunks is not None:
+                await self._hang()
+            return web.Response(
+                body=compact_json(body()), headers={**all_headers, "content-type": "application/json"}
+            )
+        return await self._stream(request, reply, frames(), error_frame, all_headers)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        reply: Reply,
+        frames: list[bytes],
+        error_frame: bytes,
+        headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                **headers,
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+            }
+        )
+        await response.prepare(request)
+        for sent in range(len(frames) + 1):
+            if sent == reply.reset_after_chunks:
+                raise _ConnectionDropped
+            if sent == reply.stall_after_chunks:
+                await self._hang()
+            if sent == reply.error_event_after_chunks:
+                await response.write(error_frame)
+                break
+            if sent == len(frames):
+                break
+            if sent > 0:
+                await self._pause(reply.chunk_delay_s)
+            await response.write(frames[sent])
+        await response.write_eof()
+        return response

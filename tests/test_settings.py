@@ -1,0 +1,148 @@
+"""Configuration: YAML + WAYPOST_* overrides + env:// references, errors that name the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from waypost.settings import ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "waypost.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = """
+models:
+  - name: gpt-4
+    provider: openai
+    base_url: http://127.0.0.1:9/v1
+    api_key: env://UP_KEY,fallback-key
+"""
+
+
+def test_yaml_values_are_loaded(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL), {})
+    assert settings.models[0].name == "gpt-4"
+    assert settings.models[0].base_url == "http://127.0.0.1:9/v1"
+
+
+def test_env_reference_uses_variable_when_set(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL), {"UP_KEY": "from-env"})
+    assert settings.models[0].api_key == "from-env"
+
+
+def test_env_reference_falls_back_to_default(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL), {}).models[0].api_key == "fallback-key"
+
+
+def test_env_reference_without_default_names_key_and_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "models: [{name: a, provider: openai, api_key: 'env://MISSING_VAR'}]")
+    with pytest.raises(ConfigError, match=r"models\[0\]\.api_key: environment variable MISSING_VAR is not set"):
+        load_settings(path, {})
+
+
+def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL), {"WAYPOST_SERVER__PORT": "9000"})
+    assert settings.server.port == 9000
+
+
+def test_environment_overrides_list_items_by_index(tmp_path: Path) -> None:
+    env = {"WAYPOST_MODELS__0__UPSTREAM_MODEL": "llama3"}
+    assert load_settings(write(tmp_path, MINIMAL), env).models[0].upstream_model == "llama3"
+
+
+def test_environment_sets_lists_as_json(tmp_path: Path) -> None:
+    env = {"WAYPOST_AUTH__API_KEYS": '["key-one-123", "key-two-456"]'}
+    assert load_settings(write(tmp_path, MINIMAL), env).auth.api_keys == ["key-one-123", "key-two-456"]
+
+
+def test_unrelated_waypost_variables_are_ignored(tmp_path: Path) -> None:
+    load_settings(write(tmp_path, MINIMAL), {"WAYPOST_CONFIG": "x", "WAYPOST_ADMIN_PASSWORD": "y"})
+
+
+def test_unknown_key_is_rejected_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"server\.prot: Extra inputs are not permitted"):
+        load_settings(write(tmp_path, "server: {prot: 1}"), {})
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    text = "models: [{name: a, provider: mock, retry: {max_retries: many}}]"
+    with pytest.raises(ConfigError, match=r"models\[0\]\.retry\.max_retries: .*integer.*'many'"):
+        load_settings(write(tmp_path, text), {})
+
+
+def test_invalid_regex_pattern_is_rejected_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"models\[0\]\.match: invalid regular expression"):
+        load_settings(write(tmp_path, "models: [{name: a, provider: mock, match: 'gpt-(4'}]"), {})
+
+
+def test_unknown_provider_type_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"models\[0\]\.provider"):
+        load_settings(write(tmp_path, "models: [{name: a, provider: nope}]"), {})
+
+
+def test_fallback_to_unknown_model_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"models\[0\]\.fallbacks\[0\]: unknown model 'ghost'"):
+        load_settings(write(tmp_path, "models: [{name: a, provider: mock, fallbacks: [ghost]}]"), {})
+
+
+def test_duplicate_model_names_are_rejected(tmp_path: Path) -> None:
+    text = "models: [{name: a, provider: mock}, {name: a, provider: mock}]"
+    with pytest.raises(ConfigError, match=r"models\[1\]\.name: duplicate model name 'a'"):
+        load_settings(write(tmp_path, text), {})
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "http://user:pw@host/v1", "http://host/v1#frag", "http://host/v1?x=1"])
+def test_base_url_must_be_plain_http(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match=r"models\[0\]\.base_url"):
+        load_settings(write(tmp_path, f"models: [{{name: a, provider: openai, base_url: '{url}'}}]"), {})
+
+
+def test_open_mode_refused_off_loopback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"auth\.api_keys: is empty"):
+        load_settings(write(tmp_path, "server: {host: 0.0.0.0}"), {})
+
+
+def test_open_mode_allowed_on_loopback(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "server: {host: 127.0.0.1}"), {}).open_mode
+
+
+def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_settings(write(tmp_path, "models: [unclosed"), {})
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).parent.parent / "waypost.example.yaml"
+    settings = load_settings(example, {})
+    assert {m.provider for m in settings.models} == {"mock", "openai", "anthropic"}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "waypost.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_config_check_accepts_valid_file(tmp_path: Path) -> None:
+    result = run_cli("config", "check", "--config", str(write(tmp_path, MINIMAL)))
+    assert result.returncode == 0, result.stderr
+    assert "ok: 1 model(s) (gpt-4)" in result.stdout
+
+
+def test_config_check_prints_offending_key_and_fails(tmp_path: Path) -> None:
+    result = run_cli("config", "check", "--config", str(write(tmp_path, "server: {port: 70000}")))
+    assert result.returncode == 2
+    assert "server.port: Input should be less than or equal to 65535" in result.stderr
+
+
+def test_serve_refuses_invalid_config_with_the_same_message(tmp_path: Path) -> None:
+    result = run_cli("serve", "--config", str(write(tmp_path, "server: {port: 70000}")))
+    assert result.returncode == 2
+    assert "server.port: Input should be less than or equal to 65535" in result.stderr
