@@ -1,0 +1,1 @@
+"""The Waypost benchmark: mock upstream, bare pass-through proxy, load driver and runner."""

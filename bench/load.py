@@ -59,7 +59,9 @@ def build_target(url: str, stream: bool, headers: list[str], model: str) -> Targ
     if parts.scheme != "http" or parts.hostname is None:
         raise SystemExit(f"only http:// URLs are supported, got {url!r}")
     port = parts.port or 80
-    body = orjson.dumps({"model": model, "messages": [{"role": "user", "content": "hello"}], "stream": stream})
+    body = orjson.dumps(
+        {"model": model, "messages": [{"role": "user", "content": "hello"}], "stream": stream}
+    )
     lines = [
         f"POST {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1",
         f"Host: {parts.hostname}:{port}",
@@ -151,7 +153,13 @@ async def _worker(connection: Connection, tally: Tally, deadline: float) -> None
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
                 await connection.exchange(tally)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError) as exc:
+        except (
+            OSError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+            TimeoutError,
+        ) as exc:
             tally.error(f"{type(exc).__name__}: {exc}")
             tally.last_done = time.perf_counter()
             await connection.close()
@@ -198,7 +206,9 @@ async def drive(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("-c", "--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured")

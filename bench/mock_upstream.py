@@ -22,7 +22,9 @@ STREAM_CHUNKS = 20
 PROMPT_TOKENS = 8
 
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found"
-_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nbad request"
+_BAD_REQUEST = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nbad request"
+)
 _HEALTH = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"status":"ok"}'
 _STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -90,7 +92,9 @@ class _Answers:
         found = self._plain.get(model)
         if found is None:
             body = completion_body(model)
-            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+                body
+            )
             found = self._plain[model] = head + body
         return found
 
@@ -186,7 +190,9 @@ class MockProtocol(asyncio.Protocol):
             if self._answer(transport, method, path.split(b"?", 1)[0], body, keep_alive):
                 return
 
-    def _answer(self, transport: asyncio.Transport, method: bytes, path: bytes, body: bytes, keep: bool) -> bool:
+    def _answer(
+        self, transport: asyncio.Transport, method: bytes, path: bytes, body: bytes, keep: bool
+    ) -> bool:
         """Write the answer; True when the connection is busy (streaming) or closed."""
         if method == b"GET" and path == b"/health":
             transport.write(_HEALTH)

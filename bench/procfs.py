@@ -54,6 +54,13 @@ def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(value - before.get(pid, 0.0) for pid, value in after.items())
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs together have spent not idle since boot (from /proc/stat)."""
+    fields = (_PROC / "stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
 def _status_kib(pid: int, key: str) -> int:
     for line in (_PROC / str(pid) / "status").read_text().splitlines():
         if line.startswith(key + ":"):

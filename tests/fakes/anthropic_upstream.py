@@ -72,13 +72,18 @@ def validate_messages_request(
     if not messages:
         raise InvalidRequest("messages: at least one message is required")
     system = body.get("system")
-    if system is not None and not isinstance(system, str):
-        if not isinstance(system, list) or not all(
-            isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) for b in system
-        ):
-            raise InvalidRequest("system: Input should be a valid string or a list of text blocks")
+    if not _is_system_prompt(system):
+        raise InvalidRequest("system: Input should be a valid string or a list of text blocks")
     _validate_turns(messages, strict_roles=strict_roles, strict_alternation=strict_alternation)
     _validate_tools(body.get("tools"))
+
+
+def _is_system_prompt(system: Any) -> bool:
+    if system is None or isinstance(system, str):
+        return True
+    return isinstance(system, list) and all(
+        isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) for b in system
+    )
 
 
 def _validate_turns(messages: list[Any], *, strict_roles: bool, strict_alternation: bool) -> None:
@@ -139,9 +144,10 @@ def _assistant_tool_uses(blocks: list[dict[str, Any]], where: str) -> list[str]:
             if not isinstance(block.get("input"), dict):
                 raise InvalidRequest(f"{at}.tool_use.input: Input should be a valid dictionary")
             ids.append(block["id"])
-        elif block["type"] == "thinking":
-            if not isinstance(block.get("signature"), str) or not block["signature"]:
-                raise InvalidRequest(f"{at}.thinking.signature: Field required")
+        elif block["type"] == "thinking" and not (
+            isinstance(block.get("signature"), str) and block["signature"]
+        ):
+            raise InvalidRequest(f"{at}.thinking.signature: Field required")
     return ids
 
 
@@ -167,7 +173,9 @@ def last_user_text(messages: Sequence[Any]) -> str:
             if isinstance(content, str):
                 return content
             if isinstance(content, list):
-                texts = [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+                texts = [
+                    b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+                ]
                 if texts:
                     return "".join(texts)
     return ""
@@ -239,7 +247,12 @@ class _Answer:
 
     def frames(self, full_delta_usage: bool) -> list[bytes]:
         output_tokens = self.output_tokens or 0
-        start = {**self.message(), "content": [], "stop_reason": None, "usage": self.usage(min(1, output_tokens))}
+        start = {
+            **self.message(),
+            "content": [],
+            "stop_reason": None,
+            "usage": self.usage(min(1, output_tokens)),
+        }
         frames = [_event("message_start", {"type": "message_start", "message": start})]
         frames.append(_event("ping", {"type": "ping"}))
         for index, block in enumerate(self.content()):
@@ -247,7 +260,9 @@ class _Answer:
         usage: dict[str, Any] = {"output_tokens": output_tokens}
         if full_delta_usage:
             full = self.usage(output_tokens)
-            usage = {k: full[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")}
+            usage = {
+                k: full[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+            }
             usage["output_tokens"] = output_tokens
         delta = {"stop_reason": self.stop_reason, "stop_sequence": None}
         frames.append(_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
@@ -268,8 +283,12 @@ class _Answer:
             # The API opens every tool input with an empty fragment; gateways must not choke on it.
             pieces = ["", *split_text(json.dumps(block["input"]), parts or 3)]
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
-        frames = [_event("content_block_start", {"type": "content_block_start", "index": index,
-                                                 "content_block": opening})]
+        frames = [
+            _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": opening},
+            )
+        ]
         frames += [
             _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
             for d in deltas
@@ -290,7 +309,7 @@ class AnthropicUpstream(FakeUpstream):
         self,
         *,
         api_key: str | None = None,
-        models: Sequence[str] = ("claude-sonnet-4-5", "claude-haiku-4-5"),
+        models: Sequence[str] = ("claude-sonnet-4-6", "claude-haiku-4-5"),
         strict_roles: bool = False,
         strict_alternation: bool = True,
         full_delta_usage: bool = False,
@@ -336,10 +355,21 @@ class AnthropicUpstream(FakeUpstream):
         if (rejected := self._rejection(request)) is not None:
             return rejected
         data = [
-            {"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m in self.models
+            {
+                "type": "model",
+                "id": m,
+                "display_name": m,
+                "created_at": "2025-01-01T00:00:00Z",
+                "lifecycle": "active",
+            }
+            for m in self.models
         ]
-        page = {"data": data, "has_more": False, "first_id": self.models[0] if self.models else None,
-                "last_id": self.models[-1] if self.models else None}
+        page = {
+            "data": data,
+            "has_more": False,
+            "first_id": self.models[0] if self.models else None,
+            "last_id": self.models[-1] if self.models else None,
+        }
         return web.Response(body=compact_json(page), headers={"content-type": "application/json"})
 
     async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
@@ -348,7 +378,10 @@ class AnthropicUpstream(FakeUpstream):
         body = self.recorded(request).json
         try:
             validate_messages_request(
-                body, strict_roles=self.strict_roles, strict_alternation=self.strict_alternation, count_only=True
+                body,
+                strict_roles=self.strict_roles,
+                strict_alternation=self.strict_alternation,
+                count_only=True,
             )
         except InvalidRequest as exc:
             return self.error_response(400, str(exc))
@@ -369,7 +402,9 @@ class AnthropicUpstream(FakeUpstream):
             return self.error_response(400, str(exc))
         reply = self.take_reply()
         answer = _Answer(reply, body)
-        error_frame = _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        error_frame = _event(
+            "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        )
         return await self.respond(
             request,
             reply,

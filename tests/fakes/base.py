@@ -21,7 +21,6 @@ ToolCallSpec = tuple[str, str, Mapping[str, Any]]
 """(id, name, arguments) of one tool call the fake model makes."""
 
 _MAX_BODY = 64 * 1024 * 1024
-_RECORD_KEY = "fake_upstream.recorded"
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ class Reply:
     model: str | None = None
     """Model name in the answer; defaults to the requested one."""
     raw_body: bytes | None = None
-    """Sent verbatim with ``status`` (as ``text/event-stream`` when streaming): for malformed-upstream tests."""
+    """Sent verbatim with ``status`` (``text/event-stream`` when streaming), to test malformed upstreams."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,9 @@ class Recorded:
     body: bytes
     json: Any
     """The parsed JSON body, or ``None`` when there was none or it was not JSON."""
+
+
+_RECORD_KEY = web.RequestKey("fake_upstream.recorded", Recorded)
 
 
 class _ConnectionDropped(Exception):
@@ -236,9 +238,7 @@ class FakeUpstream:
         raise NotImplementedError
 
     def scripted_error(self, reply: Reply) -> web.Response:
-        response = self.error_response(
-            reply.status, reply.error_message or "", error_type=reply.error_type
-        )
+        response = self.error_response(reply.status, reply.error_message or "", error_type=reply.error_type)
         if reply.retry_after is not None:
             response.headers["retry-after"] = reply.retry_after
         response.headers.update(reply.headers)
@@ -248,8 +248,7 @@ class FakeUpstream:
 
     @staticmethod
     def recorded(request: web.Request) -> Recorded:
-        rec: Recorded = request[_RECORD_KEY]
-        return rec
+        return request[_RECORD_KEY]
 
     @web.middleware
     async def _record_middleware(

@@ -22,6 +22,6 @@ async def openai_upstream() -> AsyncIterator[OpenAIUpstream]:
 
 @pytest.fixture
 async def anthropic_upstream() -> AsyncIterator[AnthropicUpstream]:
-    """A running fake Anthropic server that requires ``ANTHROPIC_UPSTREAM_KEY`` (see ``.api_key``, ``.url``)."""
+    """A running fake Anthropic server requiring ``ANTHROPIC_UPSTREAM_KEY`` (see ``.api_key``, ``.url``)."""
     async with AnthropicUpstream(api_key=ANTHROPIC_UPSTREAM_KEY) as fake:
         yield fake

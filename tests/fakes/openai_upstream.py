@@ -57,7 +57,9 @@ def validate_chat_request(body: Any) -> None:
         raise InvalidRequest("you must provide a model parameter")
     messages = body.get("messages")
     if messages is None:
-        raise InvalidRequest("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
+        )
     if not isinstance(messages, list):
         raise InvalidRequest("Invalid type for 'messages': expected an array.", "messages", "invalid_type")
     if not messages:
@@ -241,7 +243,9 @@ class _Answer:
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}],
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
+            ],
             "usage": self.usage,
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
@@ -250,7 +254,9 @@ class _Answer:
     def frames(self, include_usage: bool) -> list[bytes]:
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
         if self.reasoning:
-            deltas += [{"reasoning_content": piece} for piece in split_text(self.reasoning, self.reply.chunks)]
+            deltas += [
+                {"reasoning_content": piece} for piece in split_text(self.reasoning, self.reply.chunks)
+            ]
         if self.text:
             deltas += [{"content": piece} for piece in split_text(self.text, self.reply.chunks)]
         for index, (cid, name, args) in enumerate(self.calls):
@@ -271,8 +277,10 @@ class _Answer:
                 {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
                 for piece in split_text(args, self.reply.chunks or 3)
             ]
-        chunks = [self._chunk([{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}], include_usage)
-                  for d in deltas]
+        chunks = [
+            self._chunk([{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}], include_usage)
+            for d in deltas
+        ]
         last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": self.finish_reason}
         chunks.append(self._chunk([last], include_usage))
         if include_usage:
@@ -325,7 +333,9 @@ class OpenAIUpstream(FakeUpstream):
         default_type, code, default_message = _ERRORS.get(
             status, ("server_error" if status >= 500 else "invalid_request_error", None, "Request failed.")
         )
-        return self._error(status, error_body(message or default_message, error_type or default_type, None, code))
+        return self._error(
+            status, error_body(message or default_message, error_type or default_type, None, code)
+        )
 
     def _error(self, status: int, body: Any) -> web.Response:
         return web.Response(
@@ -365,7 +375,9 @@ class OpenAIUpstream(FakeUpstream):
     async def _models(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._auth_error(request)) is not None:
             return denied
-        data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "openai"} for m in self.models]
+        data = [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "openai"} for m in self.models
+        ]
         return web.Response(
             body=compact_json({"object": "list", "data": data}), headers={"content-type": "application/json"}
         )
@@ -385,9 +397,13 @@ class OpenAIUpstream(FakeUpstream):
             stream and isinstance(options, dict) and options.get("include_usage") is True
         ) and not self.ignore_include_usage
         answer = _Answer(reply, body)
-        error_frame = b"data: " + compact_json(
-            error_body("The server had an error while processing your request.", "server_error")
-        ) + b"\n\n"
+        error_frame = (
+            b"data: "
+            + compact_json(
+                error_body("The server had an error while processing your request.", "server_error")
+            )
+            + b"\n\n"
+        )
         return await self.respond(
             request,
             reply,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
 from typing import Any
 
 import aiohttp
-import anthropic
 import openai
 import pytest
 
-from tests.fakes import AnthropicUpstream, OpenAIUpstream, Reply
+from tests.fakes import OpenAIUpstream, Reply
 from tests.fakes.base import split_text
+from tests.fakes.raw_client import post_raw, post_stream, sse_data
 
 WEATHER_TOOL: Any = {
     "type": "function",
@@ -22,47 +22,11 @@ WEATHER_TOOL: Any = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-ANTHROPIC_TOOL: Any = {
-    "name": "get_weather",
-    "description": "Weather for a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
-}
-TWO_CALLS = [("call_1", "get_weather", {"city": "Paris"}), ("call_2", "get_weather", {"city": "Lyon, France"})]
+TWO_CALLS = [
+    ("call_1", "get_weather", {"city": "Paris"}),
+    ("call_2", "get_weather", {"city": "Lyon, France"}),
+]
 HELLO: Any = [{"role": "user", "content": "hello there"}]
-
-
-@pytest.fixture
-async def oai(openai_upstream: OpenAIUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(
-        base_url=openai_upstream.url + "/v1",
-        api_key=openai_upstream.api_key,
-        max_retries=0,
-        _strict_response_validation=True,
-    )
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def ant(anthropic_upstream: AnthropicUpstream) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    client = anthropic.AsyncAnthropic(
-        base_url=anthropic_upstream.url,
-        api_key=anthropic_upstream.api_key,
-        max_retries=0,
-        _strict_response_validation=True,
-    )
-    yield client
-    await client.close()
-
-
-async def post_raw(url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as resp:
-        return resp.status, await resp.json()
-
-
-def sse_data(raw: bytes) -> list[Any]:
-    lines = [line[6:] for line in raw.decode().split("\n") if line.startswith("data: ")]
-    return [line if line == "[DONE]" else json.loads(line) for line in lines]
 
 
 # -- shared behaviour ----------------------------------------------------------------------------------
@@ -113,19 +77,25 @@ async def test_openai_echoes_the_last_user_message_with_usage(oai: openai.AsyncO
 async def test_openai_reports_cached_and_cache_write_tokens(
     openai_upstream: OpenAIUpstream, oai: openai.AsyncOpenAI
 ) -> None:
-    openai_upstream.enqueue(Reply(text="hi", input_tokens=100, output_tokens=5, cache_read_tokens=60,
-                                  cache_write_tokens=20))
+    openai_upstream.enqueue(
+        Reply(text="hi", input_tokens=100, output_tokens=5, cache_read_tokens=60, cache_write_tokens=20)
+    )
     usage = (await oai.chat.completions.create(model="gpt-4o-mini", messages=HELLO)).usage
     assert usage is not None and usage.prompt_tokens_details is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (100, 5, 105)
-    assert (usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens_details.cache_write_tokens) == (60, 20)
+    assert (usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens_details.cache_write_tokens) == (
+        60,
+        20,
+    )
 
 
 async def test_openai_returns_parallel_tool_calls_with_string_arguments(
     openai_upstream: OpenAIUpstream, oai: openai.AsyncOpenAI
 ) -> None:
     openai_upstream.enqueue(Reply(tool_calls=TWO_CALLS))
-    choice = (await oai.chat.completions.create(model="gpt-4o", messages=HELLO, tools=[WEATHER_TOOL])).choices[0]
+    choice = (
+        await oai.chat.completions.create(model="gpt-4o", messages=HELLO, tools=[WEATHER_TOOL])
+    ).choices[0]
     assert choice.finish_reason == "tool_calls"
     calls = choice.message.tool_calls or []
     assert [(c.id, c.function.name, json.loads(c.function.arguments)) for c in calls] == [  # type: ignore[union-attr]
@@ -143,7 +113,7 @@ async def test_openai_stream_helper_assembles_fragmented_tool_arguments(
         final = await stream.get_final_completion()
     message = final.choices[0].message
     assert message.content == "Checking."
-    assert [json.loads(c.function.arguments) for c in message.tool_calls or []] == [  # type: ignore[union-attr]
+    assert [json.loads(c.function.arguments) for c in message.tool_calls or []] == [
         {"city": "Paris"},
         {"city": "Lyon, France"},
     ]
@@ -153,13 +123,17 @@ async def test_openai_stream_names_a_tool_once_then_sends_only_argument_fragment
     openai_upstream: OpenAIUpstream,
 ) -> None:
     openai_upstream.enqueue(Reply(tool_calls=TWO_CALLS[:1]))
-    async with aiohttp.ClientSession() as session, session.post(
+    raw = await post_stream(
         openai_upstream.url + "/v1/chat/completions",
-        json={"model": "gpt-4o", "messages": HELLO, "stream": True},
-        headers={"authorization": f"Bearer {openai_upstream.api_key}"},
-    ) as resp:
-        chunks = sse_data(await resp.read())
-    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks[:-1] if c["choices"][0]["delta"].get("tool_calls")]
+        {"model": "gpt-4o", "messages": HELLO, "stream": True},
+        {"authorization": f"Bearer {openai_upstream.api_key}"},
+    )
+    chunks = sse_data(raw)
+    calls = [
+        c["choices"][0]["delta"]["tool_calls"][0]
+        for c in chunks[:-1]
+        if c["choices"][0]["delta"].get("tool_calls")
+    ]
     assert calls[0]["id"] == "call_1" and calls[0]["function"]["name"] == "get_weather"
     assert len(calls) > 2 and all(set(c) == {"index", "function"} for c in calls[1:])
     assert "".join(c["function"]["arguments"] for c in calls) == json.dumps({"city": "Paris"})
@@ -212,9 +186,12 @@ async def test_openai_rejects_a_request_without_messages(openai_upstream: OpenAI
 async def test_openai_rejects_a_tool_message_answering_an_unknown_call(oai: openai.AsyncOpenAI) -> None:
     messages: Any = [
         *HELLO,
-        {"role": "assistant", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-        ]},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_9", "content": "sunny"},
     ]
     with pytest.raises(openai.BadRequestError):
@@ -224,9 +201,12 @@ async def test_openai_rejects_a_tool_message_answering_an_unknown_call(oai: open
 async def test_openai_rejects_tool_calls_left_without_tool_messages(oai: openai.AsyncOpenAI) -> None:
     messages: Any = [
         *HELLO,
-        {"role": "assistant", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-        ]},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
+        },
         {"role": "user", "content": "and?"},
     ]
     with pytest.raises(openai.BadRequestError, match="call_1"):
@@ -264,13 +244,18 @@ async def test_openai_lists_models(oai: openai.AsyncOpenAI) -> None:
     assert [m.id async for m in oai.models.list()] == ["gpt-4o-mini", "gpt-4o"]
 
 
-async def test_openai_reset_mid_stream_surfaces_as_an_incomplete_payload(openai_upstream: OpenAIUpstream) -> None:
+async def test_openai_reset_mid_stream_surfaces_as_an_incomplete_payload(
+    openai_upstream: OpenAIUpstream,
+) -> None:
     openai_upstream.enqueue(Reply(text="a b c d", reset_after_chunks=2))
-    async with aiohttp.ClientSession() as session, session.post(
-        openai_upstream.url + "/v1/chat/completions",
-        json={"model": "m", "messages": HELLO, "stream": True},
-        headers={"authorization": f"Bearer {openai_upstream.api_key}"},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            openai_upstream.url + "/v1/chat/completions",
+            json={"model": "m", "messages": HELLO, "stream": True},
+            headers={"authorization": f"Bearer {openai_upstream.api_key}"},
+        ) as resp,
+    ):
         with pytest.raises(aiohttp.ClientPayloadError):
             await resp.read()
 
@@ -288,11 +273,14 @@ async def test_openai_reset_mid_stream_is_a_connection_error_in_the_sdk(
 async def test_openai_stall_trips_the_client_read_timeout(openai_upstream: OpenAIUpstream) -> None:
     openai_upstream.enqueue(Reply(text="a b c", stall_after_chunks=1))
     timeout = aiohttp.ClientTimeout(sock_read=0.2)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-        openai_upstream.url + "/v1/chat/completions",
-        json={"model": "m", "messages": HELLO, "stream": True},
-        headers={"authorization": f"Bearer {openai_upstream.api_key}"},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(
+            openai_upstream.url + "/v1/chat/completions",
+            json={"model": "m", "messages": HELLO, "stream": True},
+            headers={"authorization": f"Bearer {openai_upstream.api_key}"},
+        ) as resp,
+    ):
         assert await resp.content.readline() != b""
         with pytest.raises(TimeoutError):
             await resp.read()
@@ -306,3 +294,57 @@ async def test_a_stalled_non_streamed_reply_never_sends_headers(openai_upstream:
     with pytest.raises(openai.APITimeoutError):
         await client.chat.completions.create(model="m", messages=HELLO)
     await client.close()
+
+
+async def test_latency_delays_the_response_headers(
+    openai_upstream: OpenAIUpstream, oai: openai.AsyncOpenAI
+) -> None:
+    openai_upstream.enqueue(Reply(latency_s=0.15))
+    started = time.monotonic()
+    await oai.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert time.monotonic() - started >= 0.15
+
+
+async def test_a_raw_body_is_sent_verbatim_for_malformed_upstream_tests(
+    openai_upstream: OpenAIUpstream,
+) -> None:
+    openai_upstream.enqueue(Reply(raw_body=b'{"choices": "nope"}', status=200))
+    status, body = await post_raw(
+        openai_upstream.url + "/v1/chat/completions",
+        {"model": "m", "messages": HELLO},
+        {"authorization": f"Bearer {openai_upstream.api_key}"},
+    )
+    assert (status, body) == (200, {"choices": "nope"})
+
+
+async def test_stopping_the_server_ends_a_stalled_stream_promptly() -> None:
+    fake = OpenAIUpstream()
+    await fake.start()
+    fake.enqueue(Reply(text="a b c", stall_after_chunks=1))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            fake.url + "/v1/chat/completions", json={"model": "m", "messages": HELLO, "stream": True}
+        ) as resp,
+    ):
+        await resp.content.readline()
+        started = time.monotonic()
+        await fake.stop()
+        assert time.monotonic() - started < 0.5
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+
+
+async def test_openai_rejects_tool_call_arguments_sent_as_an_object(oai: openai.AsyncOpenAI) -> None:
+    messages: Any = [
+        *HELLO,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": {}}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    with pytest.raises(openai.BadRequestError, match="arguments"):
+        await oai.chat.completions.create(model="gpt-4o-mini", messages=messages)

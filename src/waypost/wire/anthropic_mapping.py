@@ -121,14 +121,17 @@ def usage_from_anthropic(raw: Any) -> Usage:
     return counts.canonical()
 
 
-def usage_to_anthropic(usage: Usage) -> dict[str, int]:
+def usage_to_anthropic(usage: Usage) -> dict[str, Any]:
     uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
-    return {
+    out: dict[str, Any] = {
         "input_tokens": max(uncached, 0),
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cache_read_tokens,
     }
+    if usage.reasoning_tokens:
+        out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    return out
 
 
 def compact_json(value: Any) -> str:

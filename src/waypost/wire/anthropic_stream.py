@@ -395,13 +395,7 @@ class StreamEncoder:
             "stop_reason": stop_reason,
             "stop_sequence": self._stop_sequence if stop_reason == "stop_sequence" else None,
         }
-        usage_out = {
-            "input_tokens": usage["input_tokens"],
-            "output_tokens": usage["output_tokens"],
-            "cache_read_input_tokens": usage["cache_read_input_tokens"],
-            "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
-        }
-        out.append(_frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage_out}))
+        out.append(_frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
         out.append(_frame("message_stop", {"type": "message_stop"}))
         self._ended = True
 

@@ -8,7 +8,7 @@ becomes a ``BadRequest`` whose ``param`` names the offending field the way OpenA
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -32,7 +32,11 @@ from waypost.core.types import (
 
 FORMAT = "openai"
 
-_TOOL_CHOICE_MODES = ("auto", "none", "required")
+_TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required"]] = {
+    "auto": "auto",
+    "none": "none",
+    "required": "required",
+}
 _RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
 
 
@@ -331,9 +335,9 @@ class _Decoder:
                     parts.append(ThinkingPart(text=text, signature=signature))
             return parts
         for key in ("reasoning_content", "reasoning"):
-            text = _str(m, key, f"{param}.{key}")
-            if text:
-                return [ThinkingPart(text=text)]
+            reasoning = _str(m, key, f"{param}.{key}")
+            if reasoning:
+                return [ThinkingPart(text=reasoning)]
         return []
 
     def _tool_call(self, raw: Any, param: str) -> ToolCallPart | None:
@@ -345,7 +349,9 @@ class _Decoder:
         call_id = _str(call, "id", f"{param}.id", required=True) or ""
         fn = _dict(call, "function", f"{param}.function", required=True) or {}
         name = _str(fn, "name", f"{param}.function.name", required=True) or ""
-        return ToolCallPart(id=call_id, name=name, arguments=_arguments_text(fn, f"{param}.function.arguments"))
+        return ToolCallPart(
+            id=call_id, name=name, arguments=_arguments_text(fn, f"{param}.function.arguments")
+        )
 
 
 def _decode_function_spec(fn: dict[str, Any], param: str) -> Tool:
@@ -388,12 +394,14 @@ def _decode_tool_choice(body: dict[str, Any], notes: list[str]) -> ToolChoice | 
     if value is None:
         return None
     if isinstance(value, str):
-        if value not in _TOOL_CHOICE_MODES:
+        mode = _TOOL_CHOICE_MODES.get(value)
+        if mode is None:
             raise BadRequest(
-                f"Invalid value for '{param}': {value!r}. Supported values are: 'auto', 'none' and 'required'.",
+                f"Invalid value for '{param}': {value!r}. "
+                "Supported values are: 'auto', 'none' and 'required'.",
                 param=param,
             )
-        return ToolChoice(mode=value)  # type: ignore[arg-type]
+        return ToolChoice(mode=mode)
     spec = _object(value, param)
     kind = spec.get("type")
     if kind in ("function", "custom"):

@@ -25,6 +25,7 @@ from waypost.core.types import (
     ToolResultPart,
 )
 from waypost.wire.openai_chat_decode import FORMAT
+from waypost.wire.openai_chat_response import thinking_block
 
 TOOL_ERROR_PREFIX = "[tool error] "
 _CACHE_NOTE = "cache_control dropped: OpenAI caches automatically"
@@ -222,19 +223,10 @@ class _Encoder:
             reasoning = "".join(t.text for t in thinking if not t.redacted)
             if reasoning:
                 msg["reasoning_content"] = reasoning
-            msg["thinking_blocks"] = [_thinking_block(t) for t in thinking]
+            msg["thinking_blocks"] = [thinking_block(t) for t in thinking]
         elif thinking:
             _note(self.notes, "thinking in earlier assistant turns dropped")
         return self._named(msg, m)
-
-
-def _thinking_block(t: ThinkingPart) -> dict[str, Any]:
-    if t.redacted:
-        return {"type": "redacted_thinking", "data": t.data or ""}
-    block: dict[str, Any] = {"type": "thinking", "thinking": t.text}
-    if t.signature:
-        block["signature"] = t.signature
-    return block
 
 
 def _tool(t: Tool, notes: list[str]) -> dict[str, Any]:
@@ -300,6 +292,7 @@ def encode_request(
     if req.stop:
         body["stop"] = list(req.stop)
     if req.tools:
+        # OpenAI rejects tool_choice and parallel_tool_calls in a request without tools.
         body["tools"] = [_tool(t, notes) for t in req.tools]
         if req.tool_choice is not None:
             body["tool_choice"] = _tool_choice(req.tool_choice)
