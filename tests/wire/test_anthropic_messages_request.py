@@ -689,7 +689,9 @@ def test_encode_json_object_appends_a_system_instruction() -> None:
 def test_encode_keeps_cache_control_on_tools_and_text() -> None:
     req = openai_style_request()
     req.tools[0].cache_control = {"type": "ephemeral"}
-    req.messages[1].content[0].cache_control = {"type": "ephemeral", "ttl": "1h"}  # type: ignore[union-attr]
+    first = req.messages[1].content[0]
+    assert isinstance(first, TextPart)
+    first.cache_control = {"type": "ephemeral", "ttl": "1h"}
     out = encode_request(req, "m", stream=False)
     assert out["tools"][0]["cache_control"] == {"type": "ephemeral"}
     assert out["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}

@@ -146,7 +146,10 @@ def test_tool_without_parameters_gets_an_empty_object_schema() -> None:
 
 
 def test_non_function_tools_are_dropped_with_a_note() -> None:
-    tools = [{"type": "custom", "custom": {"name": "grammar"}}, {"type": "function", "function": {"name": "f"}}]
+    tools = [
+        {"type": "custom", "custom": {"name": "grammar"}},
+        {"type": "function", "function": {"name": "f"}},
+    ]
     req = decode_request(minimal(tools=tools))
     assert [t.name for t in req.tools] == ["f"]
     assert any("custom" in n for n in req.notes)
@@ -254,7 +257,9 @@ def test_consecutive_tool_messages_merge_into_one_user_message() -> None:
 def test_thinking_blocks_keep_their_signatures_and_redacted_data() -> None:
     req = decode_request(load("request_thinking_blocks.json"))
     assert req.messages[1].content == [
-        ThinkingPart(text="27 * 453 = 12231", signature="EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"),
+        ThinkingPart(
+            text="27 * 453 = 12231", signature="EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+        ),
         ThinkingPart(redacted=True, data="EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"),
         TextPart(text="12231"),
     ]
@@ -330,17 +335,27 @@ def test_a_missing_role_is_named() -> None:
 
 
 def test_content_of_the_wrong_type_is_named() -> None:
-    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": 5}]
+    messages = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": 5},
+    ]
     assert bad_param(minimal(messages=messages)) == "messages[2].content"
 
 
 def test_a_text_part_without_text_is_named() -> None:
-    assert bad_param(minimal(messages=[{"role": "user", "content": [{"type": "text"}]}])) == "messages[0].content[0].text"
+    assert (
+        bad_param(minimal(messages=[{"role": "user", "content": [{"type": "text"}]}]))
+        == "messages[0].content[0].text"
+    )
 
 
 def test_a_malformed_data_url_is_named() -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/png;base64"}}
-    assert bad_param(minimal(messages=[{"role": "user", "content": [part]}])) == "messages[0].content[0].image_url.url"
+    assert (
+        bad_param(minimal(messages=[{"role": "user", "content": [part]}]))
+        == "messages[0].content[0].image_url.url"
+    )
 
 
 def test_a_tool_message_without_tool_call_id_is_named() -> None:
@@ -386,7 +401,10 @@ def test_a_known_field_of_the_wrong_type_or_value_is_named(field: str, value: An
 
 
 def test_a_tool_without_a_name_is_named() -> None:
-    assert bad_param(minimal(tools=[{"type": "function", "function": {"description": "x"}}])) == "tools[0].function.name"
+    assert (
+        bad_param(minimal(tools=[{"type": "function", "function": {"description": "x"}}]))
+        == "tools[0].function.name"
+    )
 
 
 def test_a_non_string_stop_entry_is_named() -> None:
@@ -394,7 +412,10 @@ def test_a_non_string_stop_entry_is_named() -> None:
 
 
 def test_include_usage_of_the_wrong_type_is_named() -> None:
-    assert bad_param(minimal(stream=True, stream_options={"include_usage": "yes"})) == "stream_options.include_usage"
+    assert (
+        bad_param(minimal(stream=True, stream_options={"include_usage": "yes"}))
+        == "stream_options.include_usage"
+    )
 
 
 def test_decoding_never_mutates_the_body() -> None:

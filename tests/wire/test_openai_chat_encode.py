@@ -74,7 +74,10 @@ def from_anthropic_client() -> ChatRequest:
                 content=[
                     ToolResultPart(
                         tool_call_id="toolu_01",
-                        content=[TextPart(text="Screen captured."), ImagePart(data=PNG, media_type="image/png")],
+                        content=[
+                            TextPart(text="Screen captured."),
+                            ImagePart(data=PNG, media_type="image/png"),
+                        ],
                     ),
                     TextPart(text="Hurry up."),
                 ],
@@ -106,7 +109,12 @@ def test_fast_path_streaming_forces_usage_and_keeps_other_stream_options() -> No
 
 
 def test_fast_path_without_streaming_drops_stream_options() -> None:
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {}}
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {},
+    }
     out = encode_request(decode_request(body), "m", stream=False)
     assert "stream" not in out
     assert "stream_options" not in out
@@ -125,7 +133,9 @@ def test_a_request_without_raw_is_rebuilt_even_from_openai() -> None:
     assert "verbosity" not in encode_request(req, "m", stream=False)
 
 
-@pytest.mark.parametrize(("stream", "include_usage", "strip"), [(True, False, True), (True, True, False), (False, False, False)])
+@pytest.mark.parametrize(
+    ("stream", "include_usage", "strip"), [(True, False, True), (True, True, False), (False, False, False)]
+)
 def test_needs_include_usage_strip(stream: bool, include_usage: bool, strip: bool) -> None:
     req = ChatRequest(model="m", messages=[], stream=stream, include_usage=include_usage)
     assert needs_include_usage_strip(req) is strip
@@ -149,9 +159,13 @@ def test_assistant_turn_carries_text_tool_calls_and_signed_thinking() -> None:
     assert out["messages"][2] == {
         "role": "assistant",
         "content": "Let me look.",
-        "tool_calls": [{"id": "toolu_01", "type": "function", "function": {"name": "screenshot", "arguments": "{}"}}],
+        "tool_calls": [
+            {"id": "toolu_01", "type": "function", "function": {"name": "screenshot", "arguments": "{}"}}
+        ],
         "reasoning_content": "I should look at the screen first.",
-        "thinking_blocks": [{"type": "thinking", "thinking": "I should look at the screen first.", "signature": SIGNATURE}],
+        "thinking_blocks": [
+            {"type": "thinking", "thinking": "I should look at the screen first.", "signature": SIGNATURE}
+        ],
     }
 
 
@@ -193,7 +207,9 @@ def test_tool_result_error_is_prefixed() -> None:
         messages=[
             Message(
                 role="user",
-                content=[ToolResultPart(tool_call_id="a", content=[TextPart(text="not found")], is_error=True)],
+                content=[
+                    ToolResultPart(tool_call_id="a", content=[TextPart(text="not found")], is_error=True)
+                ],
             )
         ],
     )
@@ -217,14 +233,20 @@ def test_image_only_tool_result_gets_a_pointer_text() -> None:
 
 
 def test_assistant_content_is_null_when_it_only_calls_tools() -> None:
-    req = ChatRequest(model="m", messages=[Message(role="assistant", content=[ToolCallPart(id="c", name="f")])])
+    req = ChatRequest(
+        model="m", messages=[Message(role="assistant", content=[ToolCallPart(id="c", name="f")])]
+    )
     assert encode_request(req, "m", stream=False)["messages"][0]["content"] is None
 
 
 def test_redacted_thinking_is_carried_as_a_thinking_block() -> None:
     req = ChatRequest(
         model="m",
-        messages=[Message(role="assistant", content=[ThinkingPart(redacted=True, data="opaque"), TextPart(text="ok")])],
+        messages=[
+            Message(
+                role="assistant", content=[ThinkingPart(redacted=True, data="opaque"), TextPart(text="ok")]
+            )
+        ],
     )
     msg = encode_request(req, "m", stream=False)["messages"][0]
     assert msg["thinking_blocks"] == [{"type": "redacted_thinking", "data": "opaque"}]
@@ -321,7 +343,10 @@ def test_tools_and_choice_are_encoded() -> None:
     )
     out = encode_request(req, "m", stream=False)
     assert out["tools"] == [
-        {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": True}}
+        {
+            "type": "function",
+            "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": True},
+        }
     ]
     assert out["tool_choice"] == {"type": "function", "function": {"name": "f"}}
     assert out["parallel_tool_calls"] is False

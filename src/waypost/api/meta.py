@@ -47,7 +47,10 @@ async def list_models(request: Request) -> Response:
     created = container.started_at
     if anthropic:
         stamp = datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat().replace("+00:00", "Z")
-        data = [{"type": "model", "id": m.name, "display_name": m.name, "created_at": stamp} for m in models]
+        data = [
+            {"type": "model", "id": m.name, "display_name": m.name, "created_at": stamp, "lifecycle": "active"}
+            for m in models
+        ]
         return _json(
             {
                 "data": data,

@@ -11,7 +11,9 @@ respecting what the API enforces:
 * a thinking block without a signature cannot be replayed and is dropped;
 * with thinking enabled, ``temperature`` and ``top_k`` are dropped, ``top_p`` is kept only in
   [0.95, 1], and ``max_tokens`` is raised above ``budget_tokens`` when needed; a forced tool
-  choice (``any``/``tool``) cannot be combined with thinking, so thinking is dropped then;
+  choice (``any``/``tool``) cannot be combined with thinking, so thinking is dropped then, as it
+  is when the last assistant turn of a tool loop does not start with a (signed) thinking block;
+* with thinking off, thinking blocks are removed from a final (prefill) assistant turn;
 * ``temperature`` and ``top_p`` together are refused by current models: ``top_p`` is dropped;
   a temperature above 1 (OpenAI's scale reaches 2) is clamped to 1.
 
@@ -99,6 +101,8 @@ class _Encoder:
             body["metadata"] = {"user_id": req.user}
         forced_tool = self.tools(body)
         thinking_on = self.thinking(body, default_max_tokens, forced_tool=forced_tool)
+        if not thinking_on:
+            self.strip_final_thinking(body)
         self.sampling(body, thinking_on)
         if req.response_format is not None and req.response_format.type == "json_schema":
             if req.response_format.schema is not None:
@@ -312,6 +316,9 @@ class _Encoder:
         if forced_tool:
             self.note("thinking dropped: Anthropic refuses it with a forced tool choice")
             return False
+        if _last_turn_lacks_thinking(body["messages"]):
+            self.note("thinking dropped: the last assistant turn has no thinking block to continue from")
+            return False
         if thinking.adaptive and thinking.budget_tokens is None:
             body["thinking"] = {"type": "adaptive"}
             if effort in _ANTHROPIC_EFFORTS:
@@ -332,6 +339,21 @@ class _Encoder:
             body["max_tokens"] = budget + default_max_tokens
             self.note(f"max_tokens raised to {body['max_tokens']} to exceed the thinking budget")
         return True
+
+    def strip_final_thinking(self, body: dict[str, Any]) -> None:
+        """With thinking off, the API refuses thinking blocks in a final (prefill) assistant turn."""
+        messages = body["messages"]
+        if not messages or messages[-1]["role"] != "assistant":
+            return
+        turn = messages[-1]
+        kept = [b for b in turn["content"] if b["type"] not in ("thinking", "redacted_thinking")]
+        if len(kept) == len(turn["content"]):
+            return
+        self.note("thinking blocks dropped from the final assistant turn (thinking is off)")
+        if kept:
+            turn["content"] = kept
+        else:
+            messages.pop()
 
     def sampling(self, body: dict[str, Any], thinking_on: bool) -> None:
         req = self.req
@@ -359,6 +381,20 @@ class _Encoder:
             body["top_p"] = top_p
         if top_k is not None:
             body["top_k"] = top_k
+
+
+def _last_turn_lacks_thinking(messages: list[dict[str, Any]]) -> bool:
+    """With thinking on, the API wants the last assistant turn to start with a thinking block when
+    it is the final message or is answered only by tool results (a tool loop in progress).
+    Conversations from other formats rarely carry signed thinking, so thinking is turned off then."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None)
+    if last is None:
+        return False
+    final = last == len(messages) - 1
+    in_tool_loop = not final and any(b["type"] == "tool_result" for b in messages[-1]["content"])
+    if not (final or in_tool_loop):
+        return False
+    return messages[last]["content"][0]["type"] not in ("thinking", "redacted_thinking")
 
 
 def _text_block(part: TextPart) -> dict[str, Any]:
