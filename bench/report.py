@@ -137,6 +137,10 @@ def _num(value: float, digits: int = 2) -> str:
     return "-" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
+def _measured(value: float, digits: int, unit: str) -> str:
+    return "-" if math.isnan(value) else f"{_num(value, digits)} {unit}"
+
+
 def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
@@ -271,10 +275,9 @@ def _target_rows(run: Run) -> tuple[list[str], list[list[str]]]:
     for target in GOALS:
         value = target.measure(run, gateway) if gateway else math.nan
         verdict = "not measured" if math.isnan(value) else ("PASS" if target.passes(value) else "**FAIL**")
-        row = [target.label, target.limit, _num(value, target.digits) + " " + target.unit, verdict]
+        row = [target.label, target.limit, _measured(value, target.digits, target.unit), verdict]
         for reference in references:
-            ref_value = target.measure(run, reference)
-            row.append(_num(ref_value, target.digits) + " " + target.unit)
+            row.append(_measured(target.measure(run, reference), target.digits, target.unit))
         rows.append(row)
     return header, rows
 

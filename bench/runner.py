@@ -292,6 +292,10 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
         concurrencies=args.concurrency,
         modes=args.modes,
     )
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for old_log in OUT_DIR.glob("*.log"):
+        if old_log.name != "litellm-install.log":
+            old_log.unlink()
     live: list[servers.RunningServer] = []
     bearer = [f"Authorization: Bearer {GATEWAY_KEY}"]
     try:

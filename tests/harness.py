@@ -16,7 +16,9 @@ from waypost.settings import Settings
 GATEWAY_KEY = "wp-test-key-0123456789"
 
 
-def model(name: str, provider: str, url: str | None = None, api_key: str | None = None, **extra: Any) -> dict[str, Any]:
+def model(
+    name: str, provider: str, url: str | None = None, api_key: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """One ``models`` entry; fast retries by default so failure tests stay quick."""
     entry: dict[str, Any] = {"name": name, "provider": provider, **extra}
     if url is not None:

@@ -43,7 +43,9 @@ def test_env_reference_falls_back_to_default(tmp_path: Path) -> None:
 
 def test_env_reference_without_default_names_key_and_variable(tmp_path: Path) -> None:
     path = write(tmp_path, "models: [{name: a, provider: openai, api_key: 'env://MISSING_VAR'}]")
-    with pytest.raises(ConfigError, match=r"models\[0\]\.api_key: environment variable MISSING_VAR is not set"):
+    with pytest.raises(
+        ConfigError, match=r"models\[0\]\.api_key: environment variable MISSING_VAR is not set"
+    ):
         load_settings(path, {})
 
 
@@ -98,7 +100,9 @@ def test_duplicate_model_names_are_rejected(tmp_path: Path) -> None:
         load_settings(write(tmp_path, text), {})
 
 
-@pytest.mark.parametrize("url", ["ftp://x", "http://user:pw@host/v1", "http://host/v1#frag", "http://host/v1?x=1"])
+@pytest.mark.parametrize(
+    "url", ["ftp://x", "http://user:pw@host/v1", "http://host/v1#frag", "http://host/v1?x=1"]
+)
 def test_base_url_must_be_plain_http(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigError, match=r"models\[0\]\.base_url"):
         load_settings(write(tmp_path, f"models: [{{name: a, provider: openai, base_url: '{url}'}}]"), {})

@@ -236,7 +236,9 @@ def resolve_env_refs(node: Any, environ: Mapping[str, str], path: list[str | int
     if isinstance(node, str) and node.startswith("env://"):
         match = _ENV_REF.match(node)
         if not match:
-            raise ConfigError(f"{_path(path)}: malformed reference {node!r} (expected env://VAR or env://VAR,default)")
+            raise ConfigError(
+                f"{_path(path)}: malformed reference {node!r} (expected env://VAR or env://VAR,default)"
+            )
         var, default = match.group(1), match.group(2)
         if var in environ:
             return environ[var]

@@ -31,7 +31,9 @@ async def url() -> AsyncIterator[str]:
         yield base
 
 
-async def post(url: str, path: str, body: Any, headers: dict[str, str] | None = None, *, raw: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+async def post(
+    url: str, path: str, body: Any, headers: dict[str, str] | None = None, *, raw: bytes | None = None
+) -> tuple[int, dict[str, str], Any]:
     async with aiohttp.ClientSession() as session:
         data = raw if raw is not None else json.dumps(body).encode()
         hdrs = {"content-type": "application/json", **(AUTH if headers is None else headers)}
@@ -112,7 +114,8 @@ async def test_missing_key_is_401_naming_how_to_send_it(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "headers", [{"authorization": f"Bearer {GATEWAY_KEY}"}, {"x-api-key": GATEWAY_KEY}, {"api-key": GATEWAY_KEY}]
+    "headers",
+    [{"authorization": f"Bearer {GATEWAY_KEY}"}, {"x-api-key": GATEWAY_KEY}, {"api-key": GATEWAY_KEY}],
 )
 async def test_key_accepted_in_any_of_the_usual_headers(url: str, headers: dict[str, str]) -> None:
     body = {"model": "echo", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
@@ -136,7 +139,9 @@ async def test_request_id_is_echoed(url: str) -> None:
 
 async def test_request_id_is_generated_when_absent_or_unsafe(url: str) -> None:
     body = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
-    _, headers, _ = await post(url, "/v1/chat/completions", body, {**AUTH, "x-request-id": "bad id\twith spaces"})
+    _, headers, _ = await post(
+        url, "/v1/chat/completions", body, {**AUTH, "x-request-id": "bad id\twith spaces"}
+    )
     assert len(headers["x-request-id"]) == 32
     assert headers["x-request-id"] != "bad id\twith spaces"
 
@@ -184,7 +189,12 @@ async def test_health_endpoints_answer_without_a_key(url: str, path: str) -> Non
 
 async def test_open_mode_on_loopback_needs_no_key() -> None:
     async with serve(settings(model("echo", "mock"), api_keys=[])) as base:
-        status, _, body = await post(base, "/v1/chat/completions", {"model": "echo", "messages": [{"role": "user", "content": "x"}]}, {})
+        status, _, body = await post(
+            base,
+            "/v1/chat/completions",
+            {"model": "echo", "messages": [{"role": "user", "content": "x"}]},
+            {},
+        )
     assert status == 200
     assert body["choices"][0]["message"]["content"] == "You said: x"
 
@@ -194,16 +204,22 @@ async def test_open_mode_on_loopback_needs_no_key() -> None:
 
 async def test_mock_echoes_and_scripts(url: str) -> None:
     client = openai.AsyncOpenAI(base_url=url + "/v1", api_key=GATEWAY_KEY, _strict_response_validation=True)
-    echoed = await client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "ping"}])
+    echoed = await client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "ping"}]
+    )
     assert echoed.choices[0].message.content == "You said: ping"
-    scripted = await client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "x"}])
+    scripted = await client.chat.completions.create(
+        model="scripted", messages=[{"role": "user", "content": "x"}]
+    )
     assert scripted.choices[0].message.content == "fixed answer"
 
 
 async def test_mock_streams_in_pieces(url: str) -> None:
     client = anthropic.AsyncAnthropic(base_url=url, api_key=GATEWAY_KEY, _strict_response_validation=True)
     deltas = []
-    async with client.messages.stream(model="scripted", max_tokens=50, messages=[{"role": "user", "content": "x"}]) as s:
+    async with client.messages.stream(
+        model="scripted", max_tokens=50, messages=[{"role": "user", "content": "x"}]
+    ) as s:
         async for text in s.text_stream:
             deltas.append(text)
         final = await s.get_final_message()
@@ -214,18 +230,34 @@ async def test_mock_streams_in_pieces(url: str) -> None:
 
 async def test_mock_calls_a_tool_then_reports_its_result(url: str) -> None:
     client = anthropic.AsyncAnthropic(base_url=url, api_key=GATEWAY_KEY, _strict_response_validation=True)
-    tools = [{"name": "weather", "description": "w", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    tools = [
+        {
+            "name": "weather",
+            "description": "w",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
     first = await client.messages.create(
-        model="agent", max_tokens=50, tools=tools, messages=[{"role": "user", "content": "weather?"}]  # type: ignore[arg-type]
+        model="agent",
+        max_tokens=50,
+        tools=tools,
+        messages=[{"role": "user", "content": "weather?"}],  # type: ignore[arg-type]
     )
     call = first.content[0]
     assert call.type == "tool_use" and call.input == {"city": "Oslo"}
     assert first.stop_reason == "tool_use"
     second = await client.messages.create(
-        model="agent", max_tokens=50, tools=tools,  # type: ignore[arg-type]
+        model="agent",
+        max_tokens=50,
+        tools=tools,  # type: ignore[arg-type]
         messages=[
             {"role": "user", "content": "weather?"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": call.id, "name": "weather", "input": {"city": "Oslo"}}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": call.id, "name": "weather", "input": {"city": "Oslo"}}
+                ],
+            },
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "rain"}]},
         ],
     )
@@ -236,7 +268,9 @@ async def test_mock_streamed_tool_call_assembles_arguments(url: str) -> None:
     client = openai.AsyncOpenAI(base_url=url + "/v1", api_key=GATEWAY_KEY, _strict_response_validation=True)
     tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
     async with client.chat.completions.stream(
-        model="agent", tools=tools, messages=[{"role": "user", "content": "x"}]  # type: ignore[arg-type]
+        model="agent",
+        tools=tools,
+        messages=[{"role": "user", "content": "x"}],  # type: ignore[arg-type]
     ) as s:
         final = await s.get_final_completion()
     call = final.choices[0].message.tool_calls[0]  # type: ignore[index]
@@ -250,12 +284,18 @@ async def test_mock_streamed_tool_call_assembles_arguments(url: str) -> None:
 async def test_claude_code_shaped_request_is_accepted(url: str) -> None:
     body = json.loads((FIXTURES / "anthropic" / "request_claude_code.json").read_text())
     body["model"] = "echo"
-    async with aiohttp.ClientSession() as session, session.post(
-        url + "/v1/messages?beta=true",
-        json=body,
-        headers={"authorization": f"Bearer {GATEWAY_KEY}", "anthropic-version": "2023-06-01",
-                 "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14"},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url + "/v1/messages?beta=true",
+            json=body,
+            headers={
+                "authorization": f"Bearer {GATEWAY_KEY}",
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+            },
+        ) as resp,
+    ):
         raw = await resp.read()
     assert resp.status == 200, raw[:500]
     events = [line[7:] for line in raw.decode().splitlines() if line.startswith("event: ")]

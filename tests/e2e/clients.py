@@ -9,7 +9,12 @@ from typing import Any
 import anthropic
 import openai
 
-FINISH_FROM_ANTHROPIC = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool_calls", "stop_sequence": "stop"}
+FINISH_FROM_ANTHROPIC = {
+    "end_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "stop_sequence": "stop",
+}
 
 
 @dataclass
@@ -34,7 +39,9 @@ def openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def anthropic_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"name": t["name"], "description": t["description"], "input_schema": t["parameters"]} for t in tools]
+    return [
+        {"name": t["name"], "description": t["description"], "input_schema": t["parameters"]} for t in tools
+    ]
 
 
 async def ask_openai(
@@ -44,7 +51,10 @@ async def ask_openai(
         kw["tools"] = openai_tools(kw["tools"])
     if stream:
         async with client.chat.completions.stream(
-            model=model, messages=messages, stream_options={"include_usage": True}, **kw  # type: ignore[arg-type]
+            model=model,
+            messages=messages,
+            stream_options={"include_usage": True},
+            **kw,  # type: ignore[arg-type]
         ) as s:
             async for _ in s:
                 pass

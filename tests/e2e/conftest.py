@@ -25,12 +25,19 @@ class Gateway:
 
 
 @pytest.fixture
-async def gateway(openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream) -> AsyncIterator[Gateway]:
+async def gateway(
+    openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> AsyncIterator[Gateway]:
     """Model ``via-openai`` goes to the OpenAI fake, ``via-anthropic`` to the Anthropic fake."""
     config = settings(
         model("via-openai", "openai", openai_upstream.url, openai_upstream.api_key, upstream_model="gpt-up"),
-        model("via-anthropic", "anthropic", anthropic_upstream.url, anthropic_upstream.api_key,
-              upstream_model="claude-up"),
+        model(
+            "via-anthropic",
+            "anthropic",
+            anthropic_upstream.url,
+            anthropic_upstream.api_key,
+            upstream_model="claude-up",
+        ),
     )
     async with serve(config) as url:
         yield Gateway(url, openai_upstream, anthropic_upstream)

@@ -1,4 +1,4 @@
-"""Both SDKs × both upstreams × streaming and not: what the client sees and what the upstream gets."""
+"""Both SDKs, both upstreams, streaming and not: what the client sees and what the upstream gets."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ pytestmark = [
 
 @pytest.fixture
 def ask(
-    client: str, upstream: str, stream: bool, openai_client: openai.AsyncOpenAI,
+    client: str,
+    upstream: str,
+    stream: bool,
+    openai_client: openai.AsyncOpenAI,
     anthropic_client: anthropic.AsyncAnthropic,
 ) -> Any:
     async def call(messages: list[dict[str, Any]], **kw: Any) -> Answer:
@@ -101,16 +104,30 @@ async def test_tool_call_round_trip(gateway: Gateway, upstream: str, client: str
     if client == "openai":
         history = [
             user(client, "weather in Paris?"),
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": '{"city":"Paris"}'}}
-            ]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": '{"city":"Paris"}'},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": call_id, "content": "sunny, 21C"},
         ]
     else:
         history = [
             user(client, "weather in Paris?"),
-            {"role": "assistant", "content": [{"type": "tool_use", "id": call_id, "name": name, "input": args}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id, "content": "sunny, 21C"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": call_id, "name": name, "input": args}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call_id, "content": "sunny, 21C"}],
+            },
         ]
     second = await ask(history, tools=[TOOL])
     assert second.text == "It is sunny."
@@ -129,7 +146,12 @@ async def test_parallel_tool_calls_keep_ids_and_arguments(
     gateway: Gateway, upstream: str, client: str, ask: Any
 ) -> None:
     gateway.upstream(upstream).enqueue(
-        Reply(tool_calls=[("call_1", "get_weather", {"city": "Paris"}), ("call_2", "get_weather", {"city": "Rome"})])
+        Reply(
+            tool_calls=[
+                ("call_1", "get_weather", {"city": "Paris"}),
+                ("call_2", "get_weather", {"city": "Rome"}),
+            ]
+        )
     )
     answer = await ask([user(client, "Paris and Rome?")], tools=[TOOL])
     assert [(name, args) for _, name, args in answer.tool_calls] == [
@@ -156,7 +178,8 @@ async def test_base64_image_reaches_upstream_in_its_format(
     parts = upstream_body(gateway, upstream)["messages"][0]["content"]
     if upstream == "openai":
         assert {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}} in [
-            {**p, "image_url": {"url": p["image_url"]["url"]}} if p["type"] == "image_url" else p for p in parts
+            {**p, "image_url": {"url": p["image_url"]["url"]}} if p["type"] == "image_url" else p
+            for p in parts
         ]
     else:
         image = next(p for p in parts if p["type"] == "image")
@@ -186,11 +209,15 @@ async def test_length_finish_is_mapped(gateway: Gateway, upstream: str, client: 
     assert 3 in (body.get("max_tokens"), body.get("max_completion_tokens"))
 
 
-async def test_cache_tokens_are_counted_in_input(gateway: Gateway, upstream: str, client: str, ask: Any) -> None:
+async def test_cache_tokens_are_counted_in_input(
+    gateway: Gateway, upstream: str, client: str, ask: Any
+) -> None:
     if upstream == "openai":  # prompt_tokens includes cached tokens
         reply = Reply(text="ok", input_tokens=1000, output_tokens=5, cache_read_tokens=800)
     else:  # input_tokens excludes cache reads and writes
-        reply = Reply(text="ok", input_tokens=100, output_tokens=5, cache_read_tokens=800, cache_write_tokens=100)
+        reply = Reply(
+            text="ok", input_tokens=100, output_tokens=5, cache_read_tokens=800, cache_write_tokens=100
+        )
     gateway.upstream(upstream).enqueue(reply)
     answer = await ask([user(client, "hi")])
     assert answer.input_tokens == 1000

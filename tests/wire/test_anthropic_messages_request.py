@@ -86,6 +86,14 @@ def openai_style_request(**extra: Any) -> ChatRequest:
     return req
 
 
+def plain_request(**extra: Any) -> ChatRequest:
+    """A fresh question (no tool loop in progress), so thinking may be turned on."""
+    req = openai_style_request(**extra)
+    req.messages.append(Message("assistant", [TextPart("Paris 18C, Rome 24C.")]))
+    req.messages.append(Message("user", [TextPart("Thanks. And tomorrow?")]))
+    return req
+
+
 # -- decode: the Claude Code request ----------------------------------------------------------
 
 
@@ -618,7 +626,7 @@ def test_encode_drops_seed_and_penalties_with_notes() -> None:
 
 
 def test_encode_thinking_budget_raises_max_tokens_above_it() -> None:
-    req = openai_style_request(thinking=Thinking(budget_tokens=10000), max_tokens=1000)
+    req = plain_request(thinking=Thinking(budget_tokens=10000), max_tokens=1000)
     out = encode_request(req, "m", stream=False, default_max_tokens=4096)
     assert out["thinking"] == {"type": "enabled", "budget_tokens": 10000}
     assert out["max_tokens"] == 14096
@@ -627,14 +635,14 @@ def test_encode_thinking_budget_raises_max_tokens_above_it() -> None:
 
 @pytest.mark.parametrize(("effort", "budget"), [("low", 2048), ("medium", 8192), ("high", 24576)])
 def test_encode_reasoning_effort_maps_to_a_thinking_budget(effort: str, budget: int) -> None:
-    req = openai_style_request(thinking=Thinking(effort=effort), max_tokens=64000)
+    req = plain_request(thinking=Thinking(effort=effort), max_tokens=64000)
     out = encode_request(req, "m", stream=False)
     assert out["thinking"] == {"type": "enabled", "budget_tokens": budget}
     assert out["max_tokens"] == 64000
 
 
 def test_encode_thinking_drops_temperature_and_top_k() -> None:
-    req = openai_style_request(thinking=Thinking(effort="low"), temperature=0.7, top_k=5, top_p=0.99)
+    req = plain_request(thinking=Thinking(effort="low"), temperature=0.7, top_k=5, top_p=0.99)
     out = encode_request(req, "m", stream=False)
     assert "temperature" not in out and "top_k" not in out
     assert out["top_p"] == 0.99
@@ -642,7 +650,7 @@ def test_encode_thinking_drops_temperature_and_top_k() -> None:
 
 
 def test_encode_adaptive_thinking_keeps_effort_in_output_config() -> None:
-    req = openai_style_request(thinking=Thinking(adaptive=True, effort="high"))
+    req = plain_request(thinking=Thinking(adaptive=True, effort="high"))
     out = encode_request(req, "m", stream=False)
     assert out["thinking"] == {"type": "adaptive"}
     assert out["output_config"] == {"effort": "high"}
@@ -669,6 +677,32 @@ def test_encode_signed_thinking_is_replayed_and_unsigned_dropped() -> None:
     assert blocks[-1] == {"type": "redacted_thinking", "data": "opaque"}
     assert len([b for b in blocks if b["type"] == "thinking"]) == 1
     assert any("without a signature" in n for n in req.notes)
+
+
+def test_encode_thinking_is_dropped_in_a_tool_loop_without_a_thinking_block() -> None:
+    req = openai_style_request(thinking=Thinking(effort="high"), temperature=0.5)
+    out = encode_request(req, "m", stream=False)
+    assert "thinking" not in out
+    assert out["temperature"] == 0.5
+    assert any("no thinking block to continue from" in n for n in req.notes)
+
+
+def test_encode_thinking_is_kept_in_a_tool_loop_that_replays_signed_thinking() -> None:
+    req = openai_style_request(thinking=Thinking(budget_tokens=2048), max_tokens=8000)
+    req.messages[2].content.insert(0, ThinkingPart("plan the calls", signature="sig=="))
+    out = encode_request(req, "m", stream=False)
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert out["messages"][1]["content"][0]["type"] == "thinking"
+
+
+def test_encode_thinking_off_strips_thinking_from_a_final_assistant_prefill() -> None:
+    req = plain_request()
+    req.messages.append(Message("assistant", [ThinkingPart("x", signature="s"), TextPart("The answer is")]))
+    out = encode_request(req, "m", stream=False)
+    assert out["messages"][-1] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "The answer is"}],
+    }
 
 
 def test_encode_json_schema_uses_output_config_format() -> None:
@@ -713,3 +747,27 @@ def test_claude_code_request_survives_decode_then_built_encode() -> None:
     assert again.thinking == req.thinking
     assert again.tool_choice == ToolChoice("auto")  # parallel allowed is the default, not re-sent
     assert_valid_params(out)
+
+
+def test_decode_accepts_max_tokens_zero_for_cache_prewarming() -> None:
+    assert decode_request(minimal(max_tokens=0)).max_tokens == 0
+
+
+def test_decode_system_entry_with_text_blocks_inside_messages() -> None:
+    entry = {
+        "role": "system",
+        "content": [{"type": "text", "text": "Plan mode.", "cache_control": {"type": "ephemeral"}}],
+    }
+    req = decode_request(minimal(messages=[{"role": "user", "content": "hi"}, entry]))
+    assert req.messages[1] == Message("system", [TextPart("Plan mode.", {"type": "ephemeral"})])
+
+
+def test_decode_unknown_blocks_inside_tool_results_are_dropped_with_a_note() -> None:
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": [{"type": "tool_reference", "tool_name": "Read"}, {"type": "text", "text": "ok"}],
+    }
+    req = decode_request(minimal(messages=[{"role": "user", "content": [result]}]))
+    assert req.messages[0].content == [ToolResultPart("toolu_1", [TextPart("ok")])]
+    assert any("tool_reference" in n for n in req.notes)

@@ -280,3 +280,8 @@ def test_encode_stop_reason_map(finish: FinishReason, stop_reason: str) -> None:
 )
 def test_encode_error(err: GatewayError, status: int, etype: str) -> None:
     assert encode_error(err) == (status, {"type": "error", "error": {"type": etype, "message": err.message}})
+
+
+def test_encode_sanitises_tool_ids_so_clients_can_replay_them_anywhere() -> None:
+    resp = ChatResponse(id="r", model="m", content=[ToolCallPart("fc:1/a", "f", "{}")])
+    assert encode_response(resp, "m")["content"][0]["id"] == "fc_1_a"

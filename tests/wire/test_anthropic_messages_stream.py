@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def recorded(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def encode(events: list[StreamEvent], model: str = "claude-sonnet-4-5", **kwargs: Any) -> bytes:
+def encode(events: Sequence[StreamEvent], model: str = "claude-sonnet-4-5", **kwargs: Any) -> bytes:
     encoder = StreamEncoder(model, **kwargs)
     return b"".join(encoder.feed(ev) for ev in events)
 
@@ -445,3 +446,18 @@ def test_stream_and_non_stream_encodings_agree() -> None:
     streamed = sdk_accumulate(encode(response_events(resp), "m"))
     whole = SDKMessage.model_validate(encode_response(resp, "m"), strict=True)
     assert streamed.to_dict(exclude_none=True) == whole.to_dict(exclude_none=True)
+
+
+def test_encoder_sanitises_tool_ids_and_fills_missing_ones() -> None:
+    events: list[StreamEvent] = [
+        MessageStart(id="gemini-resp-1", model="m"),
+        BlockStart(0, "tool_call", tool_call_id="fc:1", tool_name="f"),
+        BlockStop(0),
+        BlockStart(1, "tool_call", tool_call_id=None, tool_name="g"),
+        BlockStop(1),
+        MessageEnd(),
+    ]
+    message = sdk_accumulate(encode(events))
+    ids = [b.id for b in message.content if b.type == "tool_use"]
+    assert ids[0] == "fc_1"
+    assert ids[1] and ids[1] != ids[0]

@@ -131,7 +131,7 @@ def test_explicit_nulls_are_treated_as_absent() -> None:
 @pytest.mark.parametrize("value", ["auto", "none", "required"])
 def test_tool_choice_strings(value: str) -> None:
     tools = [{"type": "function", "function": {"name": "f"}}]
-    assert decode_request(minimal(tools=tools, tool_choice=value)).tool_choice == ToolChoice(mode=value)  # type: ignore[arg-type]
+    assert decode_request(minimal(tools=tools, tool_choice=value)).tool_choice == ToolChoice(mode=value)
 
 
 def test_parallel_tool_calls_alone_sets_parallel_on_an_auto_choice() -> None:
@@ -158,7 +158,7 @@ def test_non_function_tools_are_dropped_with_a_note() -> None:
 @pytest.mark.parametrize("kind", ["text", "json_object"])
 def test_simple_response_formats(kind: str) -> None:
     req = decode_request(minimal(response_format={"type": kind}))
-    assert req.response_format == ResponseFormat(type=kind)  # type: ignore[arg-type]
+    assert req.response_format == ResponseFormat(type=kind)
 
 
 def test_reasoning_effort_none_disables_thinking() -> None:
@@ -423,3 +423,28 @@ def test_decoding_never_mutates_the_body() -> None:
     before = copy.deepcopy(body)
     decode_request(body)
     assert body == before
+
+
+def test_an_unknown_content_part_type_is_dropped_with_a_note() -> None:
+    parts = [
+        {"type": "video_url", "video_url": {"url": "https://x.test/v.mp4"}},
+        {"type": "text", "text": "hi"},
+    ]
+    req = decode_request(minimal(messages=[{"role": "user", "content": parts}]))
+    assert req.messages[0].content == [TextPart(text="hi")]
+    assert any("video_url" in n for n in req.notes)
+
+
+def test_an_uploaded_file_id_is_dropped_with_a_note() -> None:
+    part = {"type": "file", "file": {"file_id": "file-abc"}}
+    req = decode_request(minimal(messages=[{"role": "user", "content": [part]}]))
+    assert req.messages[0].content == []
+    assert any("file_id" in n for n in req.notes)
+
+
+def test_allowed_tools_choice_keeps_its_mode_and_notes_the_list() -> None:
+    choice = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": []}}
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    req = decode_request(minimal(tools=tools, tool_choice=choice))
+    assert req.tool_choice == ToolChoice(mode="required")
+    assert any("allowed_tools" in n for n in req.notes)

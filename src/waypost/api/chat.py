@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import orjson
 from starlette.requests import Request
@@ -75,8 +75,14 @@ def served_headers(served: Served, req: ChatRequest) -> dict[str, str]:
 
 
 def log_request(
-    rid: str, req: ChatRequest, served: Served | None, status: int, started: float, usage: Usage | None,
-    *, error: GatewayError | None = None,
+    rid: str,
+    req: ChatRequest,
+    served: Served | None,
+    status: int,
+    started: float,
+    usage: Usage | None,
+    *,
+    error: GatewayError | None = None,
 ) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
@@ -124,7 +130,11 @@ async def handle_chat(request: Request, fmt: ClientFormat) -> Response:
             return StreamingResponse(
                 relay(events, fmt, req, served, same_format, rid, started),
                 media_type="text/event-stream",
-                headers={"cache-control": "no-cache", "x-accel-buffering": "no", **served_headers(served, req)},
+                headers={
+                    "cache-control": "no-cache",
+                    "x-accel-buffering": "no",
+                    **served_headers(served, req),
+                },
             )
         resp, served = await until_disconnect(request.receive, container.router.complete(req, ctx))
         content = resp.raw if resp.raw is not None else orjson.dumps(fmt.encode_response(resp, req.model))
@@ -162,10 +172,10 @@ async def relay(
             kind = type(ev)
             if kind is RawFrame:
                 if same_format:
-                    yield ev.data  # type: ignore[union-attr]
+                    yield cast(RawFrame, ev).data
                 continue
             if kind is UsageUpdate or kind is MessageStart:
-                usage.merge(ev.usage)  # type: ignore[union-attr]
+                usage.merge(cast(UsageUpdate, ev).usage)
             if not same_format:
                 out = encoder.feed(ev)
                 if out:

@@ -48,7 +48,13 @@ async def list_models(request: Request) -> Response:
     if anthropic:
         stamp = datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat().replace("+00:00", "Z")
         data = [
-            {"type": "model", "id": m.name, "display_name": m.name, "created_at": stamp, "lifecycle": "active"}
+            {
+                "type": "model",
+                "id": m.name,
+                "display_name": m.name,
+                "created_at": stamp,
+                "lifecycle": "active",
+            }
             for m in models
         ]
         return _json(
@@ -62,6 +68,8 @@ async def list_models(request: Request) -> Response:
     return _json(
         {
             "object": "list",
-            "data": [{"id": m.name, "object": "model", "created": created, "owned_by": m.provider} for m in models],
+            "data": [
+                {"id": m.name, "object": "model", "created": created, "owned_by": m.provider} for m in models
+            ],
         }
     )

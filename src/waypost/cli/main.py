@@ -35,7 +35,9 @@ def config_check(config: Path | None = ConfigOption) -> None:
     """Validate a config file; print each error with the key it concerns."""
     settings = _load(config)
     names = ", ".join(m.name for m in settings.models) or "none"
-    typer.echo(f"ok: {len(settings.models)} model(s) ({names}); listening on {settings.server.host}:{settings.server.port}")
+    typer.echo(
+        f"ok: {len(settings.models)} model(s) ({names}); listening on {settings.server.host}:{settings.server.port}"
+    )
 
 
 @app.command()
@@ -50,7 +52,11 @@ def serve(
     settings = _load(config)
     if host is not None or port is not None:
         settings = settings.model_copy(
-            update={"server": settings.server.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})}
+            update={
+                "server": settings.server.model_copy(
+                    update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+                )
+            }
         )
         try:
             Settings.model_validate(settings.model_dump(by_alias=True))

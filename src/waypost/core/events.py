@@ -14,7 +14,7 @@ encoded as events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from waypost.core.types import (
     ChatResponse,
@@ -103,25 +103,25 @@ class RawFrame:
     data: bytes
 
 
-StreamEvent = Union[
-    MessageStart,
-    BlockStart,
-    TextDelta,
-    ThinkingDelta,
-    SignatureDelta,
-    ToolArgsDelta,
-    BlockStop,
-    UsageUpdate,
-    Finish,
-    MessageEnd,
-    RawFrame,
-]
+StreamEvent = (
+    MessageStart
+    | BlockStart
+    | TextDelta
+    | ThinkingDelta
+    | SignatureDelta
+    | ToolArgsDelta
+    | BlockStop
+    | UsageUpdate
+    | Finish
+    | MessageEnd
+    | RawFrame
+)
 
 
 class Folder:
     """Accumulates events into a ``ChatResponse``; usable incrementally (for metering taps)."""
 
-    __slots__ = ("response", "_blocks")
+    __slots__ = ("_blocks", "response")
 
     def __init__(self) -> None:
         self.response = ChatResponse(id="", model="")

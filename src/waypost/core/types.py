@@ -14,15 +14,15 @@ Conventions every wire module relies on:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Literal, Union
+from enum import StrEnum
+from typing import Any, Literal
 
 import orjson
 
 Role = Literal["system", "user", "assistant"]
 
 
-class FinishReason(str, Enum):
+class FinishReason(StrEnum):
     """Why the model stopped. ``stop`` is a natural end of turn."""
 
     STOP = "stop"
@@ -104,7 +104,7 @@ class ThinkingPart:
     kind: Literal["thinking"] = "thinking"
 
 
-Part = Union[TextPart, ImagePart, DocumentPart, ToolCallPart, ToolResultPart, ThinkingPart]
+Part = TextPart | ImagePart | DocumentPart | ToolCallPart | ToolResultPart | ThinkingPart
 
 
 @dataclass(slots=True)

@@ -61,7 +61,9 @@ def upstream_message(body: bytes) -> str:
     return "no error message"
 
 
-def status_error(provider: str, model: str, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
+def status_error(
+    provider: str, model: str, status: int, headers: Mapping[str, str], body: bytes
+) -> GatewayError:
     """Map an upstream error response. Credential failures never echo the upstream text."""
     retry_after = parse_retry_after(headers)
     if status in (401, 403):
@@ -119,7 +121,7 @@ class HttpClient:
                     data=body,
                     headers=headers,
                     timeout=timeout,
-                    ssl=None if verify_tls else False,
+                    ssl=verify_tls,
                     allow_redirects=False,
                 )
         except TimeoutError as exc:
@@ -132,7 +134,9 @@ class HttpClient:
                 provider=provider,
             ) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{provider} upstream request failed: {type(exc).__name__}", provider=provider) from None
+            raise UpstreamError(
+                f"{provider} upstream request failed: {type(exc).__name__}", provider=provider
+            ) from None
         try:
             if resp.status >= 300:
                 try:
@@ -162,7 +166,9 @@ class HttpClient:
             async with asyncio.timeout(timeouts.total):
                 return await resp.read()
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"{provider} upstream response exceeded {timeouts.total:g}s", provider=provider) from exc
+            raise UpstreamTimeout(
+                f"{provider} upstream response exceeded {timeouts.total:g}s", provider=provider
+            ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(
                 f"{provider} upstream connection failed while reading the response: {type(exc).__name__}",
@@ -170,7 +176,9 @@ class HttpClient:
             ) from None
 
     @staticmethod
-    async def iter_chunks(resp: aiohttp.ClientResponse, timeouts: Timeouts, provider: str) -> AsyncIterator[bytes]:
+    async def iter_chunks(
+        resp: aiohttp.ClientResponse, timeouts: Timeouts, provider: str
+    ) -> AsyncIterator[bytes]:
         """Chunks as they arrive; a silence longer than ``idle`` or a broken connection raises."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
@@ -190,7 +198,8 @@ class HttpClient:
                 ) from exc
             except aiohttp.ClientError as exc:
                 raise StreamInterrupted(
-                    f"{provider} upstream connection broke mid-stream: {type(exc).__name__}", provider=provider
+                    f"{provider} upstream connection broke mid-stream: {type(exc).__name__}",
+                    provider=provider,
                 ) from None
             if not chunk:
                 return
@@ -201,4 +210,6 @@ def json_body(data: bytes, provider: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise UpstreamError(f"{provider} upstream returned a body that is not JSON", provider=provider) from None
+        raise UpstreamError(
+            f"{provider} upstream returned a body that is not JSON", provider=provider
+        ) from None

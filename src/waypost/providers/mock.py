@@ -44,7 +44,7 @@ def _example_value(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return "mock"
     kind = schema.get("type")
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     if kind == "object":
         props = schema.get("properties") or {}
@@ -81,11 +81,15 @@ class MockProvider:
             if req.tool_choice and req.tool_choice.mode == "tool":
                 tool = next((t for t in req.tools if t.name == req.tool_choice.name), tool)
             args = mock.tool_arguments if mock.tool_arguments is not None else _example_value(tool.parameters)
-            call = ToolCallPart(id=f"call_{uuid.uuid4().hex[:24]}", name=tool.name, arguments=orjson.dumps(args).decode())
+            call = ToolCallPart(
+                id=f"call_{uuid.uuid4().hex[:24]}", name=tool.name, arguments=orjson.dumps(args).decode()
+            )
             content, finish = [call], FinishReason.TOOL_CALLS
         else:
             if results:
-                text = " ".join(f"Tool {names.get(r.tool_call_id, r.tool_call_id)} returned: {r.text()}" for r in results)
+                text = " ".join(
+                    f"Tool {names.get(r.tool_call_id, r.tool_call_id)} returned: {r.text()}" for r in results
+                )
             elif mock.reply is not None:
                 text = mock.reply
             else:
@@ -94,8 +98,14 @@ class MockProvider:
             if req.max_tokens is not None and estimate_tokens(text) > req.max_tokens:
                 text, finish = text[: req.max_tokens * 4], FinishReason.LENGTH
             content = [TextPart(text=text)]
-        out_text = "".join(p.text if isinstance(p, TextPart) else p.arguments for p in content if isinstance(p, (TextPart, ToolCallPart)))
-        usage = Usage(input_tokens=estimate_tokens(_request_text(req)), output_tokens=estimate_tokens(out_text))
+        out_text = "".join(
+            p.text if isinstance(p, TextPart) else p.arguments
+            for p in content
+            if isinstance(p, (TextPart, ToolCallPart))
+        )
+        usage = Usage(
+            input_tokens=estimate_tokens(_request_text(req)), output_tokens=estimate_tokens(out_text)
+        )
         return ChatResponse(
             id=f"mock-{uuid.uuid4().hex[:24]}",
             model=dep.upstream_model,
@@ -119,7 +129,11 @@ class MockProvider:
                 for piece in _split(text, mock.chunks):
                     if mock.chunk_delay_ms:
                         await asyncio.sleep(mock.chunk_delay_ms / 1000)
-                    yield TextDelta(ev.index, piece) if isinstance(ev, TextDelta) else ToolArgsDelta(ev.index, piece)
+                    yield (
+                        TextDelta(ev.index, piece)
+                        if isinstance(ev, TextDelta)
+                        else ToolArgsDelta(ev.index, piece)
+                    )
             else:
                 yield ev
 

@@ -37,7 +37,13 @@ class OpenAIProvider:
         body = orjson.dumps(openai_chat.encode_request(req, dep.upstream_model, stream=False))
         settings = dep.settings
         async with self.http.post(
-            url, body, headers, timeouts=settings.timeouts, verify_tls=settings.verify_tls, provider=NAME, model=dep.name
+            url,
+            body,
+            headers,
+            timeouts=settings.timeouts,
+            verify_tls=settings.verify_tls,
+            provider=NAME,
+            model=dep.name,
         ) as resp:
             data = await self.http.read_body(resp, settings.timeouts, NAME)
         result = openai_chat.decode_response(json_body(data, NAME))
@@ -56,7 +62,13 @@ class OpenAIProvider:
         decoder = openai_chat.StreamDecoder()
         parser = SSEParser()
         async with self.http.post(
-            url, body, headers, timeouts=settings.timeouts, verify_tls=settings.verify_tls, provider=NAME, model=dep.name
+            url,
+            body,
+            headers,
+            timeouts=settings.timeouts,
+            verify_tls=settings.verify_tls,
+            provider=NAME,
+            model=dep.name,
         ) as resp:
             async for chunk in self.http.iter_chunks(resp, settings.timeouts, NAME):
                 for sse in parser.feed(chunk):
@@ -69,7 +81,9 @@ class OpenAIProvider:
                     try:
                         obj = orjson.loads(sse.data)
                     except orjson.JSONDecodeError:
-                        raise StreamInterrupted("openai upstream sent a stream chunk that is not JSON") from None
+                        raise StreamInterrupted(
+                            "openai upstream sent a stream chunk that is not JSON"
+                        ) from None
                     if not isinstance(obj, dict):
                         raise StreamInterrupted("openai upstream sent a stream chunk that is not an object")
                     for ev in decoder.feed(obj):

@@ -25,7 +25,9 @@ class ModelRegistry:
             if pattern.fullmatch(name):
                 # A pattern forwards the name the caller asked for unless it aliases explicitly.
                 return Deployment(settings, settings.upstream_model or name)
-        raise ModelNotFound(f"The model {name!r} does not exist or you do not have access to it.", param="model")
+        raise ModelNotFound(
+            f"The model {name!r} does not exist or you do not have access to it.", param="model"
+        )
 
     def chain(self, name: str) -> list[Deployment]:
         """The deployment for ``name`` and its fallbacks (breadth first, each model at most once)."""

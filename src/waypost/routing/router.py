@@ -85,7 +85,9 @@ class Router:
                 try:
                     first = await events.__anext__()
                 except StopAsyncIteration:
-                    last = UpstreamError(f"{dep.provider} upstream sent an empty stream", provider=dep.provider)
+                    last = UpstreamError(
+                        f"{dep.provider} upstream sent an empty stream", provider=dep.provider
+                    )
                 except GatewayError as err:
                     last = err
                 else:
@@ -101,7 +103,9 @@ class Router:
         raise last
 
     @staticmethod
-    async def _before_next(err: GatewayError, dep: Deployment, attempt: int, attempts: int, ctx: CallContext) -> bool:
+    async def _before_next(
+        err: GatewayError, dep: Deployment, attempt: int, attempts: int, ctx: CallContext
+    ) -> bool:
         """Log the failure; sleep and return True when the same deployment should be retried."""
         policy = dep.settings.retry
         retry = attempt < policy.max_retries and attempts < MAX_ATTEMPTS and should_retry(err, policy)

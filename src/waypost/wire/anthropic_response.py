@@ -7,7 +7,10 @@ encoded for clients validate strictly against the official SDK's ``Message`` mod
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+
+import orjson
 
 from waypost.core.errors import GatewayError, UpstreamError
 from waypost.core.types import ChatResponse, Part, TextPart, ThinkingPart, ToolCallPart
@@ -15,6 +18,7 @@ from waypost.wire.anthropic_mapping import (
     compact_json,
     error_from_body,
     finish_from_stop_reason,
+    safe_tool_id,
     stop_reason_for,
     usage_from_anthropic,
     usage_to_anthropic,
@@ -78,21 +82,31 @@ def message_id(resp_id: str) -> str:
     """An Anthropic-looking ``msg_`` id derived from a canonical response id."""
     if resp_id.startswith("msg_"):
         return resp_id
-    return "msg_" + (resp_id or "waypost")
+    if not resp_id:
+        # Unique, because ids of tool calls without one are derived from it.
+        return "msg_" + uuid.uuid4().hex[:24]
+    return "msg_" + resp_id
 
 
 def tool_input_object(arguments: str) -> dict[str, Any]:
     """Tool arguments as the object clients expect; text that is not a JSON object gives ``{}``."""
+    if not arguments.strip():
+        return {}
     try:
-        value = ToolCallPart(id="", name="", arguments=arguments).input()
-    except ValueError:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
 
 
-def fallback_tool_id(msg_id: str, index: int) -> str:
-    # Some upstreams (Gemini) give calls no id; clients still need one to answer with.
-    return f"toolu_{msg_id.removeprefix('msg_')}_{index}"
+def client_tool_id(tool_id: str, msg_id: str, index: int) -> str:
+    """A tool id the client can send back to any Anthropic upstream unchanged.
+
+    Ids are sanitised here already (rather than only on the way upstream) so the client's history
+    holds the same id everywhere; some upstreams (Gemini) give calls no id at all."""
+    if tool_id:
+        return safe_tool_id(tool_id)
+    return safe_tool_id(f"toolu_{msg_id.removeprefix('msg_')}_{index}")
 
 
 def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
@@ -108,7 +122,7 @@ def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
             content.append(
                 {
                     "type": "tool_use",
-                    "id": part.id or fallback_tool_id(msg_id, len(content)),
+                    "id": client_tool_id(part.id, msg_id, len(content)),
                     "name": part.name,
                     "input": tool_input_object(part.arguments),
                 }

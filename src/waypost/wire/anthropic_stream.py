@@ -35,7 +35,7 @@ from waypost.wire.anthropic_mapping import (
     stream_error_from_event,
     usage_to_anthropic,
 )
-from waypost.wire.anthropic_response import error_body, fallback_tool_id, message_id
+from waypost.wire.anthropic_response import client_tool_id, error_body, message_id
 from waypost.wire.sse import encode_sse
 
 _BLOCK_KINDS: dict[str, BlockKind] = {
@@ -349,7 +349,7 @@ class StreamEncoder:
         block: dict[str, Any]
         if ev.kind == "tool_call":
             self._saw_tool_call = True
-            tool_id = ev.tool_call_id or fallback_tool_id(self._msg_id(), self._next_index)
+            tool_id = client_tool_id(ev.tool_call_id or "", self._msg_id(), self._next_index)
             block = {"type": "tool_use", "id": tool_id, "name": ev.tool_name or "", "input": {}}
         elif ev.kind == "redacted_thinking":
             block = {"type": "redacted_thinking", "data": ev.data or ""}

@@ -14,7 +14,7 @@ class SSEEvent:
 class SSEParser:
     """Feed raw bytes as they arrive; get complete events back. Tolerates CRLF and LF."""
 
-    __slots__ = ("_buf", "_event", "_data", "max_buffer")
+    __slots__ = ("_buf", "_data", "_event", "max_buffer")
 
     def __init__(self, max_buffer: int = 16 * 1024 * 1024) -> None:
         self._buf = b""
