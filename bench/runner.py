@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A shell starts background jobs with SIGINT ignored; a benchmark should still stop on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         run = execute(args, argv)
     except KeyboardInterrupt:
