@@ -33,7 +33,9 @@ LONG_TEXT = " ".join(f"w{i}" for i in range(60))  # one SSE frame per word: a lo
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def upstream_of(kind: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream) -> FakeUpstream:
+def upstream_of(
+    kind: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> FakeUpstream:
     return openai_upstream if kind == "openai" else anthropic_upstream
 
 
@@ -89,19 +91,28 @@ async def post(url: str, fmt: str, name: str, *, stream: bool) -> Raw:
         return Raw(resp.status, resp.headers, await resp.read())
 
 
+def openai_text(raw: Raw, *, stream: bool) -> str:
+    """The answer text of an OpenAI-format response, whole or streamed."""
+    if not stream:
+        return str(json.loads(raw.body)["choices"][0]["message"]["content"])
+    chunks = [c for c in sse_data(raw.body) if c != "[DONE]" and c["choices"]]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+
+
 def assert_ends_with_error_event(fmt: str, raw: bytes) -> dict[str, Any]:
-    """The stream's last frame is an error in the caller's format and it never ends cleanly;
-    returns the error object."""
+    """The stream began, then its last frame is an error in the caller's format and it never ends
+    cleanly; returns the error object."""
     if fmt == "openai":
         frames = sse_data(raw)
         assert "[DONE]" not in frames
-        assert frames, "the stream sent nothing at all"
+        assert len(frames) >= 2 and "choices" in frames[0], "the answer never began"
         last = frames[-1]
         assert isinstance(last, dict) and set(last) == {"error"}, last
         error: dict[str, Any] = last["error"]
         assert error["message"] and error["type"]
         return error
     names = sse_event_names(raw)
+    assert names[0] == "message_start", "the answer never began"
     assert "message_stop" not in names
     assert names[-1] == "error", names
     last = sse_data(raw)[-1]
@@ -118,7 +129,10 @@ async def stream_with_sdk(url: str, fmt: str, name: str) -> None:
             async for _ in stream:
                 pass
     else:
-        async with anthropic_sdk(url) as ant, ant.messages.stream(model=name, max_tokens=64, messages=USER) as s:
+        async with (
+            anthropic_sdk(url) as ant,
+            ant.messages.stream(model=name, max_tokens=64, messages=USER) as s,
+        ):
             async for _ in s:
                 pass
 
@@ -134,7 +148,9 @@ def closed_port() -> int:
 # -- retries ---------------------------------------------------------------------------------------
 
 
-async def test_retryable_failure_is_retried_and_the_attempts_are_reported(openai_upstream: OpenAIUpstream) -> None:
+async def test_retryable_failure_is_retried_and_the_attempts_are_reported(
+    openai_upstream: OpenAIUpstream,
+) -> None:
     openai_upstream.enqueue(Reply(status=500), Reply(text="second time lucky"))
     config = settings(entry("a", openai_upstream, retry={"max_retries": 1, **FAST_RETRY}))
     async with serve(config) as url, openai_sdk(url) as client:
@@ -145,17 +161,19 @@ async def test_retryable_failure_is_retried_and_the_attempts_are_reported(openai
     assert raw.headers["x-waypost-attempts"] == "2"
 
 
+@pytest.mark.parametrize("status", [400, 404, 422])
 async def test_invalid_request_is_neither_retried_nor_sent_to_a_fallback(
-    openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+    status: int, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
 ) -> None:
-    openai_upstream.enqueue(Reply(status=400, error_message="messages are malformed", repeat=5))
+    openai_upstream.enqueue(Reply(status=status, error_message="messages are malformed", repeat=5))
     config = settings(
         entry("a", openai_upstream, retry={"max_retries": 2, **FAST_RETRY}, fallbacks=["b"]),
         entry("b", anthropic_upstream),
     )
     async with serve(config) as url, openai_sdk(url) as client:
-        with pytest.raises(openai.BadRequestError) as err:
+        with pytest.raises(openai.APIStatusError) as err:
             await client.chat.completions.create(model="a", messages=USER)
+    assert 400 <= err.value.status_code < 500
     assert "messages are malformed" in err.value.message
     assert openai_upstream.hits == 1
     assert anthropic_upstream.hits == 0
@@ -171,28 +189,125 @@ async def test_retries_are_bounded_by_max_retries(openai_upstream: OpenAIUpstrea
     assert openai_upstream.hits == 3
 
 
+async def test_status_outside_retry_status_codes_is_not_retried(openai_upstream: OpenAIUpstream) -> None:
+    openai_upstream.enqueue(Reply(status=500, repeat=5))
+    config = settings(
+        entry("a", openai_upstream, retry={"max_retries": 2, "status_codes": [503], **FAST_RETRY})
+    )
+    async with serve(config) as url, openai_sdk(url) as client:
+        with pytest.raises(openai.APIStatusError):
+            await client.chat.completions.create(model="a", messages=USER)
+    assert openai_upstream.hits == 1
+
+
+async def test_backoff_waits_at_least_half_the_initial_delay(openai_upstream: OpenAIUpstream) -> None:
+    openai_upstream.enqueue(Reply(status=500), Reply(text="patience"))
+    config = settings(
+        entry("a", openai_upstream, retry={"max_retries": 1, "initial_delay": 0.4, "max_delay": 1})
+    )
+    async with serve(config) as url, openai_sdk(url) as client:
+        started = time.perf_counter()
+        await client.chat.completions.create(model="a", messages=USER)
+        elapsed = time.perf_counter() - started
+    assert openai_upstream.hits == 2
+    assert elapsed >= 0.2
+
+
+async def test_timeouts_are_retried(openai_upstream: OpenAIUpstream) -> None:
+    openai_upstream.enqueue(Reply(latency_s=1.5, repeat=2))
+    config = settings(
+        entry("slow", openai_upstream, timeouts={"first_byte": 0.2}, retry={"max_retries": 1, **FAST_RETRY})
+    )
+    async with serve(config) as url:
+        raw = await post(url, "openai", "slow", stream=False)
+    assert raw.status == 504
+    assert openai_upstream.hits == 2
+
+
+async def test_attempts_are_capped_at_sixteen_overall(
+    openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    openai_upstream.enqueue(Reply(status=500, repeat=40))
+    anthropic_upstream.enqueue(Reply(status=500, repeat=40))
+    retry = {"max_retries": 10, "initial_delay": 0.001, "max_delay": 0.002}
+    config = settings(
+        entry("a", openai_upstream, retry=retry, fallbacks=["b", "c"]),
+        entry("b", anthropic_upstream, retry=retry),
+        entry("c", openai_upstream, retry=retry),
+    )
+    async with serve(config) as url, openai_sdk(url) as client:
+        with pytest.raises(openai.APIStatusError):
+            await client.chat.completions.create(model="a", messages=USER)
+    assert openai_upstream.hits + anthropic_upstream.hits == 16
+    assert (openai_upstream.hits, anthropic_upstream.hits) == (11, 5)
+
+
+async def test_refused_upstream_credentials_are_a_502_that_does_not_echo_the_provider(
+    openai_upstream: OpenAIUpstream,
+) -> None:
+    config = settings(model("a", "openai", openai_upstream.url, "sk-wrong-key-wxyz"))
+    async with serve(config) as url, openai_sdk(url) as client:
+        with pytest.raises(openai.APIStatusError) as err:
+            await client.chat.completions.create(model="a", messages=USER)
+    assert err.value.status_code == 502
+    assert "wxyz" not in err.value.response.text
+    assert "Incorrect API key" not in err.value.response.text
+    assert openai_upstream.hits == 1
+
+
 # -- Retry-After -----------------------------------------------------------------------------------
 
 
-async def test_retry_waits_as_long_as_the_providers_retry_after(openai_upstream: OpenAIUpstream) -> None:
-    openai_upstream.enqueue(Reply(status=429, retry_after="0.2"), Reply(text="after the wait"))
-    config = settings(entry("a", openai_upstream, retry={"max_retries": 1, "initial_delay": 0.01, "max_delay": 1}))
-    async with serve(config) as url, openai_sdk(url) as client:
+@pytest.mark.parametrize(
+    "wait", [{"retry-after": "0.2"}, {"retry-after-ms": "200"}], ids=["retry-after", "retry-after-ms"]
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_retry_waits_as_long_as_the_providers_retry_after(
+    wait: dict[str, str], stream: bool, openai_upstream: OpenAIUpstream
+) -> None:
+    openai_upstream.enqueue(Reply(status=429, headers=wait), Reply(text="after the wait"))
+    config = settings(
+        entry("a", openai_upstream, retry={"max_retries": 1, "initial_delay": 0.01, "max_delay": 1})
+    )
+    async with serve(config) as url:
         started = time.perf_counter()
-        completion = await client.chat.completions.create(model="a", messages=USER)
+        raw = await post(url, "openai", "a", stream=stream)
         elapsed = time.perf_counter() - started
-    assert completion.choices[0].message.content == "after the wait"
+    assert raw.status == 200
+    assert openai_text(raw, stream=stream) == "after the wait"
     assert openai_upstream.hits == 2
     assert elapsed >= 0.2
 
 
 async def test_retry_after_longer_than_max_delay_is_not_waited_for(openai_upstream: OpenAIUpstream) -> None:
     openai_upstream.enqueue(Reply(status=429, retry_after="30", repeat=5))
-    config = settings(entry("a", openai_upstream, retry={"max_retries": 2, "initial_delay": 0.01, "max_delay": 1}))
+    config = settings(
+        entry("a", openai_upstream, retry={"max_retries": 2, "initial_delay": 0.01, "max_delay": 1})
+    )
     async with serve(config) as url, openai_sdk(url) as client:
         with pytest.raises(openai.RateLimitError) as err:
             await client.chat.completions.create(model="a", messages=USER)
     assert err.value.response.headers["retry-after"] == "30"
+    assert openai_upstream.hits == 1
+
+
+async def test_retry_after_too_long_to_wait_moves_on_to_the_fallback(
+    openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    openai_upstream.enqueue(Reply(status=429, retry_after="30", repeat=5))
+    anthropic_upstream.enqueue(Reply(text="from the fallback"))
+    config = settings(
+        entry(
+            "a",
+            openai_upstream,
+            retry={"max_retries": 2, "initial_delay": 0.01, "max_delay": 1},
+            fallbacks=["b"],
+        ),
+        entry("b", anthropic_upstream),
+    )
+    async with serve(config) as url, openai_sdk(url) as client:
+        completion = await client.chat.completions.create(model="a", messages=USER)
+    assert completion.choices[0].message.content == "from the fallback"
     assert openai_upstream.hits == 1
 
 
@@ -221,6 +336,71 @@ async def test_unreachable_upstream_falls_back(anthropic_upstream: AnthropicUpst
     assert raw.headers["x-waypost-deployment"] == "backup"
 
 
+async def test_connect_errors_are_retried(anthropic_upstream: AnthropicUpstream) -> None:
+    config = settings(
+        model(
+            "dead-end",
+            "openai",
+            f"http://127.0.0.1:{closed_port()}",
+            fallbacks=["backup"],
+            retry={"max_retries": 1, **FAST_RETRY},
+        ),
+        entry("backup", anthropic_upstream),
+    )
+    async with serve(config) as url, openai_sdk(url) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="dead-end", messages=USER)
+    assert raw.headers["x-waypost-attempts"] == "3"  # two on the dead end, one on the fallback
+
+
+# -- garbage from upstream -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
+async def test_answer_that_is_not_json_is_a_502(
+    upstream: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
+    fake.enqueue(Reply(raw_body=b"<html>upstream proxy error</html>"))
+    async with serve(settings(entry("m", fake))) as url:
+        raw = await post(url, "anthropic", "m", stream=False)
+    assert raw.status == 502
+    assert json.loads(raw.body)["error"]["type"] == "api_error"
+
+
+@pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
+async def test_empty_stream_is_a_502_not_a_clean_empty_answer(
+    upstream: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
+    fake.enqueue(Reply(raw_body=b""))
+    async with serve(settings(entry("m", fake))) as url:
+        raw = await post(url, "openai", "m", stream=True)
+    assert raw.status == 502
+
+
+# A stream cut short by a clean EOF: the first frame of a real answer, then nothing.
+TRUNCATED = {
+    "openai": b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}\n\n',
+    "anthropic": b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,'
+    b'"usage":{"input_tokens":1,"output_tokens":1}}}\n\n',
+}
+
+
+@pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
+@pytest.mark.parametrize("fmt", FORMATS, ids=[f"from-{f}" for f in FORMATS])
+async def test_stream_ending_without_its_terminator_ends_with_an_error_event(
+    fmt: str, upstream: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
+    fake.enqueue(Reply(raw_body=TRUNCATED[upstream]))
+    async with serve(settings(entry("m", fake))) as url:
+        raw = await post(url, fmt, "m", stream=True)
+    assert raw.status == 200
+    assert_ends_with_error_event(fmt, raw.body)
+
+
 # -- timeouts --------------------------------------------------------------------------------------
 
 
@@ -228,7 +408,11 @@ async def test_unreachable_upstream_falls_back(anthropic_upstream: AnthropicUpst
 @pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
 @pytest.mark.parametrize("fmt", FORMATS, ids=[f"from-{f}" for f in FORMATS])
 async def test_first_byte_timeout_is_504_in_the_callers_format(
-    fmt: str, upstream: str, stream: bool, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+    fmt: str,
+    upstream: str,
+    stream: bool,
+    openai_upstream: OpenAIUpstream,
+    anthropic_upstream: AnthropicUpstream,
 ) -> None:
     fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
     fake.enqueue(Reply(latency_s=1.5))
@@ -243,6 +427,42 @@ async def test_first_byte_timeout_is_504_in_the_callers_format(
         assert body["type"] == "error"
         assert body["error"]["type"] == "timeout_error"
     assert fake.hits == 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_total_timeout_bounds_the_wait_for_the_first_byte(
+    stream: bool, openai_upstream: OpenAIUpstream
+) -> None:
+    openai_upstream.enqueue(Reply(latency_s=1.0))
+    config = settings(entry("slow", openai_upstream, timeouts={"total": 0.2}))
+    async with serve(config) as url:
+        raw = await post(url, "openai", "slow", stream=stream)
+    assert raw.status == 504
+    assert json.loads(raw.body)["error"]["type"] == "timeout"
+
+
+async def test_stream_longer_than_the_total_timeout_ends_with_a_timeout_error_event(
+    openai_upstream: OpenAIUpstream,
+) -> None:
+    openai_upstream.enqueue(Reply(text=LONG_TEXT, chunk_delay_s=0.05))  # 3 s of stream
+    config = settings(entry("long", openai_upstream, timeouts={"total": 0.5}))
+    async with serve(config) as url:
+        raw = await post(url, "anthropic", "long", stream=True)
+    assert raw.status == 200
+    assert assert_ends_with_error_event("anthropic", raw.body)["type"] == "timeout_error"
+
+
+@pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
+async def test_stream_stalled_before_its_first_chunk_is_a_504(
+    upstream: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
+    fake.enqueue(Reply(stall_after_chunks=0))
+    config = settings(entry("stalls", fake, timeouts={"first_byte": 0.3, "idle": 0.3}))
+    async with serve(config) as url:
+        raw = await post(url, "openai", "stalls", stream=True)
+    assert raw.status == 504
+    assert json.loads(raw.body)["error"]["type"] == "timeout"
 
 
 @pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
@@ -281,7 +501,11 @@ BREAKS = {
 @pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
 @pytest.mark.parametrize("fmt", FORMATS, ids=[f"from-{f}" for f in FORMATS])
 async def test_stream_broken_midway_ends_with_an_error_event(
-    fmt: str, upstream: str, fault: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+    fmt: str,
+    upstream: str,
+    fault: str,
+    openai_upstream: OpenAIUpstream,
+    anthropic_upstream: AnthropicUpstream,
 ) -> None:
     fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
     fake.enqueue(BREAKS[fault])
@@ -317,12 +541,16 @@ async def test_stream_that_failed_after_its_first_byte_is_not_retried(
     assert fake.hits == 1
 
 
+EARLY_BREAKS = {"reset": Reply(reset_after_chunks=0), "error-event": Reply(error_event_after_chunks=0)}
+
+
+@pytest.mark.parametrize("fault", list(EARLY_BREAKS))
 @pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
 async def test_stream_that_failed_before_its_first_byte_is_retried(
-    upstream: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+    upstream: str, fault: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
 ) -> None:
     fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
-    fake.enqueue(Reply(reset_after_chunks=0), Reply(text="clean on retry"))
+    fake.enqueue(EARLY_BREAKS[fault], Reply(text="clean on retry"))
     config = settings(entry("flaky", fake, retry={"max_retries": 1, **FAST_RETRY}))
     async with serve(config) as url, openai_sdk(url) as client:
         stream = await client.chat.completions.create(model="flaky", messages=USER, stream=True)
@@ -358,14 +586,25 @@ class DisconnectWatch(FakeUpstream):
                 return await handler(request)
             finally:
                 watcher.cancel()
+                # A write that failed on the closed connection can end the handler between polls.
+                if self._gone(request):
+                    self._note_disconnect()
 
         return watched
 
+    @staticmethod
+    def _gone(request: web.Request) -> bool:
+        return request.transport is None or request.transport.is_closing()
+
+    def _note_disconnect(self) -> None:
+        if not self.disconnected.is_set():
+            self.disconnected_at = time.perf_counter()
+            self.disconnected.set()
+
     async def _watch(self, request: web.Request) -> None:
-        while request.transport is not None and not request.transport.is_closing():
+        while not self._gone(request):
             await asyncio.sleep(0.005)
-        self.disconnected_at = time.perf_counter()
-        self.disconnected.set()
+        self._note_disconnect()
 
 
 class WatchedOpenAI(DisconnectWatch, OpenAIUpstream):
@@ -378,8 +617,8 @@ class WatchedAnthropic(DisconnectWatch, AnthropicUpstream):
 
 @asynccontextmanager
 async def watched_upstream(kind: str) -> AsyncIterator[DisconnectWatch]:
-    fake: DisconnectWatch = WatchedOpenAI(api_key="sk-watched") if kind == "openai" else WatchedAnthropic(
-        api_key="sk-watched"
+    fake: DisconnectWatch = (
+        WatchedOpenAI(api_key="sk-watched") if kind == "openai" else WatchedAnthropic(api_key="sk-watched")
     )
     await fake.start()
     try:
@@ -388,10 +627,21 @@ async def watched_upstream(kind: str) -> AsyncIterator[DisconnectWatch]:
         await fake.stop()
 
 
+# A stream that would take 12 s, and one whose upstream goes silent (a model thinking at length):
+# the gateway has nothing to write in the second, so only listening for the hang-up can notice it.
+LONG_STREAMS = {
+    "slow": Reply(text=LONG_TEXT, chunk_delay_s=0.2),
+    "silent": Reply(text=LONG_TEXT, stall_after_chunks=3),
+}
+
+
+@pytest.mark.parametrize("upstream_pace", list(LONG_STREAMS))
 @pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
-async def test_client_hanging_up_mid_stream_closes_the_upstream_connection(upstream: str) -> None:
+async def test_client_hanging_up_mid_stream_closes_the_upstream_connection(
+    upstream: str, upstream_pace: str
+) -> None:
     async with watched_upstream(upstream) as fake:
-        fake.enqueue(Reply(text=LONG_TEXT, chunk_delay_s=0.2))  # 12 s if nobody stops it
+        fake.enqueue(LONG_STREAMS[upstream_pace])
         async with serve(settings(entry("slow", fake))) as url:
             async with aiohttp.ClientSession() as session:
                 resp = await session.post(
@@ -407,7 +657,10 @@ async def test_client_hanging_up_mid_stream_closes_the_upstream_connection(upstr
 
 
 @pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
-async def test_client_hanging_up_before_the_answer_closes_the_upstream_connection(upstream: str) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_client_hanging_up_before_the_answer_closes_the_upstream_connection(
+    upstream: str, stream: bool
+) -> None:
     async with watched_upstream(upstream) as fake:
         fake.enqueue(Reply(latency_s=5))
         async with serve(settings(entry("slow", fake))) as url:
@@ -415,7 +668,7 @@ async def test_client_hanging_up_before_the_answer_closes_the_upstream_connectio
                 with pytest.raises(TimeoutError):
                     await session.post(
                         url + path_for("openai"),
-                        json=body_for("openai", "slow", stream=False),
+                        json=body_for("openai", "slow", stream=stream),
                         headers=HEADERS,
                         timeout=aiohttp.ClientTimeout(total=0.2),
                     )

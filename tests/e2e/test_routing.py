@@ -29,7 +29,9 @@ def entry(name: str, fake: FakeUpstream, **extra: Any) -> dict[str, Any]:
     return model(name, kind, fake.url, fake.api_key, **extra)
 
 
-def upstream_of(kind: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream) -> FakeUpstream:
+def upstream_of(
+    kind: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> FakeUpstream:
     return openai_upstream if kind == "openai" else anthropic_upstream
 
 
@@ -123,6 +125,41 @@ async def test_fallbacks_of_fallbacks_are_followed(
     assert (openai_upstream.hits, anthropic_upstream.hits, third.hits) == (1, 1, 1)
 
 
+async def test_fallback_chain_stops_after_eight_models(openai_upstream: OpenAIUpstream) -> None:
+    openai_upstream.enqueue(Reply(status=500, repeat=20))
+    names = [f"m{i}" for i in range(10)]
+    entries = [entry(n, openai_upstream, fallbacks=names[i + 1 : i + 2]) for i, n in enumerate(names)]
+    async with serve(settings(*entries)) as url, openai_sdk(url) as client:
+        with pytest.raises(openai.APIStatusError):
+            await client.chat.completions.create(model="m0", messages=USER)
+    assert openai_upstream.hits == 8
+
+
+async def test_stream_falls_back_when_the_first_model_fails_before_its_first_byte(
+    openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    openai_upstream.enqueue(Reply(status=503))
+    anthropic_upstream.enqueue(Reply(text="streamed by B"))
+    config = settings(entry("A", openai_upstream, fallbacks=["B"]), entry("B", anthropic_upstream))
+    async with serve(config) as url, openai_sdk(url) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="A", messages=USER, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+    assert text == "streamed by B"
+    assert raw.headers["x-waypost-deployment"] == "B"
+    assert raw.headers["x-waypost-attempts"] == "2"
+
+
+async def test_upstream_redirect_is_not_followed(openai_upstream: OpenAIUpstream) -> None:
+    async with OpenAIUpstream() as trap:
+        location = {"location": trap.url + "/v1/chat/completions"}
+        openai_upstream.enqueue(Reply(status=307, raw_body=b"", headers=location))
+        async with serve(settings(entry("m", openai_upstream))) as url, openai_sdk(url) as client:
+            with pytest.raises(openai.APIStatusError) as err:
+                await client.chat.completions.create(model="m", messages=USER)
+        assert trap.hits == 0
+    assert err.value.status_code == 502
+
+
 # -- regex matching --------------------------------------------------------------------------------
 
 
@@ -149,7 +186,9 @@ async def test_exact_name_wins_over_a_matching_pattern(
 
 
 async def test_pattern_with_upstream_model_aliases(anthropic_upstream: AnthropicUpstream) -> None:
-    config = settings(entry("claude-any", anthropic_upstream, match="claude-.*", upstream_model="claude-sonnet-4-6"))
+    config = settings(
+        entry("claude-any", anthropic_upstream, match="claude-.*", upstream_model="claude-sonnet-4-6")
+    )
     async with serve(config) as url:
         await ask(url, "claude-whatever-you-like")
     assert anthropic_upstream.last.json["model"] == "claude-sonnet-4-6"
@@ -220,7 +259,9 @@ async def test_upstream_gets_the_configured_key_not_the_callers(
         assert "authorization" not in received
 
 
-async def test_chunked_request_reaches_the_upstream_with_a_plain_length(openai_upstream: OpenAIUpstream) -> None:
+async def test_chunked_request_reaches_the_upstream_with_a_plain_length(
+    openai_upstream: OpenAIUpstream,
+) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         data = json.dumps(body_for("openai", "m")).encode()
         yield data[:10]
@@ -248,6 +289,22 @@ async def test_configured_model_headers_are_sent_upstream(
     assert fake.last.headers["openai-organization"] == "org-42"
 
 
+@pytest.mark.parametrize("upstream", FORMATS, ids=[f"to-{u}" for u in FORMATS])
+async def test_configured_headers_override_the_gateways_own(
+    upstream: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
+    # The key goes in a differently-cased header: only the configured value may reach the upstream.
+    header = (
+        {"Authorization": f"Bearer {fake.api_key}"} if upstream == "openai" else {"X-Api-Key": fake.api_key}
+    )
+    config = settings(model("m", upstream, fake.url, "sk-stale-key-0000", headers=header))
+    async with serve(config) as url:
+        text, _ = await ask(url, "m")
+    assert text == "echo: hi"
+    assert "sk-stale-key-0000" not in json.dumps(fake.last.headers)
+
+
 # Every spelling an SDK or another gateway has used to carry an endpoint or a key in the body.
 REDIRECTING_FIELDS = ("base_url", "api_base", "api_url", "endpoint", "url")
 
@@ -260,9 +317,11 @@ async def test_request_body_cannot_redirect_the_call_or_replace_the_key(
     fake = upstream_of(upstream, openai_upstream, anthropic_upstream)
     async with OpenAIUpstream() as trap:  # accepts any key: it must simply never be called
         target = {field: trap.url + "/v1" for field in REDIRECTING_FIELDS}
-        redirect = {**target, "api_key": "sk-attacker", "extra_body": {**target, "api_key": "sk-attacker"}}
-        if fmt == "anthropic":
-            redirect["metadata"] = {"user_id": "u1"}  # fields Anthropic allows next to the redirect attempt
+        redirect: dict[str, Any] = {
+            **target,
+            "api_key": "sk-attacker",
+            "extra_body": {**target, "api_key": "sk-attacker"},
+        }
         async with serve(settings(entry("m", fake))) as url:
             status, _, body = await post(url, fmt, body_for(fmt, "m", **redirect))
         assert trap.hits == 0
@@ -299,15 +358,21 @@ async def test_unusable_request_id_is_replaced(openai_upstream: OpenAIUpstream) 
 
 
 @pytest.mark.parametrize(
-    "failure", ["unknown-model", "wrong-key", "upstream-500"], ids=["unknown-model", "wrong-key", "upstream-500"]
+    "failure",
+    ["unknown-model", "wrong-key", "upstream-500"],
+    ids=["unknown-model", "wrong-key", "upstream-500"],
 )
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_request_id_is_on_error_responses(fmt: str, failure: str, openai_upstream: OpenAIUpstream) -> None:
+async def test_request_id_is_on_error_responses(
+    fmt: str, failure: str, openai_upstream: OpenAIUpstream
+) -> None:
     openai_upstream.enqueue(Reply(status=500, repeat=2))
     name = "nope" if failure == "unknown-model" else "m"
     headers = {"authorization": "Bearer wrong-key-0000"} if failure == "wrong-key" else {}
     async with serve(settings(entry("m", openai_upstream))) as url:
-        status, sent, _ = await post(url, fmt, body_for(fmt, name), {**headers, "x-request-id": "err-trace-1"})
+        status, sent, _ = await post(
+            url, fmt, body_for(fmt, name), {**headers, "x-request-id": "err-trace-1"}
+        )
         status_generated, generated, _ = await post(url, fmt, body_for(fmt, name), headers)
     assert status >= 400 and status_generated >= 400
     assert sent["x-request-id"] == "err-trace-1"
@@ -315,11 +380,11 @@ async def test_request_id_is_on_error_responses(fmt: str, failure: str, openai_u
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_request_id_is_on_streams(
-    fmt: str, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
-) -> None:
+async def test_request_id_is_on_streams(fmt: str, anthropic_upstream: AnthropicUpstream) -> None:
     async with serve(settings(entry("m", anthropic_upstream))) as url:
-        status, sent, _ = await post(url, fmt, body_for(fmt, "m", stream=True), {"x-request-id": "stream-trace-1"})
+        status, sent, _ = await post(
+            url, fmt, body_for(fmt, "m", stream=True), {"x-request-id": "stream-trace-1"}
+        )
         _, generated, _ = await post(url, fmt, body_for(fmt, "m", stream=True))
     assert status == 200
     assert sent["content-type"].startswith("text/event-stream")

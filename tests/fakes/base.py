@@ -144,6 +144,7 @@ class FakeUpstream:
         """The key clients must present; ``None`` accepts any key."""
         self.requests: list[Recorded] = []
         self.default_reply: Reply = Reply()
+        """Served when the script is empty; ``Reply()`` echoes the last user message."""
         self._queue: list[list[Any]] = []
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()

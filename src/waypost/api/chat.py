@@ -146,7 +146,11 @@ async def handle_chat(request: Request, fmt: ClientFormat) -> Response:
             )
         resp, served = await until_disconnect(request.receive, container.router.complete(req, ctx))
         headers = call.serve(served, providers[served.deployment.provider].dialect, fmt)
-        content = resp.raw if resp.raw is not None else orjson.dumps(fmt.encode_response(resp, req.model))
+        if resp.raw is not None:
+            content = resp.raw
+        else:
+            resp.created = resp.created or int(time.time())  # the wire modules have no clock
+            content = orjson.dumps(fmt.encode_response(resp, req.model))
         call.log(200, resp.usage)
         return Response(content, media_type="application/json", headers=headers)
     except GatewayError as err:

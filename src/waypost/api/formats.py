@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,7 +33,10 @@ OPENAI = ClientFormat(
     decode_request=openai_chat.decode_request,
     encode_response=openai_chat.encode_response,
     encode_error=openai_chat.encode_error,
-    stream_encoder=lambda req: openai_chat.StreamEncoder(req.model, include_usage=req.include_usage),
+    # The wire modules have no clock; chunks translated from upstreams without one get ours.
+    stream_encoder=lambda req: openai_chat.StreamEncoder(
+        req.model, include_usage=req.include_usage, created=int(time.time())
+    ),
 )
 
 ANTHROPIC = ClientFormat(

@@ -61,7 +61,7 @@ class AnthropicProvider:
             provider=NAME,
             model=dep.name,
         ) as resp:
-            data = await self.http.read_body(resp, settings.timeouts, NAME)
+            data = await resp.read()
         result = anthropic_messages.decode_response(json_body(data, NAME))
         if ctx.client_format == self.dialect:
             result.raw = data
@@ -83,7 +83,7 @@ class AnthropicProvider:
             provider=NAME,
             model=dep.name,
         ) as resp:
-            async for chunk in self.http.iter_chunks(resp, settings.timeouts, NAME):
+            async for chunk in resp.chunks():
                 for sse in parser.feed(chunk):
                     try:
                         obj = orjson.loads(sse.data)

@@ -107,15 +107,20 @@ class HttpClient:
         verify_tls: bool,
         provider: str,
         model: str,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    ) -> AsyncIterator[UpstreamResponse]:
         """POST and yield the response once its headers arrived with a 2xx status.
 
-        Errors (connect, first-byte timeout, non-2xx) are raised as ``GatewayError``.
-        Redirects are never followed: an upstream has no business sending us elsewhere.
+        One deadline (``timeouts.total``) covers the whole call: the wait for headers (itself
+        bounded by ``first_byte``) and reading the body or stream. Errors (connect, timeouts,
+        non-2xx) are raised as ``GatewayError``. Redirects are never followed: an upstream has
+        no business sending us elsewhere.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.total
+        first_byte = min(timeouts.first_byte, timeouts.total)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, connect=timeouts.connect)
         try:
-            async with asyncio.timeout(timeouts.first_byte):
+            async with asyncio.timeout(first_byte):
                 resp = await self.session.post(
                     url,
                     data=body,
@@ -125,8 +130,10 @@ class HttpClient:
                     allow_redirects=False,
                 )
         except TimeoutError as exc:
+            which = "first_byte" if first_byte == timeouts.first_byte else "total"
             raise UpstreamTimeout(
-                f"{provider} upstream did not answer within {timeouts.first_byte:g}s", provider=provider
+                f"{provider} upstream did not answer within {first_byte:g}s (timeouts.{which})",
+                provider=provider,
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamError(
@@ -151,7 +158,7 @@ class HttpClient:
                         upstream_status=resp.status,
                     )
                 raise status_error(provider, model, resp.status, resp.headers, data)
-            yield resp
+            yield UpstreamResponse(resp, deadline, timeouts, provider)
         finally:
             # A fully read response returns its connection to the pool; anything else (a client
             # disconnect, an error mid-stream) closes it so the upstream stops generating at once.
@@ -160,46 +167,59 @@ class HttpClient:
             else:
                 resp.close()
 
-    @staticmethod
-    async def read_body(resp: aiohttp.ClientResponse, timeouts: Timeouts, provider: str) -> bytes:
+
+class UpstreamResponse:
+    """A 2xx upstream response, read under the call's single deadline."""
+
+    __slots__ = ("_deadline", "_provider", "_resp", "_timeouts")
+
+    def __init__(
+        self, resp: aiohttp.ClientResponse, deadline: float, timeouts: Timeouts, provider: str
+    ) -> None:
+        self._resp = resp
+        self._deadline = deadline
+        self._timeouts = timeouts
+        self._provider = provider
+
+    def _total_exceeded(self) -> UpstreamTimeout:
+        return UpstreamTimeout(
+            f"{self._provider} upstream call exceeded the total timeout of {self._timeouts.total:g}s",
+            provider=self._provider,
+        )
+
+    async def read(self) -> bytes:
         try:
-            async with asyncio.timeout(timeouts.total):
-                return await resp.read()
+            async with asyncio.timeout_at(self._deadline):
+                return await self._resp.read()
         except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"{provider} upstream response exceeded {timeouts.total:g}s", provider=provider
-            ) from exc
+            raise self._total_exceeded() from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(
-                f"{provider} upstream connection failed while reading the response: {type(exc).__name__}",
-                provider=provider,
+                f"{self._provider} upstream connection failed while reading the response: {type(exc).__name__}",
+                provider=self._provider,
             ) from None
 
-    @staticmethod
-    async def iter_chunks(
-        resp: aiohttp.ClientResponse, timeouts: Timeouts, provider: str
-    ) -> AsyncIterator[bytes]:
-        """Chunks as they arrive; a silence longer than ``idle`` or a broken connection raises."""
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Chunks as they arrive; a silence longer than ``idle``, the total deadline, or a broken
+        connection raises."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeouts.total
-        content = resp.content
+        deadline, idle = self._deadline, self._timeouts.idle
+        content = self._resp.content
         while True:
             try:
-                async with asyncio.timeout(min(timeouts.idle, max(0.0, deadline - loop.time()))):
+                async with asyncio.timeout_at(min(deadline, loop.time() + idle)):
                     chunk = await content.readany()
             except TimeoutError as exc:
                 if loop.time() >= deadline:
-                    raise UpstreamTimeout(
-                        f"{provider} upstream stream exceeded the total timeout of {timeouts.total:g}s",
-                        provider=provider,
-                    ) from exc
+                    raise self._total_exceeded() from exc
                 raise UpstreamTimeout(
-                    f"{provider} upstream stream stalled: no data for {timeouts.idle:g}s", provider=provider
+                    f"{self._provider} upstream stream stalled: no data for {idle:g}s",
+                    provider=self._provider,
                 ) from exc
             except aiohttp.ClientError as exc:
                 raise StreamInterrupted(
-                    f"{provider} upstream connection broke mid-stream: {type(exc).__name__}",
-                    provider=provider,
+                    f"{self._provider} upstream connection broke mid-stream: {type(exc).__name__}",
+                    provider=self._provider,
                 ) from None
             if not chunk:
                 return

@@ -45,7 +45,7 @@ class OpenAIProvider:
             provider=NAME,
             model=dep.name,
         ) as resp:
-            data = await self.http.read_body(resp, settings.timeouts, NAME)
+            data = await resp.read()
         result = openai_chat.decode_response(json_body(data, NAME))
         if ctx.client_format == self.dialect:
             result.raw = data
@@ -70,7 +70,7 @@ class OpenAIProvider:
             provider=NAME,
             model=dep.name,
         ) as resp:
-            async for chunk in self.http.iter_chunks(resp, settings.timeouts, NAME):
+            async for chunk in resp.chunks():
                 for sse in parser.feed(chunk):
                     if sse.data == "[DONE]":
                         for ev in decoder.finish():
