@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from bench.mock_upstream import run_event_loop
+from bench.event_loop import run_event_loop
 
 REQUEST_TIMEOUT_S = 30.0
 _MAX_ERROR_SAMPLES = 3
@@ -50,7 +50,7 @@ class Tally:
 
     def error(self, description: str) -> None:
         self.errors += 1
-        if len(self.error_samples) < _MAX_ERROR_SAMPLES:
+        if len(self.error_samples) < _MAX_ERROR_SAMPLES and description not in self.error_samples:
             self.error_samples.append(description)
 
 

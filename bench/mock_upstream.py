@@ -13,10 +13,11 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from collections.abc import Coroutine
-from typing import Any, cast
+from typing import cast
 
 import orjson
+
+from bench.event_loop import run_event_loop
 
 STREAM_CHUNKS = 20
 PROMPT_TOKENS = 8
@@ -242,16 +243,6 @@ async def serve(host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with server:
         await stop.wait()
-
-
-def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine on uvloop when it is installed, else on the default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    uvloop.run(main)
 
 
 def main() -> None:

@@ -37,6 +37,14 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def threads(pid: int) -> list[int]:
+    """Thread ids of a process (empty once it has gone)."""
+    try:
+        return [int(entry.name) for entry in (_PROC / str(pid) / "task").iterdir()]
+    except OSError:
+        return []
+
+
 def cpu_seconds(root: int) -> dict[int, float]:
     """User + system CPU seconds of each process in the tree, keyed by pid."""
     seconds: dict[int, float] = {}

@@ -94,16 +94,16 @@ def run_cell(
                 argv += ["--stream"] if stream else []
                 for header in headers:
                     argv += ["--header", header]
-                drivers.append(
-                    subprocess.Popen(
-                        argv,
-                        cwd=REPO,
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=log,
-                        start_new_session=True,
-                    )
+                driver = subprocess.Popen(
+                    argv,
+                    cwd=REPO,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    start_new_session=True,
                 )
+                drivers.append(driver)
+                servers.pin(driver.pid, args.load_cpus)
         readers = [_Lines(d) for d in drivers]
         for reader in readers:
             reader.read(args.warmup + 60)
@@ -141,7 +141,7 @@ def run_cell(
         upstream_cpu_s=upstream_cpu if upstream_pid else math.nan,
         other_cpu_s=max(0.0, busy_after - busy_before - server_cpu - upstream_cpu - driver_cpu),
         peak_mib=peak,
-        error_samples=[s for r in results for s in r["error_samples"]][:3],
+        error_samples=list(dict.fromkeys(s for r in results for s in r["error_samples"]))[:3],
     )
 
 
@@ -274,9 +274,27 @@ def _settings(args: argparse.Namespace) -> dict[str, str]:
         "stream shape": f"{STREAM_CHUNKS} content chunks + usage chunk + [DONE]",
         "load driver processes": str(args.load_processes),
         "server workers": "1 each",
+        "CPU pinning": (
+            f"server under test on CPU {_cpus(args.server_cpus)}; "
+            f"load driver and mock upstream on CPU {_cpus(args.load_cpus)}"
+            if args.server_cpus
+            else "none (--no-pin, or a single CPU)"
+        ),
         "aiohttp / uvloop / orjson": f"{_version('aiohttp')} / {_version('uvloop')} / {_version('orjson')}",
         "waypost": _version("waypost"),
     }
+
+
+def _cpus(cpus: frozenset[int] | None) -> str:
+    return ",".join(str(c) for c in sorted(cpus or ()))
+
+
+def cpu_split(pin: bool) -> tuple[frozenset[int] | None, frozenset[int] | None]:
+    """(CPUs for the server under test, CPUs for the load): the last CPU alone against the rest."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return frozenset(cpus[-1:]), frozenset(cpus[:-1])
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -305,10 +323,14 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
         )
         upstream = None
         if DIRECT in args.servers:
+            mock.cpus = args.server_cpus
             upstream = measure_server(run, DIRECT, mock, bearer, args, live, None, keep_running=True)
+        mock.cpus = args.load_cpus
         if upstream is None:
             upstream = servers.start(mock, OUT_DIR)
             live.append(upstream)
+        # From here on the mock is part of the load, not the server under test.
+        servers.pin(upstream.pid, args.load_cpus)
         upstream_url = f"http://127.0.0.1:{mock_port}"
         legs: list[tuple[str, Callable[[], servers.ServerSpec | str], list[str]]] = []
         if PASSTHROUGH in args.servers:
@@ -326,6 +348,7 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
                 run.servers.append(Server(name, status="skipped", note=spec))
                 print(f"{LABELS[name]}: SKIPPED: {spec}", flush=True)
                 continue
+            spec.cpus = args.server_cpus
             measure_server(run, name, spec, headers, args, live, upstream.pid)
     finally:
         for server in reversed(live):
@@ -374,6 +397,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--litellm", action="store_true", help="also install and measure LiteLLM's proxy")
     parser.add_argument("--load-processes", type=int, default=1, help="load driver processes per cell")
     parser.add_argument("--startup-runs", type=int, help="spawns timed per server (default 3, quick 1)")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the server to its own CPU (default: server on the last CPU, load on the rest)",
+    )
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md")
     args = parser.parse_args(argv)
     unknown = set(args.servers) - {DIRECT, PASSTHROUGH, WAYPOST}
@@ -386,6 +414,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.startup_runs is None:
         args.startup_runs = 1 if args.quick else 3
     args.startup_runs = max(1, args.startup_runs)
+    args.server_cpus, args.load_cpus = cpu_split(not args.no_pin)
     args.modes = {"both": [False, True], "plain": [False], "stream": [True]}[args.mode]
     return args
 

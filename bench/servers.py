@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import procfs
+
 _POLL_S = 0.01
 
 
@@ -33,6 +35,7 @@ class ServerSpec:
     cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     start_timeout_s: float = 30.0
+    cpus: frozenset[int] | None = None
 
 
 @dataclass(slots=True)
@@ -66,6 +69,16 @@ def health_status(host: str, port: int, path: str, timeout_s: float = 1.0) -> in
         connection.close()
 
 
+def pin(root: int, cpus: frozenset[int] | None) -> None:
+    """Move every thread of a process tree onto `cpus`; None leaves it where it is."""
+    if not cpus:
+        return
+    for pid in procfs.process_tree(root):
+        for tid in procfs.threads(pid):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, cpus)
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -89,6 +102,8 @@ def start(spec: ServerSpec, log_dir: Path) -> RunningServer:
             env=env,
             start_new_session=True,
         )
+    # Pinned right after the spawn, before the interpreter has started any thread or worker.
+    pin(process.pid, spec.cpus)
     server = RunningServer(spec, process, 0.0, log_path)
     deadline = started + spec.start_timeout_s
     try:
