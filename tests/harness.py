@@ -48,7 +48,14 @@ async def serve(config: Settings) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", http="httptools", timeout_graceful_shutdown=1)
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            http="httptools",
+            proxy_headers=False,
+            timeout_graceful_shutdown=1,
+        )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

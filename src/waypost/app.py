@@ -13,12 +13,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waypost.api import chat, meta
 from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.api.middleware import RequestIdMiddleware
 from waypost.api.state import Container
 from waypost.core.errors import GatewayError, NotFound
+from waypost.observability.access import AccessLog
 from waypost.observability.logging import configure_logging
 from waypost.pipeline.auth import StaticKeyAuth
 from waypost.providers.anthropic import AnthropicProvider
@@ -31,6 +33,29 @@ from waypost.routing.router import Router
 from waypost.settings import Settings
 
 
+class Gateway:
+    """The ASGI entry point: chat routes go straight to the raw data-plane handler; everything
+    else (and the lifespan) goes to Starlette."""
+
+    def __init__(self, starlette: Starlette, container: Container) -> None:
+        self.starlette = starlette
+        self.state = starlette.state
+        self.container = container
+        self._chat_routes = {
+            "/v1/chat/completions": OPENAI,
+            "/chat/completions": OPENAI,
+            "/v1/messages": ANTHROPIC,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            fmt = self._chat_routes.get(scope["path"])
+            if fmt is not None:
+                await chat.handle_chat(self.container, fmt, scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+
 def build_container(settings: Settings) -> Container:
     http = HttpClient()
     providers: dict[str, Provider] = {
@@ -39,7 +64,18 @@ def build_container(settings: Settings) -> Container:
         "mock": MockProvider(),
     }
     router = Router(ModelRegistry(settings.models), providers)
-    return Container(settings=settings, http=http, router=router, auth=StaticKeyAuth(settings.auth.api_keys))
+    log_settings = settings.logging
+    access_log = AccessLog(
+        enabled=log_settings.access_log and log_settings.level in ("debug", "info"),
+        json_format=log_settings.json_format,
+    )
+    return Container(
+        settings=settings,
+        http=http,
+        router=router,
+        auth=StaticKeyAuth(settings.auth.api_keys),
+        access_log=access_log,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -53,7 +89,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
+def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
     if configure_logs:
         configure_logging(settings.logging.level, settings.logging.json_format)
     container = build_container(settings)
@@ -66,39 +102,40 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
         finally:
             container.ready = False
             await container.http.close()
+            container.access_log.flush()
 
     routes = [
-        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
-        Route("/chat/completions", chat.chat_completions, methods=["POST"]),
-        Route("/v1/messages", chat.messages, methods=["POST"]),
         Route("/v1/models", meta.list_models, methods=["GET"]),
         Route("/models", meta.list_models, methods=["GET"]),
         Route("/health", meta.health, methods=["GET"]),
         Route("/health/live", meta.live, methods=["GET"]),
         Route("/health/ready", meta.ready, methods=["GET"]),
     ]
-    middleware = [Middleware(RequestIdMiddleware)]
-    if settings.server.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.server.cors_origins,
-                allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["*"],
-                expose_headers=["x-request-id", "x-waypost-provider", "x-waypost-deployment"],
-            )
-        )
-    app = Starlette(
+    starlette = Starlette(
         routes=routes,
-        middleware=middleware,
+        middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
     )
-    app.state.container = container
+    starlette.state.container = container
+    app: ASGIApp = Gateway(starlette, container)
+    if settings.server.cors_origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=[
+                "x-request-id",
+                "x-waypost-provider",
+                "x-waypost-deployment",
+                "x-waypost-dropped",
+            ],
+        )
     return app
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     """Factory for multi-worker servers: each worker loads the config named by $WAYPOST_CONFIG."""
     import os
 

@@ -132,6 +132,7 @@ class AuthSettings(_Strict):
 class LoggingSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = Field(True, alias="json")
+    access_log: bool = True  # one line per request (at info level)
 
 
 class Settings(_Strict):

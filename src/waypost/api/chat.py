@@ -1,77 +1,59 @@
 """The chat data plane, shared by ``/v1/chat/completions`` (OpenAI) and ``/v1/messages``
-(Anthropic): authenticate, decode, route, and answer in the caller's own format."""
+(Anthropic): authenticate, decode, route, and answer in the caller's own format.
+
+These handlers are raw ASGI (see ``asgi_io``): they are the hot path.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, cast
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
-from waypost.api.body import read_json
-from waypost.api.errors import error_response
-from waypost.api.formats import ANTHROPIC, OPENAI, ClientFormat
-from waypost.api.state import Container, request_id
-from waypost.core.errors import GatewayError, UpstreamError
+from waypost.api.asgi_io import (
+    ClientGone,
+    DisconnectWatch,
+    encode_headers,
+    header_map,
+    read_body,
+    request_id,
+    send_body,
+)
+from waypost.api.errors import error_parts
+from waypost.api.formats import ClientFormat
+from waypost.api.state import Container
+from waypost.core.errors import BadRequest, GatewayError, UpstreamError
 from waypost.core.events import MessageStart, RawFrame, StreamEvent, UsageUpdate
 from waypost.core.types import ChatRequest, Usage
 from waypost.providers.base import CallContext
 from waypost.routing.router import Served
 
 log = logging.getLogger("waypost.request")
-T = TypeVar("T")
 
 # Client headers a provider of the caller's own dialect may receive. Credentials and
 # hop-by-hop headers are never among them.
 PASSTHROUGH_HEADERS = ("anthropic-beta", "anthropic-version")
-
-
-class ClientGone(Exception):
-    """The caller disconnected before the answer was ready."""
-
-
-async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it the moment the client disconnects."""
-    task = asyncio.current_task()
-    assert task is not None
-    disconnected = False
-
-    async def watch() -> None:
-        nonlocal disconnected
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        disconnected = True
-        task.cancel()
-
-    watcher = asyncio.get_running_loop().create_task(watch())
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if disconnected:
-            task.uncancel()
-            raise ClientGone from None
-        raise
-    finally:
-        watcher.cancel()
+JSON = b"application/json"
 
 
 @dataclass(slots=True)
 class Call:
     """One data-plane request's bookkeeping: what was asked, who served it, what to report."""
 
+    container: Container
     rid: str
     req: ChatRequest
     started: float
     decoder_notes: int  # how many of req.notes the decoder wrote (the rest come from encoding)
     served: Served | None = None
     same_format: bool = False
+    logged: bool = False
 
     def notes(self) -> list[str]:
         """What could not be carried. The decoder's notes are about the canonical model, so they
@@ -79,11 +61,12 @@ class Call:
         notes = self.req.notes[self.decoder_notes :] if self.same_format else self.req.notes
         return list(dict.fromkeys(notes))  # retries and fallbacks re-encode: keep each note once
 
-    def serve(self, served: Served, dialect: str, fmt: ClientFormat) -> dict[str, str]:
+    def serve(self, served: Served, fmt: ClientFormat) -> dict[str, str]:
         """Record who served the call; return the response headers that say so."""
         self.served = served
-        self.same_format = dialect == fmt.name
+        self.same_format = self.container.router.providers[served.deployment.provider].dialect == fmt.name
         headers = {
+            "x-request-id": self.rid,
             "x-waypost-provider": served.deployment.provider,
             "x-waypost-deployment": served.deployment.name,
         }
@@ -91,15 +74,18 @@ class Call:
             headers["x-waypost-attempts"] = str(served.attempts)
         notes = self.notes()
         if notes:
-            # Header values must be ASCII; the full notes are in the request log.
+            # Header values must be ASCII; the full notes are in the access log.
             headers["x-waypost-dropped"] = "; ".join(notes).encode("ascii", "replace").decode()[:1000]
         return headers
 
     def log(self, status: int, usage: Usage | None, error: GatewayError | None = None) -> None:
-        if not log.isEnabledFor(logging.INFO):
+        """Write the access-log line; only the first call per request counts."""
+        access = self.container.access_log
+        if self.logged or not access.enabled:
             return
+        self.logged = True
         req = self.req
-        fields: dict[str, object] = {
+        fields: dict[str, Any] = {
             "request_id": self.rid,
             "model": req.model,
             "stream": req.stream,
@@ -121,89 +107,113 @@ class Call:
         if error is not None:
             fields["error"] = type(error).__name__
             fields["detail"] = error.message
-        log.info("request finished", extra=fields)
+        access.write(fields)
 
 
-async def handle_chat(request: Request, fmt: ClientFormat) -> Response:
-    container: Container = request.app.state.container
-    rid = request_id(request)
+async def send_error(send: Send, fmt: ClientFormat, err: GatewayError, rid: str) -> None:
+    status, body, headers = error_parts(fmt, err)
+    await send_body(send, status, body, JSON, {"x-request-id": rid, **headers})
+
+
+async def handle_chat(
+    container: Container, fmt: ClientFormat, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """One chat request, from headers to the last byte of the answer."""
     started = time.perf_counter()
+    headers = header_map(scope)
+    rid = request_id(headers)
     call: Call | None = None
     try:
-        container.auth.check(request.headers)
-        body = await read_json(request, container.settings.server.max_body_bytes)
+        container.auth.check(headers)
+        raw = await read_body(receive, headers, container.settings.server.max_body_bytes)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
         req = fmt.decode_request(body)
-        call = Call(rid, req, started, len(req.notes))
-        ctx = CallContext(rid, fmt.name, {h: v for h in PASSTHROUGH_HEADERS if (v := request.headers.get(h))})
-        providers = container.router.providers
-        if req.stream:
-            events, served = await until_disconnect(request.receive, container.router.stream(req, ctx))
-            headers = call.serve(served, providers[served.deployment.provider].dialect, fmt)
-            return StreamingResponse(
-                relay(events, fmt, call),
-                media_type="text/event-stream",
-                headers={"cache-control": "no-cache", "x-accel-buffering": "no", **headers},
-            )
-        resp, served = await until_disconnect(request.receive, container.router.complete(req, ctx))
-        headers = call.serve(served, providers[served.deployment.provider].dialect, fmt)
+        call = Call(container, rid, req, started, len(req.notes))
+        ctx = CallContext(rid, fmt.name, {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))})
+        with DisconnectWatch(receive):
+            if req.stream:
+                events, served = await container.router.stream(req, ctx)
+                await stream_answer(send, events, fmt, call, call.serve(served, fmt))
+                return
+            resp, served = await container.router.complete(req, ctx)
+        out_headers = call.serve(served, fmt)
         if resp.raw is not None:
             content = resp.raw
         else:
             resp.created = resp.created or int(time.time())  # the wire modules have no clock
             content = orjson.dumps(fmt.encode_response(resp, req.model))
         call.log(200, resp.usage)
-        return Response(content, media_type="application/json", headers=headers)
+        await send_body(send, 200, content, JSON, out_headers)
     except GatewayError as err:
         if call is not None:
             call.log(err.status, None, err)
-        return error_response(fmt, err)
+        await send_error(send, fmt, err, rid)
     except ClientGone:
         if call is not None:
             call.log(499, None)
-        return Response(status_code=499)
     except Exception:
         log.exception("request failed inside the gateway", extra={"request_id": rid})
-        return error_response(fmt, GatewayError("The request failed inside the gateway."))
+        await send_error(send, fmt, GatewayError("The request failed inside the gateway."), rid)
 
 
-async def relay(events: AsyncIterator[StreamEvent], fmt: ClientFormat, call: Call) -> AsyncIterator[bytes]:
-    """Encode (or relay, for a same-format upstream) each event as it arrives. A failure after
-    the first byte ends the stream with an error event in the caller's format."""
+async def stream_answer(
+    send: Send,
+    batches: AsyncIterator[list[StreamEvent]],
+    fmt: ClientFormat,
+    call: Call,
+    headers: dict[str, str],
+) -> None:
+    """Relay (same format) or encode each event as it arrives. A failure after the first byte
+    ends the stream with an error event in the caller's format, never a clean end."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+                *encode_headers(headers),
+            ],
+        }
+    )
     encoder = fmt.stream_encoder(call.req)
     same_format = call.same_format
     usage = Usage()
     try:
-        async for ev in events:
-            kind = type(ev)
-            if kind is RawFrame:
-                if same_format:
-                    yield cast(RawFrame, ev).data
-                continue
-            if kind is UsageUpdate or kind is MessageStart:
-                usage.merge(cast(UsageUpdate, ev).usage)
-            if not same_format:
-                out = encoder.feed(ev)
-                if out:
-                    yield out
+        async for batch in batches:
+            out: list[bytes] = []
+            for ev in batch:
+                kind = type(ev)
+                if kind is RawFrame:
+                    if same_format:
+                        out.append(cast(RawFrame, ev).data)
+                    continue
+                if kind is UsageUpdate or kind is MessageStart:
+                    usage.merge(cast(UsageUpdate, ev).usage)
+                if not same_format:
+                    data = encoder.feed(ev)
+                    if data:
+                        out.append(data)
+            if out:  # what arrived together leaves together: one write per upstream read
+                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
     except GatewayError as err:
         call.log(err.status, usage, err)
-        yield encoder.error(err)
+        await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
         return
     except asyncio.CancelledError:
         call.log(499, usage)
         raise
     except Exception:
         log.exception("stream relay failed", extra={"request_id": call.rid})
-        yield encoder.error(UpstreamError("The stream failed inside the gateway."))
+        failure = UpstreamError("The stream failed inside the gateway.")
+        call.log(500, usage, failure)
+        await send({"type": "http.response.body", "body": encoder.error(failure), "more_body": False})
         return
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await batches.aclose()  # type: ignore[attr-defined]
     call.log(200, usage)
-
-
-async def chat_completions(request: Request) -> Response:
-    return await handle_chat(request, OPENAI)
-
-
-async def messages(request: Request) -> Response:
-    return await handle_chat(request, ANTHROPIC)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

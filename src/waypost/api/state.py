@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
-
+from waypost.observability.access import AccessLog
 from waypost.pipeline.auth import StaticKeyAuth
 from waypost.providers.http import HttpClient
 from waypost.routing.router import Router
@@ -19,9 +18,6 @@ class Container:
     http: HttpClient
     router: Router
     auth: StaticKeyAuth
+    access_log: AccessLog
     started_at: int = field(default_factory=lambda: int(time.time()))
     ready: bool = False
-
-
-def request_id(request: Request) -> str:
-    return str(request.scope.get("request_id", ""))

@@ -75,6 +75,7 @@ def serve(
         "loop": "uvloop",
         "timeout_graceful_shutdown": 30,
         "server_header": False,
+        "proxy_headers": False,  # the gateway does not use client addresses
     }
     if server.workers > 1:
         if config is not None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
-from waypost.core.errors import StreamInterrupted
+from waypost.core.errors import GatewayError, StreamInterrupted
 from waypost.core.events import MessageEnd, RawFrame, StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse
 from waypost.providers.base import CallContext, Deployment
@@ -67,7 +68,9 @@ class AnthropicProvider:
             result.raw = data
         return result
 
-    async def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: CallContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, ctx)
         headers["accept"] = "text/event-stream"
         settings = dep.settings
@@ -84,22 +87,47 @@ class AnthropicProvider:
             model=dep.name,
         ) as resp:
             async for chunk in resp.chunks():
-                for sse in parser.feed(chunk):
-                    try:
-                        obj = orjson.loads(sse.data)
-                    except orjson.JSONDecodeError:
-                        raise StreamInterrupted("anthropic upstream sent an event that is not JSON") from None
-                    if not isinstance(obj, dict):
-                        raise StreamInterrupted("anthropic upstream sent an event that is not an object")
-                    event = sse.event or str(obj.get("type", ""))
-                    ended = False
-                    for ev in decoder.feed(event, obj):
-                        ended = ended or isinstance(ev, MessageEnd)
-                        yield ev
-                    if relay:
-                        yield RawFrame(encode_sse(sse.data.encode(), event))
-                    if ended:
-                        return
-        for ev in decoder.finish():
-            yield ev
+                frames, raw = parser.feed_frames(chunk)
+                if not frames:
+                    continue
+                batch: list[StreamEvent] = []
+                ended = False
+                done = 0  # frames fully decoded
+                try:
+                    for event, data in frames:
+                        obj = _event_object(data)
+                        name = event.decode() if event is not None else str(obj.get("type", ""))
+                        for ev in decoder.feed(name, obj):
+                            ended = ended or isinstance(ev, MessageEnd)
+                            batch.append(ev)
+                        done += 1
+                        if ended:
+                            break
+                except GatewayError:
+                    # What arrived before the failure still reaches the client, then the error.
+                    if batch:
+                        if relay:
+                            batch.append(RawFrame(b"".join(_frame(e, d) for e, d in frames[:done])))
+                        yield batch
+                    raise
+                if relay:
+                    batch.append(RawFrame(raw))
+                yield batch
+                if ended:
+                    return
+        decoder.finish()
         raise StreamInterrupted("anthropic upstream stream ended without message_stop", provider=NAME)
+
+
+def _event_object(data: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise StreamInterrupted("anthropic upstream sent an event that is not JSON", provider=NAME) from None
+    if not isinstance(obj, dict):
+        raise StreamInterrupted("anthropic upstream sent an event that is not an object", provider=NAME)
+    return obj
+
+
+def _frame(event: bytes | None, data: bytes) -> bytes:
+    return encode_sse(data, event.decode() if event is not None else None)

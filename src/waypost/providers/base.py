@@ -44,6 +44,8 @@ class Provider(Protocol):
         """One non-streamed answer; raises ``GatewayError`` subclasses on failure."""
         ...
 
-    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[StreamEvent]:
-        """Canonical events (plus ``RawFrame``s when ``dialect == ctx.client_format``)."""
+    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+        """Canonical events, in batches: one batch per upstream read, so a relay writes once
+        for what arrived together. A provider whose ``dialect`` is ``ctx.client_format`` adds
+        ``RawFrame``s carrying the upstream bytes as they came."""
         ...

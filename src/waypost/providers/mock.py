@@ -119,7 +119,9 @@ class MockProvider:
             await asyncio.sleep(dep.settings.mock.latency_ms / 1000)
         return self._answer(req, dep)
 
-    async def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: CallContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         mock = dep.settings.mock
         if mock.latency_ms:
             await asyncio.sleep(mock.latency_ms / 1000)
@@ -129,13 +131,13 @@ class MockProvider:
                 for piece in _split(text, mock.chunks):
                     if mock.chunk_delay_ms:
                         await asyncio.sleep(mock.chunk_delay_ms / 1000)
-                    yield (
+                    yield [
                         TextDelta(ev.index, piece)
                         if isinstance(ev, TextDelta)
                         else ToolArgsDelta(ev.index, piece)
-                    )
+                    ]
             else:
-                yield ev
+                yield [ev]
 
 
 def _split(text: str, chunks: int | None) -> list[str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
-from waypost.core.errors import StreamInterrupted
+from waypost.core.errors import GatewayError, StreamInterrupted
 from waypost.core.events import RawFrame, StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse
 from waypost.providers.base import CallContext, Deployment
@@ -51,7 +52,9 @@ class OpenAIProvider:
             result.raw = data
         return result
 
-    async def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: CallContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep)
         headers["accept"] = "text/event-stream"
         body = orjson.dumps(openai_chat.encode_request(req, dep.upstream_model, stream=True))
@@ -71,23 +74,47 @@ class OpenAIProvider:
             model=dep.name,
         ) as resp:
             async for chunk in resp.chunks():
-                for sse in parser.feed(chunk):
-                    if sse.data == "[DONE]":
-                        for ev in decoder.finish():
-                            yield ev
+                frames, raw = parser.feed_frames(chunk)
+                if not frames:
+                    continue
+                batch: list[StreamEvent] = []
+                kept: list[bytes] = []  # the frames the client may see
+                hidden = done = False
+                try:
+                    for _, data in frames:
+                        if data == b"[DONE]":
+                            batch += decoder.finish()
+                            kept.append(data)
+                            done = True
+                            break
+                        obj = _chunk_object(data)
+                        batch += decoder.feed(obj)
+                        if hide_usage and not obj.get("choices") and obj.get("usage"):
+                            hidden = True
+                        else:
+                            kept.append(data)
+                except GatewayError:
+                    # What arrived before the failure still reaches the client, then the error.
+                    if batch:
                         if relay:
-                            yield RawFrame(b"data: [DONE]\n\n")
-                        return
-                    try:
-                        obj = orjson.loads(sse.data)
-                    except orjson.JSONDecodeError:
-                        raise StreamInterrupted(
-                            "openai upstream sent a stream chunk that is not JSON"
-                        ) from None
-                    if not isinstance(obj, dict):
-                        raise StreamInterrupted("openai upstream sent a stream chunk that is not an object")
-                    for ev in decoder.feed(obj):
-                        yield ev
-                    if relay and not (hide_usage and not obj.get("choices") and obj.get("usage")):
-                        yield RawFrame(encode_sse(sse.data.encode()))
+                            batch.append(RawFrame(b"".join(encode_sse(d) for d in kept)))
+                        yield batch
+                    raise
+                if relay:
+                    batch.append(RawFrame(b"".join(encode_sse(d) for d in kept) if hidden else raw))
+                yield batch
+                if done:
+                    return
         raise StreamInterrupted("openai upstream stream ended without [DONE]", provider=NAME)
+
+
+def _chunk_object(data: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise StreamInterrupted(
+            "openai upstream sent a stream chunk that is not JSON", provider=NAME
+        ) from None
+    if not isinstance(obj, dict):
+        raise StreamInterrupted("openai upstream sent a stream chunk that is not an object", provider=NAME)
+    return obj

@@ -72,7 +72,9 @@ class Router:
         assert last is not None
         raise last
 
-    async def stream(self, req: ChatRequest, ctx: CallContext) -> tuple[AsyncIterator[StreamEvent], Served]:
+    async def stream(
+        self, req: ChatRequest, ctx: CallContext
+    ) -> tuple[AsyncIterator[list[StreamEvent]], Served]:
         """Open the stream on the first deployment that answers. Failures before the first
         event are retried or fall back; after it they reach the caller."""
         attempts = 0
@@ -128,7 +130,9 @@ class Router:
         return True
 
 
-async def _prepend(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+async def _prepend(
+    first: list[StreamEvent], rest: AsyncIterator[list[StreamEvent]]
+) -> AsyncIterator[list[StreamEvent]]:
     try:
         yield first
         async for ev in rest:
@@ -137,7 +141,7 @@ async def _prepend(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> Asyn
         await _aclose(rest)
 
 
-async def _aclose(events: AsyncIterator[StreamEvent]) -> None:
+async def _aclose(events: AsyncIterator[list[StreamEvent]]) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()
