@@ -138,6 +138,19 @@ class StreamDecoder:
 
     def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
+        if type(delta) is dict and len(delta) <= 2:
+            # The common chunk is plain text ({"content": ...}, maybe with "role"): skip the
+            # walk through every optional field.
+            content = delta.get("content")
+            if type(content) is str and (len(delta) == 1 or "role" in delta):
+                if content:
+                    open_block = self._open
+                    index = open_block[1] if open_block is not None and open_block[0] == "text" else None
+                    out.append(TextDelta(self._ensure_open("text", out) if index is None else index, content))
+                reason = choice.get("finish_reason")
+                if reason and isinstance(reason, str):
+                    self._finish = reason
+                return
         if isinstance(delta, dict):
             self._reasoning(delta, out)
             for key in ("content", "refusal"):
