@@ -135,8 +135,8 @@ async def handle_chat(
         ctx = CallContext(rid, fmt.name, {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))})
         with DisconnectWatch(receive):
             if req.stream:
-                events, served = await container.router.stream(req, ctx)
-                await stream_answer(send, events, fmt, call, call.serve(served, fmt))
+                first, rest, served = await container.router.stream(req, ctx)
+                await stream_answer(send, first, rest, fmt, call, call.serve(served, fmt))
                 return
             resp, served = await container.router.complete(req, ctx)
         out_headers = call.serve(served, fmt)
@@ -161,7 +161,8 @@ async def handle_chat(
 
 async def stream_answer(
     send: Send,
-    batches: AsyncIterator[list[StreamEvent]],
+    first: list[StreamEvent],
+    rest: AsyncIterator[list[StreamEvent]],
     fmt: ClientFormat,
     call: Call,
     headers: dict[str, str],
@@ -183,8 +184,9 @@ async def stream_answer(
     encoder = fmt.stream_encoder(call.req)
     same_format = call.same_format
     usage = Usage()
+    batch = first
     try:
-        async for batch in batches:
+        while True:
             out: list[bytes] = []
             for ev in batch:
                 kind = type(ev)
@@ -200,6 +202,10 @@ async def stream_answer(
                         out.append(data)
             if out:  # what arrived together leaves together: one write per upstream read
                 await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+            try:
+                batch = await anext(rest)
+            except StopAsyncIteration:
+                break
     except GatewayError as err:
         call.log(err.status, usage, err)
         await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
@@ -214,6 +220,6 @@ async def stream_answer(
         await send({"type": "http.response.body", "body": encoder.error(failure), "more_body": False})
         return
     finally:
-        await batches.aclose()  # type: ignore[attr-defined]
+        await rest.aclose()  # type: ignore[attr-defined]
     call.log(200, usage)
     await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -158,7 +158,11 @@ class HttpClient:
                         upstream_status=resp.status,
                     )
                 raise status_error(provider, model, resp.status, resp.headers, data)
-            yield UpstreamResponse(resp, deadline, timeouts, provider)
+            upstream = UpstreamResponse(resp, deadline, timeouts, provider)
+            try:
+                yield upstream
+            finally:
+                upstream.close()
         finally:
             # A fully read response returns its connection to the pool; anything else (a client
             # disconnect, an error mid-stream) closes it so the upstream stops generating at once.
@@ -171,15 +175,18 @@ class HttpClient:
 class UpstreamResponse:
     """A 2xx upstream response, read under the call's single deadline."""
 
-    __slots__ = ("_deadline", "_provider", "_resp", "_timeouts")
+    __slots__ = ("_content", "_deadline", "_deadline_timer", "_expired", "_provider", "_resp", "_timeouts")
 
     def __init__(
         self, resp: aiohttp.ClientResponse, deadline: float, timeouts: Timeouts, provider: str
     ) -> None:
         self._resp = resp
+        self._content = resp.content
         self._deadline = deadline
         self._timeouts = timeouts
         self._provider = provider
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._expired = False
 
     def _total_exceeded(self) -> UpstreamTimeout:
         return UpstreamTimeout(
@@ -199,31 +206,46 @@ class UpstreamResponse:
                 provider=self._provider,
             ) from None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Chunks as they arrive; a silence longer than ``idle``, the total deadline, or a broken
-        connection raises."""
+    async def read_chunk(self) -> bytes:
+        """The next piece of the body as it arrives; ``b""`` at its end. A silence longer than
+        ``idle``, the total deadline, or a broken connection raises.
+
+        Both limits are armed once per stream, not per chunk: ``idle`` is aiohttp's own socket
+        read timeout (re-armed by every packet; before the headers ``first_byte`` applied), and
+        one timer fails the body reader when the total deadline passes.
+        """
+        if self._deadline_timer is None:
+            self._arm()
+        try:
+            return await self._content.readany()
+        except TimeoutError as exc:  # aiohttp's read timeout is a TimeoutError too
+            if self._expired:
+                raise self._total_exceeded() from exc
+            raise UpstreamTimeout(
+                f"{self._provider} upstream stream stalled: no data for {self._timeouts.idle:g}s",
+                provider=self._provider,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise StreamInterrupted(
+                f"{self._provider} upstream connection broke mid-stream: {type(exc).__name__}",
+                provider=self._provider,
+            ) from None
+
+    def _arm(self) -> None:
         loop = asyncio.get_running_loop()
-        deadline, idle = self._deadline, self._timeouts.idle
-        content = self._resp.content
-        while True:
-            try:
-                async with asyncio.timeout_at(min(deadline, loop.time() + idle)):
-                    chunk = await content.readany()
-            except TimeoutError as exc:
-                if loop.time() >= deadline:
-                    raise self._total_exceeded() from exc
-                raise UpstreamTimeout(
-                    f"{self._provider} upstream stream stalled: no data for {idle:g}s",
-                    provider=self._provider,
-                ) from exc
-            except aiohttp.ClientError as exc:
-                raise StreamInterrupted(
-                    f"{self._provider} upstream connection broke mid-stream: {type(exc).__name__}",
-                    provider=self._provider,
-                ) from None
-            if not chunk:
-                return
-            yield chunk
+        self._deadline_timer = loop.call_at(self._deadline, self._expire)
+        connection = self._resp.connection
+        if connection is not None and connection.protocol is not None:
+            connection.protocol.read_timeout = self._timeouts.idle
+            connection.protocol.start_timeout()
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._content.set_exception(TimeoutError("total timeout"))
+
+    def close(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
 
 
 def json_body(data: bytes, provider: str) -> Any:

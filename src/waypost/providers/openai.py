@@ -73,7 +73,7 @@ class OpenAIProvider:
             provider=NAME,
             model=dep.name,
         ) as resp:
-            async for chunk in resp.chunks():
+            while chunk := await resp.read_chunk():
                 frames, raw = parser.feed_frames(chunk)
                 if not frames:
                     continue

@@ -74,9 +74,10 @@ class Router:
 
     async def stream(
         self, req: ChatRequest, ctx: CallContext
-    ) -> tuple[AsyncIterator[list[StreamEvent]], Served]:
-        """Open the stream on the first deployment that answers. Failures before the first
-        event are retried or fall back; after it they reach the caller."""
+    ) -> tuple[list[StreamEvent], AsyncIterator[list[StreamEvent]], Served]:
+        """Open the stream on the first deployment that answers: its first batch of events, the
+        rest, and who serves it. Failures before the first batch are retried or fall back;
+        after it they reach the caller, who must ``aclose()`` the rest."""
         attempts = 0
         last: GatewayError | None = None
         for dep in self.registry.chain(req.model):
@@ -93,7 +94,7 @@ class Router:
                 except GatewayError as err:
                     last = err
                 else:
-                    return _prepend(first, events), Served(dep, attempts)
+                    return first, events, Served(dep, attempts)
                 await _aclose(events)
                 if not await self._before_next(last, dep, attempt, attempts, ctx):
                     break
@@ -128,17 +129,6 @@ class Router:
             return False
         await asyncio.sleep(delay)
         return True
-
-
-async def _prepend(
-    first: list[StreamEvent], rest: AsyncIterator[list[StreamEvent]]
-) -> AsyncIterator[list[StreamEvent]]:
-    try:
-        yield first
-        async for ev in rest:
-            yield ev
-    finally:
-        await _aclose(rest)
 
 
 async def _aclose(events: AsyncIterator[list[StreamEvent]]) -> None:
