@@ -84,7 +84,7 @@ def test_invalid_regex_pattern_is_rejected_at_load(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "models: [{name: a, provider: mock, match: 'gpt-(4'}]"), {})
 
 
-def test_unknown_provider_type_is_rejected(tmp_path: Path) -> None:
+def test_unknown_provider_type_is_rejected_by_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"models\[0\]\.provider"):
         load_settings(write(tmp_path, "models: [{name: a, provider: nope}]"), {})
 
@@ -150,3 +150,56 @@ def test_serve_refuses_invalid_config_with_the_same_message(tmp_path: Path) -> N
     result = run_cli("serve", "--config", str(write(tmp_path, "server: {port: 70000}")))
     assert result.returncode == 2
     assert "server.port: Input should be less than or equal to 65535" in result.stderr
+
+
+# -- presets and auto -------------------------------------------------------------------------------
+
+
+def test_preset_fills_base_url_key_model_and_prices(tmp_path: Path) -> None:
+    path = write(tmp_path, "models: [{name: deepseek, provider: deepseek}]")
+    model = load_settings(path, {"DEEPSEEK_API_KEY": "sk-ds"}).models[0]
+    assert (model.provider, model.preset) == ("openai", "deepseek")
+    assert model.base_url == "https://api.deepseek.com/v1"
+    assert model.api_key == "sk-ds"
+    assert model.upstream_model == "deepseek-chat"
+    assert model.prices is not None and model.prices.output > 0
+
+
+def test_explicit_values_win_over_the_preset(tmp_path: Path) -> None:
+    text = "models: [{name: fast, provider: groq, api_key: mine-123, upstream_model: llama-3.1-8b-instant}]"
+    model = load_settings(write(tmp_path, text), {"GROQ_API_KEY": "theirs"}).models[0]
+    assert model.api_key == "mine-123"
+    assert model.upstream_model == "llama-3.1-8b-instant"
+    assert model.prices is not None and model.prices.input == 0.05
+
+
+def test_user_preset_in_config_needs_no_python(tmp_path: Path) -> None:
+    text = """
+presets:
+  acme: {base_url: "https://llm.acme.test/v1", api_key_env: ACME_KEY, default_model: acme-1,
+         prices: {acme-1: {input: 1, output: 2}}}
+models: [{name: acme, provider: acme}]
+"""
+    model = load_settings(write(tmp_path, text), {"ACME_KEY": "k-acme"}).models[0]
+    assert (model.base_url, model.api_key, model.upstream_model) == (
+        "https://llm.acme.test/v1",
+        "k-acme",
+        "acme-1",
+    )
+
+
+def test_unknown_provider_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"models\[0\]\.provider: unknown provider 'nope'; known: openai, .*deepseek"
+    ):
+        load_settings(write(tmp_path, "models: [{name: a, provider: nope}]"), {})
+
+
+def test_auto_needs_existing_candidates(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"models\[0\]\.candidates\[0\]: 'ghost' is not a non-auto model"):
+        load_settings(write(tmp_path, "models: [{name: a, provider: auto, candidates: [ghost]}]"), {})
+
+
+def test_azure_needs_a_resource_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"models\[0\]\.base_url: azure needs"):
+        load_settings(write(tmp_path, "models: [{name: a, provider: azure}]"), {})

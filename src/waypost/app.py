@@ -23,11 +23,8 @@ from waypost.core.errors import GatewayError, NotFound
 from waypost.observability.access import AccessLog
 from waypost.observability.logging import configure_logging
 from waypost.pipeline.auth import StaticKeyAuth
-from waypost.providers.anthropic import AnthropicProvider
-from waypost.providers.base import Provider
 from waypost.providers.http import HttpClient
-from waypost.providers.mock import MockProvider
-from waypost.providers.openai import OpenAIProvider
+from waypost.providers.registry import build_providers
 from waypost.routing.registry import ModelRegistry
 from waypost.routing.router import Router
 from waypost.settings import Settings
@@ -58,11 +55,7 @@ class Gateway:
 
 def build_container(settings: Settings) -> Container:
     http = HttpClient()
-    providers: dict[str, Provider] = {
-        "openai": OpenAIProvider(http),
-        "anthropic": AnthropicProvider(http),
-        "mock": MockProvider(),
-    }
+    providers = build_providers({m.provider for m in settings.models}, http)
     router = Router(ModelRegistry(settings.models), providers)
     log_settings = settings.logging
     access_log = AccessLog(

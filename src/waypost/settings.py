@@ -17,11 +17,27 @@ from typing import Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from waypost.providers.presets import builtin_presets
 
 ENV_PREFIX = "WAYPOST_"
-PROVIDER_TYPES = ("openai", "anthropic", "mock")
-DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+# Provider types with code behind them; any other ``provider`` value must name a preset.
+PROVIDER_TYPES = ("openai", "anthropic", "mock", "bedrock", "gemini", "ollama", "azure", "auto")
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "ollama": "http://127.0.0.1:11434",
+}
 
 
 class ConfigError(Exception):
@@ -69,9 +85,58 @@ class MockSettings(_Strict):
     tool_arguments: dict[str, Any] | None = None  # arguments used when the mock calls a tool
 
 
+class AwsSettings(_Strict):
+    """Bedrock credentials and endpoint. Unset keys fall back to the standard AWS chain
+    (environment, shared config/credentials files with ``profile``, container and instance roles)."""
+
+    region: str | None = None
+    profile: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    endpoint_url: str | None = None  # a VPC endpoint, or a test server
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        return _plain_http_url(value)
+
+
+class Prices(_Strict):
+    """USD per million tokens. Cache prices default to the input price when unset."""
+
+    input: float = Field(0.0, ge=0)
+    output: float = Field(0.0, ge=0)
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+
+
+class PresetSettings(_Strict):
+    """An OpenAI-compatible provider described as data (see providers/presets.yaml)."""
+
+    base_url: str
+    api_key_env: str | None = None
+    default_model: str | None = None
+    features: list[str] = Field(default_factory=list)
+    prices: dict[str, Prices] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        return _plain_http_url(value) or value
+
+
+def _plain_http_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", value):
+        raise ValueError(f"must be an http(s) URL without query, fragment or credentials, got {value!r}")
+    return value.rstrip("/") if value else value
+
+
 class ModelSettings(_Strict):
     name: str = Field(min_length=1)
-    provider: Literal["openai", "anthropic", "mock"]
+    provider: str = Field(min_length=1)  # a type in PROVIDER_TYPES or a preset name
+    preset: str | None = None  # set when ``provider`` named a preset (then provider is "openai")
     base_url: str | None = None
     api_key: str | None = None
     upstream_model: str | None = None
@@ -83,6 +148,11 @@ class ModelSettings(_Strict):
     fallbacks: list[str] = Field(default_factory=list)
     default_max_tokens: int = Field(4096, ge=1)
     mock: MockSettings = Field(default_factory=MockSettings)
+    aws: AwsSettings | None = None  # bedrock
+    api_version: str | None = None  # azure: the api-version query value; gemini: the path version
+    prices: Prices | None = None
+    candidates: list[str] = Field(default_factory=list)  # auto: the models to choose from
+    order: Literal["cheapest", "listed"] = "cheapest"  # auto: how candidates are ordered
 
     @field_validator("match")
     @classmethod
@@ -97,9 +167,7 @@ class ModelSettings(_Strict):
     @field_validator("base_url")
     @classmethod
     def _valid_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", value):
-            raise ValueError(f"must be an http(s) URL without query, fragment or credentials, got {value!r}")
-        return value.rstrip("/") if value else value
+        return _plain_http_url(value)
 
     @field_validator("headers")
     @classmethod
@@ -139,7 +207,30 @@ class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    presets: dict[str, PresetSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_presets(cls, data: Any, info: ValidationInfo) -> Any:
+        """A model whose provider names a preset becomes an ``openai`` model with the preset's
+        defaults; the key comes from the preset's environment variable unless set."""
+        if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+            return data
+        environ = (info.context or {}).get("environ", os.environ)
+        user = data.get("presets")
+        presets: dict[str, Any] = {**builtin_presets(), **(user if isinstance(user, dict) else {})}
+        models = []
+        for entry in data["models"]:
+            provider = entry.get("provider") if isinstance(entry, dict) else None
+            if (
+                isinstance(provider, str)
+                and provider not in PROVIDER_TYPES
+                and isinstance(presets.get(provider), dict)
+            ):
+                entry = _with_preset(entry, provider, presets[provider], environ)
+            models.append(entry)
+        return {**data, "models": models}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -148,7 +239,19 @@ class Settings(_Strict):
             if model.name in names:
                 raise ValueError(f"models[{i}].name: duplicate model name {model.name!r}")
             names[model.name] = i
+            if model.provider not in PROVIDER_TYPES:
+                known = ", ".join([*PROVIDER_TYPES, *sorted({*builtin_presets(), *self.presets})])
+                raise ValueError(f"models[{i}].provider: unknown provider {model.provider!r}; known: {known}")
+            if model.provider == "azure" and not model.base_url:
+                raise ValueError(
+                    f"models[{i}].base_url: azure needs the resource URL (https://NAME.openai.azure.com)"
+                )
+            if model.provider == "auto" and not model.candidates:
+                raise ValueError(f"models[{i}].candidates: an auto model needs the models to choose from")
         for i, model in enumerate(self.models):
+            for j, candidate in enumerate(model.candidates):
+                if candidate not in names or self.models[names[candidate]].provider == "auto":
+                    raise ValueError(f"models[{i}].candidates[{j}]: {candidate!r} is not a non-auto model")
             for j, fallback in enumerate(model.fallbacks):
                 if fallback not in names:
                     raise ValueError(f"models[{i}].fallbacks[{j}]: unknown model {fallback!r}")
@@ -164,6 +267,25 @@ class Settings(_Strict):
     @property
     def open_mode(self) -> bool:
         return not self.auth.api_keys
+
+
+def _with_preset(
+    entry: dict[str, Any], name: str, preset: dict[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    out = {**entry, "provider": "openai", "preset": name}
+    out.setdefault("base_url", preset.get("base_url"))
+    key_env = preset.get("api_key_env")
+    if out.get("api_key") is None and key_env and environ.get(key_env):
+        out["api_key"] = environ[key_env]
+    if out.get("upstream_model") is None and out.get("match") is None and out.get("name") == name:
+        out["upstream_model"] = preset.get("default_model")
+    target = out.get("upstream_model") or out.get("name")
+    prices = preset.get("prices") or {}
+    if out.get("prices") is None and isinstance(prices, dict) and target in prices:
+        out["prices"] = prices[target]
+    if preset.get("headers"):
+        out["headers"] = {**preset["headers"], **(out.get("headers") or {})}
+    return out
 
 
 def is_loopback(host: str) -> bool:
@@ -279,6 +401,6 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     doc = apply_env_overrides(doc, environ)
     doc = resolve_env_refs(doc, environ)
     try:
-        return Settings.model_validate(doc)
+        return Settings.model_validate(doc, context={"environ": environ})
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc)) from None

@@ -185,7 +185,16 @@ def fold(events: list[StreamEvent]) -> ChatResponse:
 
 def response_events(resp: ChatResponse) -> list[StreamEvent]:
     """The inverse of ``fold``: a response as the event stream that produces it."""
-    out: list[StreamEvent] = [MessageStart(id=resp.id, model=resp.model, created=resp.created)]
+    # The input side of usage is known before any output: report it at the start, as providers do.
+    u = resp.usage
+    start_usage = Usage(
+        input_tokens=u.input_tokens,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+    )
+    out: list[StreamEvent] = [
+        MessageStart(id=resp.id, model=resp.model, usage=start_usage, created=resp.created)
+    ]
     index = 0
     for part in resp.content:
         if isinstance(part, TextPart):

@@ -222,3 +222,24 @@ class ChatResponse:
 
     def tool_calls(self) -> list[ToolCallPart]:
         return [p for p in self.content if isinstance(p, ToolCallPart)]
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    model: str
+    inputs: list[str] = field(default_factory=list)
+    token_inputs: list[list[int]] | None = None  # OpenAI also accepts pre-tokenised input
+    dimensions: int | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    input_type: str | None = None  # a retrieval hint: "query" or "document" where providers take one
+    user: str | None = None
+    source_format: str | None = None
+    raw: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    model: str
+    vectors: list[list[float]] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)

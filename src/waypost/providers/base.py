@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from waypost.core.events import StreamEvent
-from waypost.core.types import ChatRequest, ChatResponse
+from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.settings import ModelSettings
 
 
@@ -48,4 +48,22 @@ class Provider(Protocol):
         """Canonical events, in batches: one batch per upstream read, so a relay writes once
         for what arrived together. A provider whose ``dialect`` is ``ctx.client_format`` adds
         ``RawFrame``s carrying the upstream bytes as they came."""
+        ...
+
+
+# Optional capabilities: a provider has one when it implements the method. The router skips
+# deployments whose provider lacks the capability a request needs.
+
+
+@runtime_checkable
+class EmbeddingProvider(Protocol):
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+        """Vectors for ``req.inputs`` (float lists; the caller encodes base64 if asked)."""
+        ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+        """Input tokens the request would use, counted by the provider itself."""
         ...

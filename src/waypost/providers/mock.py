@@ -70,6 +70,9 @@ def _request_text(req: ChatRequest) -> str:
 class MockProvider:
     dialect = NAME
 
+    def __init__(self, http: object = None) -> None:
+        """The mock needs no network; it takes the shared client like every provider."""
+
     def _answer(self, req: ChatRequest, dep: Deployment) -> ChatResponse:
         mock = dep.settings.mock
         last = _last_user(req)

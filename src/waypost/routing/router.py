@@ -1,24 +1,32 @@
 """Tries a request's deployments in order: retries with backoff and jitter on retryable
-failures before the first byte, then each fallback once. Attempts are bounded."""
+failures before the first byte, then each fallback once. Attempts are bounded.
+
+One loop serves every operation (chat, streams, embeddings, token counts): an operation is
+a function of (provider, deployment). Deployments whose provider lacks the capability an
+operation needs are skipped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
-from waypost.core.errors import GatewayError, UpstreamBadRequest, UpstreamError
+from waypost.core.errors import BadRequest, GatewayError, UpstreamBadRequest, UpstreamError
 from waypost.core.events import StreamEvent
-from waypost.core.types import ChatRequest, ChatResponse
-from waypost.providers.base import CallContext, Deployment, Provider
+from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from waypost.providers.base import CallContext, Deployment, EmbeddingProvider, Provider, TokenCounter
 from waypost.routing.registry import ModelRegistry
 from waypost.settings import RetryPolicy
 
 log = logging.getLogger("waypost.router")
 
 MAX_ATTEMPTS = 16
+T = TypeVar("T")
+Batches = AsyncIterator[list[StreamEvent]]
 
 
 def should_retry(err: GatewayError, policy: RetryPolicy) -> bool:
@@ -52,15 +60,29 @@ class Router:
         self.registry = registry
         self.providers = providers
 
-    async def complete(self, req: ChatRequest, ctx: CallContext) -> tuple[ChatResponse, Served]:
+    async def run(
+        self,
+        model: str,
+        ctx: CallContext,
+        operation: Callable[[Provider, Deployment], Awaitable[T]],
+        *,
+        capability: type | None = None,
+        what: str = "chat",
+    ) -> tuple[T, Served]:
+        """``operation`` on each deployment of ``model`` in turn until one succeeds."""
+        chain = self.registry.chain(model)
+        if capability is not None:
+            chain = [d for d in chain if isinstance(self.providers[d.provider], capability)]
+            if not chain:
+                raise BadRequest(f"The model {model!r} does not support {what}.", param="model")
         attempts = 0
         last: GatewayError | None = None
-        for dep in self.registry.chain(req.model):
+        for dep in chain:
             provider = self.providers[dep.provider]
             for attempt in range(dep.settings.retry.max_retries + 1):
                 attempts += 1
                 try:
-                    return await provider.complete(req, dep, ctx), Served(dep, attempts)
+                    return await operation(provider, dep), Served(dep, attempts)
                 except GatewayError as err:
                     last = err
                     if not await self._before_next(err, dep, attempt, attempts, ctx):
@@ -72,38 +94,47 @@ class Router:
         assert last is not None
         raise last
 
-    async def stream(
-        self, req: ChatRequest, ctx: CallContext
-    ) -> tuple[list[StreamEvent], AsyncIterator[list[StreamEvent]], Served]:
+    async def complete(self, req: ChatRequest, ctx: CallContext) -> tuple[ChatResponse, Served]:
+        return await self.run(req.model, ctx, lambda provider, dep: provider.complete(req, dep, ctx))
+
+    async def stream(self, req: ChatRequest, ctx: CallContext) -> tuple[list[StreamEvent], Batches, Served]:
         """Open the stream on the first deployment that answers: its first batch of events, the
         rest, and who serves it. Failures before the first batch are retried or fall back;
         after it they reach the caller, who must ``aclose()`` the rest."""
-        attempts = 0
-        last: GatewayError | None = None
-        for dep in self.registry.chain(req.model):
-            provider = self.providers[dep.provider]
-            for attempt in range(dep.settings.retry.max_retries + 1):
-                attempts += 1
-                events = provider.stream(req, dep, ctx)
-                try:
-                    first = await events.__anext__()
-                except StopAsyncIteration:
-                    last = UpstreamError(
-                        f"{dep.provider} upstream sent an empty stream", provider=dep.provider
-                    )
-                except GatewayError as err:
-                    last = err
-                else:
-                    return first, events, Served(dep, attempts)
-                await _aclose(events)
-                if not await self._before_next(last, dep, attempt, attempts, ctx):
-                    break
-            if last is not None and not moves_on(last):
-                break
-            if attempts >= MAX_ATTEMPTS:
-                break
-        assert last is not None
-        raise last
+
+        async def open_stream(provider: Provider, dep: Deployment) -> tuple[list[StreamEvent], Batches]:
+            batches = provider.stream(req, dep, ctx)
+            try:
+                return await anext(batches), batches
+            except StopAsyncIteration:
+                raise UpstreamError(
+                    f"{dep.provider} upstream sent an empty stream", provider=dep.provider
+                ) from None
+            except BaseException:
+                await batches.aclose()  # type: ignore[attr-defined]
+                raise
+
+        (first, rest), served = await self.run(req.model, ctx, open_stream)
+        return first, rest, served
+
+    async def embed(self, req: EmbeddingRequest, ctx: CallContext) -> tuple[EmbeddingResponse, Served]:
+        async def embed(provider: Provider, dep: Deployment) -> EmbeddingResponse:
+            assert isinstance(provider, EmbeddingProvider)
+            return await provider.embed(req, dep, ctx)
+
+        return await self.run(req.model, ctx, embed, capability=EmbeddingProvider, what="embeddings")
+
+    async def count_tokens(self, req: ChatRequest, ctx: CallContext) -> tuple[int, Served] | None:
+        """The provider's own count, or None when no deployment of the model can count."""
+
+        async def count(provider: Provider, dep: Deployment) -> int:
+            assert isinstance(provider, TokenCounter)
+            return await provider.count_tokens(req, dep, ctx)
+
+        try:
+            return await self.run(req.model, ctx, count, capability=TokenCounter, what="token counting")
+        except BadRequest:
+            return None
 
     @staticmethod
     async def _before_next(
@@ -129,9 +160,3 @@ class Router:
             return False
         await asyncio.sleep(delay)
         return True
-
-
-async def _aclose(events: AsyncIterator[list[StreamEvent]]) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
