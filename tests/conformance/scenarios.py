@@ -1,0 +1,345 @@
+"""Conformance scenarios: one function each, run for every (client format x provider) pair."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+import openai
+
+from tests.conformance.targets import Target, View
+from tests.e2e.clients import TOOL, Answer, ask_anthropic, ask_openai
+from tests.fakes import FakeUpstream, Reply
+
+MODEL = "conformance-model"
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
+PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
+SIGNATURE = "sig-EqQBCkgIARABGAIiQ"
+
+
+@dataclass
+class Session:
+    client: str  # "openai" or "anthropic"
+    target: Target
+    fake: FakeUpstream
+    openai: openai.AsyncOpenAI
+    anthropic: anthropic.AsyncAnthropic
+
+    async def ask(self, messages: list[dict[str, Any]], *, stream: bool = False, **kw: Any) -> Answer:
+        if self.client == "openai":
+            return await ask_openai(self.openai, MODEL, messages, stream=stream, **kw)
+        return await ask_anthropic(self.anthropic, MODEL, messages, stream=stream, **kw)
+
+    def view(self) -> View:
+        body = self.fake.last.json
+        assert isinstance(body, dict), "the upstream got no JSON body"
+        return self.target.view(body)
+
+    def reply(self, *replies: Reply) -> None:
+        self.fake.enqueue(*replies)
+
+    def error(self) -> type[Exception]:
+        return openai.APIStatusError if self.client == "openai" else anthropic.APIStatusError
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+Run = Callable[[Session], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    run: Run
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def scenario(name: str, title: str) -> Callable[[Run], Run]:
+    def register(fn: Run) -> Run:
+        SCENARIOS.append(Scenario(name, title, fn))
+        return fn
+
+    return register
+
+
+@scenario("text", "Text answer")
+async def _text(s: Session) -> None:
+    s.reply(Reply(text="Plain answer."))
+    answer = await s.ask([user("hi")])
+    assert answer.text == "Plain answer."
+    assert answer.finish == "stop"
+    assert answer.input_tokens > 0 and answer.output_tokens > 0
+
+
+@scenario("text_stream", "Streamed text")
+async def _text_stream(s: Session) -> None:
+    s.reply(Reply(text="one two three four five", chunks=5))
+    answer = await s.ask([user("count")], stream=True)
+    assert answer.text == "one two three four five"
+    assert answer.finish == "stop"
+    assert answer.output_tokens > 0
+
+
+@scenario("system", "System prompt")
+async def _system(s: Session) -> None:
+    if s.client == "openai":
+        await s.ask([{"role": "system", "content": "Be terse."}, user("hi")])
+    else:
+        await s.ask([user("hi")], system="Be terse.")
+    assert "Be terse." in s.view().system
+
+
+@scenario("multi_turn", "Multi-turn history")
+async def _multi_turn(s: Session) -> None:
+    await s.ask([user("first"), {"role": "assistant", "content": "noted"}, user("second")])
+    view = s.view()
+    assert view.user_texts == ["first", "second"]
+    assert [r for r in view.roles if r != "system"] == ["user", "assistant", "user"]
+
+
+@scenario("tool_call", "Tool call")
+async def _tool_call(s: Session) -> None:
+    s.reply(Reply(tool_calls=[("call_conf_1", "get_weather", {"city": "Paris", "days": 2})]))
+    answer = await s.ask([user("weather?")], tools=[TOOL])
+    assert [(n, a) for _, n, a in answer.tool_calls] == [("get_weather", {"city": "Paris", "days": 2})]
+    assert answer.finish == "tool_calls"
+    assert s.view().tool_names == ["get_weather"]
+
+
+@scenario("tool_call_stream", "Streamed tool call")
+async def _tool_call_stream(s: Session) -> None:
+    s.reply(Reply(tool_calls=[("call_conf_2", "get_weather", {"city": "Rome", "unit": "celsius"})]))
+    answer = await s.ask([user("weather?")], tools=[TOOL], stream=True)
+    assert [(n, a) for _, n, a in answer.tool_calls] == [("get_weather", {"city": "Rome", "unit": "celsius"})]
+    assert answer.finish == "tool_calls"
+
+
+@scenario("parallel_tool_calls", "Parallel tool calls")
+async def _parallel(s: Session) -> None:
+    s.reply(
+        Reply(
+            tool_calls=[
+                ("call_a", "get_weather", {"city": "Oslo"}),
+                ("call_b", "get_weather", {"city": "Lima"}),
+            ]
+        )
+    )
+    answer = await s.ask([user("both?")], tools=[TOOL], stream=True)
+    assert [a["city"] for _, _, a in answer.tool_calls] == ["Oslo", "Lima"]
+    assert len({i for i, _, _ in answer.tool_calls}) == 2
+
+
+@scenario("tool_result", "Tool result, then answer")
+async def _tool_result(s: Session) -> None:
+    s.reply(Reply(tool_calls=[("call_conf_3", "get_weather", {"city": "Paris"})]))
+    first = await s.ask([user("weather?")], tools=[TOOL])
+    call_id, name, args = first.tool_calls[0]
+    s.reply(Reply(text="Sunny in Paris."))
+    if s.client == "openai":
+        call = {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": '{"city": "Paris"}'},
+        }
+        history = [
+            user("weather?"),
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call_id, "content": "sunny, 21C"},
+        ]
+    else:
+        history = [
+            user("weather?"),
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": call_id, "name": name, "input": args}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call_id, "content": "sunny, 21C"}],
+            },
+        ]
+    answer = await s.ask(history, tools=[TOOL])
+    assert answer.text == "Sunny in Paris."
+    assert s.view().tool_results == ["sunny, 21C"]
+
+
+@scenario("image_base64", "Image (base64)")
+async def _image(s: Session) -> None:
+    if s.client == "openai":
+        image: dict[str, Any] = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+    else:
+        image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    await s.ask([{"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}])
+    assert s.view().images == 1
+
+
+@scenario("document_pdf", "PDF document")
+async def _document(s: Session) -> None:
+    if s.client == "openai":
+        doc: dict[str, Any] = {
+            "type": "file",
+            "file": {"filename": "a.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
+        }
+    else:
+        doc = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
+    await s.ask([{"role": "user", "content": [{"type": "text", "text": "summarise"}, doc]}])
+    assert s.view().documents == 1
+
+
+@scenario("thinking_signature", "Thinking with signature, round trip")
+async def _thinking(s: Session) -> None:
+    s.reply(Reply(text="42.", thinking=("Let me think about it.", SIGNATURE)))
+    # Providers without signed thinking (OpenAI-compatible servers) carry the text alone.
+    signed = s.target.supports("thinking_signature").level == "yes"
+    if s.client == "anthropic":
+        answer = await s.ask(
+            [user("meaning?")], thinking={"type": "enabled", "budget_tokens": 2048}, max_tokens=4096
+        )
+        assert answer.thinking and answer.thinking[0][0] == "Let me think about it."
+        signature = answer.thinking[0][1]
+        if not signed:
+            return
+        assert signature
+        history = [
+            user("meaning?"),
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": answer.thinking[0][0], "signature": signature},
+                    {"type": "text", "text": "42."},
+                ],
+            },
+            user("why?"),
+        ]
+        await s.ask(history, thinking={"type": "enabled", "budget_tokens": 2048}, max_tokens=4096)
+    else:
+        completion = await s.openai.chat.completions.create(
+            model=MODEL, messages=[user("meaning?")], reasoning_effort="low"
+        )  # type: ignore[arg-type]
+        extra = completion.choices[0].message.model_extra or {}
+        assert extra.get("reasoning_content") == "Let me think about it."
+        if not signed:
+            return
+        blocks = extra.get("thinking_blocks") or []
+        assert blocks and blocks[0].get("signature")
+        signature = blocks[0]["signature"]
+        history = [
+            user("meaning?"),
+            {
+                "role": "assistant",
+                "content": "42.",
+                "reasoning_content": extra["reasoning_content"],
+                "thinking_blocks": blocks,
+            },
+            user("why?"),
+        ]
+        await s.openai.chat.completions.create(model=MODEL, messages=history, reasoning_effort="low")  # type: ignore[arg-type]
+    assert signature in s.view().signatures
+
+
+@scenario("json_schema", "JSON output (schema)")
+async def _json_schema(s: Session) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    s.reply(Reply(text='{"answer": "yes"}'))
+    if s.client == "openai":
+        fmt = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+        answer = await s.ask([user("json please")], response_format=fmt)
+    else:
+        extra = {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
+        answer = await s.ask([user("json please")], extra_body=extra)
+    assert answer.text == '{"answer": "yes"}'
+    assert s.view().json_mode
+
+
+@scenario("json_object", "JSON mode (any object)")
+async def _json_object(s: Session) -> None:
+    s.reply(Reply(text='{"ok": true}'))
+    if s.client == "openai":
+        await s.ask([user("json")], response_format={"type": "json_object"})
+    else:  # Anthropic clients have no json_object: they ask in words, which must simply pass
+        await s.ask([user("Answer with a JSON object.")])
+        return
+    assert s.view().json_mode
+
+
+@scenario("stop_length", "Max tokens reached")
+async def _length(s: Session) -> None:
+    s.reply(Reply(text="cut", finish_reason=s.target.finish_length))
+    answer = await s.ask([user("long story")], max_tokens=5)
+    assert answer.finish == "length"
+    assert s.view().max_tokens == 5
+
+
+@scenario("stop_sequences", "Stop sequences")
+async def _stop(s: Session) -> None:
+    if s.client == "openai":
+        await s.ask([user("count")], stop=["END"])
+    else:
+        await s.ask([user("count")], stop_sequences=["END"])
+    assert s.view().stop == ["END"]
+
+
+@scenario("usage_cache", "Usage with cache reads")
+async def _usage(s: Session) -> None:
+    # Each fake takes usage in its own convention; the client must see all prompt tokens as input.
+    if s.target.name in ("anthropic", "bedrock"):
+        s.reply(Reply(text="ok", input_tokens=200, output_tokens=7, cache_read_tokens=800))
+    else:
+        s.reply(Reply(text="ok", input_tokens=1000, output_tokens=7, cache_read_tokens=800))
+    answer = await s.ask([user("hi")])
+    assert answer.input_tokens == 1000
+    assert answer.output_tokens == 7
+
+
+@scenario("error_rate_limit", "Rate limit: 429 with Retry-After")
+async def _rate_limit(s: Session) -> None:
+    s.reply(Reply(status=429, retry_after="21"))
+    try:
+        await s.ask([user("hi")])
+    except s.error() as err:
+        assert err.status_code == 429  # type: ignore[attr-defined]
+        assert err.response.headers.get("retry-after") == "21"  # type: ignore[attr-defined]
+    else:
+        raise AssertionError("no error")
+
+
+@scenario("error_overload", "Overload: 503 (OpenAI) / 529 (Anthropic)")
+async def _overload(s: Session) -> None:
+    s.reply(Reply(status=s.target.overload_status))
+    try:
+        await s.ask([user("hi")])
+    except s.error() as err:
+        assert err.status_code == (503 if s.client == "openai" else 529)  # type: ignore[attr-defined]
+    else:
+        raise AssertionError("no error")
+
+
+@scenario("error_bad_request", "Upstream 400 stays a 400")
+async def _bad_request(s: Session) -> None:
+    s.reply(Reply(status=400, error_message="invalid parameter foo"))
+    try:
+        await s.ask([user("hi")])
+    except s.error() as err:
+        assert err.status_code == 400  # type: ignore[attr-defined]
+        assert "invalid parameter foo" in str(err)
+    else:
+        raise AssertionError("no error")
+
+
+@scenario("error_upstream_failure", "Upstream 500 becomes a 502")
+async def _server_error(s: Session) -> None:
+    s.reply(Reply(status=500))
+    try:
+        await s.ask([user("hi")])
+    except s.error() as err:
+        assert err.status_code == 502  # type: ignore[attr-defined]
+    else:
+        raise AssertionError("no error")

@@ -1,0 +1,167 @@
+"""The providers the conformance suite drives, each described once: how to start its fake, the
+model entry that points the gateway at it, its native vocabulary, a neutral view of what it
+received, and what it supports (anything not listed is supported)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.fakes import AnthropicUpstream, FakeUpstream, OpenAIUpstream
+
+
+@dataclass(frozen=True)
+class Support:
+    level: str  # "yes", "approx" (carried approximately) or "no" (dropped, never an error)
+    note: str = ""
+
+
+YES = Support("yes")
+
+
+@dataclass
+class View:
+    """What an upstream received, whatever its wire format."""
+
+    system: str = ""
+    user_texts: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    tool_names: list[str] = field(default_factory=list)
+    tool_results: list[str] = field(default_factory=list)
+    images: int = 0
+    documents: int = 0
+    json_mode: bool = False
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    thinking: bool = False
+    signatures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # the provider type, as in config
+    label: str
+    start: Callable[[], AbstractAsyncContextManager[FakeUpstream]]
+    entry: Callable[[FakeUpstream], dict[str, Any]]
+    view: Callable[[dict[str, Any]], View]
+    finish_length: str  # the provider's own "max tokens reached"
+    overload_status: int
+    support: dict[str, Support] = field(default_factory=dict)
+
+    def supports(self, scenario: str) -> Support:
+        return self.support.get(scenario, YES)
+
+
+def _texts(content: Any, kind: str = "text") -> list[str]:
+    if isinstance(content, str):
+        return [content] if kind == "text" else []
+    return [p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == kind]
+
+
+def openai_view(body: dict[str, Any]) -> View:
+    v = View(max_tokens=body.get("max_completion_tokens", body.get("max_tokens")))
+    stop = body.get("stop")
+    v.stop = [stop] if isinstance(stop, str) else list(stop or [])
+    v.json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+    v.thinking = body.get("reasoning_effort") not in (None, "none")
+    v.tool_names = [t["function"]["name"] for t in body.get("tools") or []]
+    for m in body["messages"]:
+        v.roles.append(m["role"])
+        content = m.get("content")
+        if m["role"] in ("system", "developer"):
+            v.system += "".join(_texts(content))
+        elif m["role"] == "user":
+            v.user_texts += _texts(content)
+            parts = content if isinstance(content, list) else []
+            v.images += sum(1 for p in parts if p.get("type") == "image_url")
+            v.documents += sum(1 for p in parts if p.get("type") == "file")
+        elif m["role"] == "tool":
+            v.tool_results.append(content if isinstance(content, str) else "".join(_texts(content)))
+        elif m["role"] == "assistant":
+            v.signatures += [
+                b.get("signature", "") for b in m.get("thinking_blocks") or [] if b.get("signature")
+            ]
+    return v
+
+
+def anthropic_view(body: dict[str, Any]) -> View:
+    system = body.get("system")
+    v = View(system="".join(_texts(system)) if system else "", max_tokens=body.get("max_tokens"))
+    v.stop = list(body.get("stop_sequences") or [])
+    fmt = (body.get("output_config") or {}).get("format")
+    v.json_mode = bool(fmt) or "JSON" in v.system
+    v.thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+    v.tool_names = [t["name"] for t in body.get("tools") or []]
+    for m in body["messages"]:
+        v.roles.append(m["role"])
+        content = m["content"]
+        blocks = content if isinstance(content, list) else []
+        if m["role"] == "user":
+            v.user_texts += _texts(content)
+            v.images += sum(1 for b in blocks if b.get("type") == "image")
+            v.documents += sum(1 for b in blocks if b.get("type") == "document")
+            for b in blocks:
+                if b.get("type") == "tool_result":
+                    result = b.get("content")
+                    v.tool_results.append(result if isinstance(result, str) else "".join(_texts(result)))
+        else:
+            v.signatures += [
+                b["signature"] for b in blocks if b.get("type") == "thinking" and b.get("signature")
+            ]
+    return v
+
+
+def _fake(cls: type[FakeUpstream], **kwargs: Any) -> Callable[[], AbstractAsyncContextManager[FakeUpstream]]:
+    def start() -> AbstractAsyncContextManager[FakeUpstream]:
+        return cls(**kwargs)  # FakeUpstream is an async context manager
+
+    return start
+
+
+def _entry(provider: str, path: str = "") -> Callable[[FakeUpstream], dict[str, Any]]:
+    def entry(fake: FakeUpstream) -> dict[str, Any]:
+        return {
+            "provider": provider,
+            "base_url": fake.url + path,
+            "api_key": fake.api_key,
+            "upstream_model": "up-model",
+        }
+
+    return entry
+
+
+TARGETS: list[Target] = [
+    Target(
+        name="openai",
+        label="OpenAI-compatible",
+        start=_fake(OpenAIUpstream, api_key="sk-conformance-openai"),
+        entry=_entry("openai", "/v1"),
+        view=openai_view,
+        finish_length="length",
+        overload_status=503,
+        support={
+            "document_pdf": Support("yes", "sent as a `file` part with a data URL"),
+            "thinking_signature": Support(
+                "approx",
+                "reasoning text arrives as `reasoning_content`; these servers sign nothing, so no signature",
+            ),
+        },
+    ),
+    Target(
+        name="anthropic",
+        label="Anthropic",
+        start=_fake(AnthropicUpstream, api_key="sk-ant-conformance"),
+        entry=_entry("anthropic"),
+        view=anthropic_view,
+        finish_length="max_tokens",
+        overload_status=529,
+        support={"json_object": Support("approx", "a system instruction asks for one JSON object")},
+    ),
+]
+
+
+async def started(target: Target) -> AsyncIterator[FakeUpstream]:
+    async with target.start() as fake:
+        yield fake
