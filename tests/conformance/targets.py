@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes import AnthropicUpstream, FakeUpstream, OpenAIUpstream
+from tests.fakes.ollama_upstream import OllamaUpstream
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,25 @@ def anthropic_view(body: dict[str, Any]) -> View:
     return v
 
 
+def ollama_view(body: dict[str, Any]) -> View:
+    options = body.get("options") or {}
+    v = View(max_tokens=options.get("num_predict"), stop=list(options.get("stop") or []))
+    v.json_mode = body.get("format") not in (None, "")
+    v.thinking = bool(body.get("think"))
+    v.tool_names = [t["function"]["name"] for t in body.get("tools") or []]
+    for m in body["messages"]:
+        v.roles.append(m["role"])
+        content = m.get("content") or ""
+        if m["role"] == "system":
+            v.system += content
+        elif m["role"] == "user":
+            v.user_texts += [content] if content else []
+            v.images += len(m.get("images") or [])
+        elif m["role"] == "tool":
+            v.tool_results.append(content)
+    return v
+
+
 def _fake(cls: type[FakeUpstream], **kwargs: Any) -> Callable[[], AbstractAsyncContextManager[FakeUpstream]]:
     def start() -> AbstractAsyncContextManager[FakeUpstream]:
         return cls(**kwargs)  # FakeUpstream is an async context manager
@@ -158,6 +178,21 @@ TARGETS: list[Target] = [
         finish_length="max_tokens",
         overload_status=529,
         support={"json_object": Support("approx", "a system instruction asks for one JSON object")},
+    ),
+    Target(
+        name="ollama",
+        label="Ollama",
+        start=_fake(OllamaUpstream),
+        entry=_entry("ollama"),
+        view=ollama_view,
+        finish_length="length",
+        overload_status=503,
+        support={
+            "document_pdf": Support("no", "Ollama takes images only; documents other than text are dropped"),
+            "thinking_signature": Support(
+                "approx", "thinking text is carried (`think`, `message.thinking`); no signatures"
+            ),
+        },
     ),
 ]
 

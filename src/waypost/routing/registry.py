@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from waypost.core.errors import ModelNotFound
 from waypost.providers.base import Deployment
-from waypost.settings import ModelSettings
+from waypost.settings import ModelSettings, is_loopback
 
 MAX_CHAIN = 8  # a model plus at most seven fallbacks, however the lists nest
 
@@ -77,6 +78,9 @@ _AWS_ENV = (
 )
 
 
+_CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
+
+
 def has_credentials(settings: ModelSettings, environ: Mapping[str, str]) -> bool:
     """Whether a model can be called at all: what ``auto`` selection checks."""
     if settings.provider in ("mock", "ollama"):
@@ -88,13 +92,16 @@ def has_credentials(settings: ModelSettings, environ: Mapping[str, str]) -> bool
         return any(environ.get(v) for v in _AWS_ENV)
     if settings.api_key:
         return True
-    # Local OpenAI-compatible servers (presets without a key variable) need none.
+    if any(name.lower() in _CREDENTIAL_HEADERS for name in settings.headers):
+        return True  # a credential given as a configured header (e.g. an Entra ID token for Azure)
+    # Presets on a loopback address (vllm, lmstudio, llamacpp, ...) need no key.
     return settings.preset is not None and settings.base_url is not None and _is_local(settings.base_url)
 
 
 def _is_local(url: str) -> bool:
-    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-    return host in ("127.0.0.1", "localhost", "[::1]")
+    # urlsplit handles bracketed IPv6 hosts with or without a port; any 127.x address is loopback.
+    host = urlsplit(url).hostname
+    return host is not None and is_loopback(host)
 
 
 def _price_rank(settings: ModelSettings) -> tuple[int, float]:
