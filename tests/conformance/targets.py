@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes import AnthropicUpstream, FakeUpstream, OpenAIUpstream
+from tests.fakes.bedrock_upstream import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, BedrockUpstream
 from tests.fakes.ollama_upstream import OllamaUpstream
 
 
@@ -133,6 +134,43 @@ def ollama_view(body: dict[str, Any]) -> View:
     return v
 
 
+def bedrock_view(body: dict[str, Any]) -> View:
+    config = body.get("inferenceConfig") or {}
+    v = View(max_tokens=config.get("maxTokens"), stop=list(config.get("stopSequences") or []))
+    v.system = "".join(b.get("text", "") for b in body.get("system") or [])
+    v.json_mode = bool((body.get("outputConfig") or {}).get("textFormat")) or "JSON" in v.system
+    extra = body.get("additionalModelRequestFields") or {}
+    v.thinking = (extra.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+    v.tool_names = [
+        t["toolSpec"]["name"] for t in (body.get("toolConfig") or {}).get("tools") or [] if "toolSpec" in t
+    ]
+    for m in body["messages"]:
+        v.roles.append(m["role"])
+        for block in m["content"]:
+            if "text" in block and m["role"] == "user":
+                v.user_texts.append(block["text"])
+            v.images += "image" in block
+            v.documents += "document" in block
+            if "toolResult" in block:
+                v.tool_results.append(
+                    "".join(c.get("text", "") for c in block["toolResult"].get("content") or [])
+                )
+            reasoning = (block.get("reasoningContent") or {}).get("reasoningText") or {}
+            if reasoning.get("signature"):
+                v.signatures.append(reasoning["signature"])
+    return v
+
+
+def _bedrock_entry(fake: FakeUpstream) -> dict[str, Any]:
+    aws = {
+        "region": REGION,
+        "access_key_id": ACCESS_KEY_ID,
+        "secret_access_key": SECRET_ACCESS_KEY,
+        "endpoint_url": fake.url,
+    }
+    return {"provider": "bedrock", "upstream_model": "anthropic.claude-sonnet-4-5-20250929-v1:0", "aws": aws}
+
+
 def _fake(cls: type[FakeUpstream], **kwargs: Any) -> Callable[[], AbstractAsyncContextManager[FakeUpstream]]:
     def start() -> AbstractAsyncContextManager[FakeUpstream]:
         return cls(**kwargs)  # FakeUpstream is an async context manager
@@ -177,6 +215,16 @@ TARGETS: list[Target] = [
         view=anthropic_view,
         finish_length="max_tokens",
         overload_status=529,
+        support={"json_object": Support("approx", "a system instruction asks for one JSON object")},
+    ),
+    Target(
+        name="bedrock",
+        label="Bedrock (Converse)",
+        start=_fake(BedrockUpstream),
+        entry=_bedrock_entry,
+        view=bedrock_view,
+        finish_length="max_tokens",
+        overload_status=503,
         support={"json_object": Support("approx", "a system instruction asks for one JSON object")},
     ),
     Target(

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from waypost.core.errors import (
     GatewayError,
@@ -99,7 +100,7 @@ class HttpClient:
     @asynccontextmanager
     async def post(
         self,
-        url: str,
+        url: str | URL,
         body: bytes,
         headers: dict[str, str],
         *,
@@ -107,13 +108,16 @@ class HttpClient:
         verify_tls: bool,
         provider: str,
         model: str,
+        errors: Callable[[int, Mapping[str, str], bytes], GatewayError] | None = None,
     ) -> AsyncIterator[UpstreamResponse]:
         """POST and yield the response once its headers arrived with a 2xx status.
 
         One deadline (``timeouts.total``) covers the whole call: the wait for headers (itself
         bounded by ``first_byte``) and reading the body or stream. Errors (connect, timeouts,
-        non-2xx) are raised as ``GatewayError``. Redirects are never followed: an upstream has
-        no business sending us elsewhere.
+        non-2xx) are raised as ``GatewayError``; ``errors`` maps a non-2xx answer (status, headers,
+        body) for providers whose error type is not in the status alone. A ``URL`` built with
+        ``encoded=True`` is sent exactly as given (signed paths must not be re-quoted). Redirects
+        are never followed: an upstream has no business sending us elsewhere.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
@@ -157,6 +161,8 @@ class HttpClient:
                         provider=provider,
                         upstream_status=resp.status,
                     )
+                if errors is not None:
+                    raise errors(resp.status, resp.headers, data)
                 raise status_error(provider, model, resp.status, resp.headers, data)
             upstream = UpstreamResponse(resp, deadline, timeouts, provider)
             try:
@@ -187,6 +193,11 @@ class UpstreamResponse:
         self._provider = provider
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._expired = False
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (case-insensitive)."""
+        return self._resp.headers
 
     def _total_exceeded(self) -> UpstreamTimeout:
         return UpstreamTimeout(

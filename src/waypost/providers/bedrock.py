@@ -1,0 +1,200 @@
+"""Amazon Bedrock: Converse and ConverseStream for chat, InvokeModel for embeddings (Titan and
+Cohere), CountTokens for token counts. Requests are signed with SigV4 (see ``bedrock_auth``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import orjson
+from yarl import URL
+
+from waypost.core.errors import BadRequest, GatewayError, StreamInterrupted, UpstreamAuthError, UpstreamError
+from waypost.core.events import StreamEvent
+from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
+from waypost.providers.base import CallContext, Deployment
+from waypost.providers.bedrock_auth import AwsAuth, default_endpoint, sign
+from waypost.providers.http import HttpClient, UpstreamResponse, json_body, parse_retry_after
+from waypost.settings import AwsSettings
+from waypost.wire import bedrock_converse, bedrock_embeddings
+from waypost.wire.eventstream import EventStreamDecoder
+
+NAME = "bedrock"
+JSON = "application/json"
+EVENT_STREAM = "application/vnd.amazon.eventstream"
+EMBED_CONCURRENCY = 8  # Titan embeds one text per call: enough in flight, not a flood
+
+T = TypeVar("T")
+
+
+class BedrockProvider:
+    dialect = bedrock_converse.FORMAT
+
+    def __init__(self, http: HttpClient, *, auth: AwsAuth | None = None) -> None:
+        self.http = http
+        self.auth = auth or AwsAuth()
+
+    # -- chat -------------------------------------------------------------------------------
+
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+        body = bedrock_converse.encode_request(
+            req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
+        )
+        async with self._post(dep, "converse", orjson.dumps(body), JSON) as resp:
+            data = await resp.read()
+            request_id = resp.headers.get("x-amzn-requestid", "")
+        return bedrock_converse.decode_response(
+            json_body(data, NAME), model=dep.upstream_model, response_id=request_id
+        )
+
+    async def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: CallContext
+    ) -> AsyncIterator[list[StreamEvent]]:
+        body = bedrock_converse.encode_request(
+            req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
+        )
+        frames = EventStreamDecoder(NAME)
+        async with self._post(dep, "converse-stream", orjson.dumps(body), EVENT_STREAM) as resp:
+            decoder = bedrock_converse.StreamDecoder(
+                model=dep.upstream_model, response_id=resp.headers.get("x-amzn-requestid", "")
+            )
+            while chunk := await resp.read_chunk():
+                batch: list[StreamEvent] = []
+                try:
+                    for message in frames.feed(chunk):
+                        batch += decoder.feed(message)
+                        if decoder.ended:
+                            break
+                except GatewayError:
+                    # What arrived before the failure still reaches the client, then the error.
+                    if batch:
+                        yield batch
+                    raise
+                if batch:
+                    yield batch
+                if decoder.ended:
+                    return
+            if frames.pending:
+                raise StreamInterrupted("bedrock upstream stream ended inside an event", provider=NAME)
+        tail = decoder.finish()
+        if tail:
+            yield tail
+
+    # -- embeddings and token counts --------------------------------------------------------
+
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+        family = bedrock_embeddings.embedding_family(dep.upstream_model)
+        bedrock_embeddings.check_inputs(req)
+        usage = Usage()
+        vectors: list[list[float]] = []
+        if family in ("titan", "titan-v1"):
+            limit = asyncio.Semaphore(EMBED_CONCURRENCY)
+
+            async def one(text: str) -> tuple[list[float], int]:
+                async with limit:
+                    body = orjson.dumps(bedrock_embeddings.titan_body(text, req, family))
+                    data, _ = await self._invoke(dep, body)
+                    return bedrock_embeddings.titan_vector(data)
+
+            for vector, tokens in await _all([one(text) for text in req.inputs]):
+                vectors.append(vector)
+                usage.input_tokens += tokens
+        else:
+            bodies = bedrock_embeddings.cohere_bodies(req, family)
+
+            async def batch(body: dict[str, Any]) -> tuple[list[list[float]], int]:
+                data, headers = await self._invoke(dep, orjson.dumps(body))
+                return bedrock_embeddings.cohere_vectors(data, len(body["texts"])), _token_header(headers)
+
+            for batch_vectors, tokens in await _all([batch(b) for b in bodies]):
+                vectors += batch_vectors
+                usage.input_tokens += tokens
+        return EmbeddingResponse(model=dep.upstream_model, vectors=vectors, usage=usage)
+
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+        """Bedrock's own count. CountTokens serves Anthropic models only; for any other model this
+        deployment cannot count, which the router answers with an estimate."""
+        if bedrock_converse.model_family(dep.upstream_model) != "anthropic":
+            raise BadRequest(
+                f"Bedrock counts tokens only for Anthropic models, not {dep.upstream_model!r}.", param="model"
+            )
+        body = orjson.dumps(bedrock_converse.count_tokens_body(req, dep.upstream_model))
+        async with self._post(dep, "count-tokens", body, JSON) as resp:
+            data = json_body(await resp.read(), NAME)
+        count = data.get("inputTokens") if isinstance(data, dict) else None
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise UpstreamError("bedrock upstream returned no inputTokens count", provider=NAME)
+        return count
+
+    async def _invoke(self, dep: Deployment, body: bytes) -> tuple[Any, Mapping[str, str]]:
+        async with self._post(dep, "invoke", body, JSON) as resp:
+            data = await resp.read()
+            headers = resp.headers
+        return json_body(data, NAME), headers
+
+    # -- transport --------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _post(
+        self, dep: Deployment, operation: str, body: bytes, accept: str
+    ) -> AsyncIterator[UpstreamResponse]:
+        settings = dep.settings
+        aws = settings.aws or AwsSettings()
+        credentials, region = await self.auth.current(aws)
+        endpoint = aws.endpoint_url or settings.base_url or default_endpoint(region)
+        url = endpoint + bedrock_converse.model_path(dep.upstream_model, operation)
+        headers = sign(
+            url, body, {"content-type": JSON, "accept": accept, **settings.headers}, credentials, region
+        )
+        try:
+            async with self.http.post(
+                # Sent exactly as signed: the model id's percent-encoding must survive.
+                URL(url, encoded=True),
+                body,
+                headers,
+                timeouts=settings.timeouts,
+                verify_tls=settings.verify_tls,
+                provider=NAME,
+                model=dep.name,
+                errors=_error_mapper(dep.name),
+            ) as resp:
+                yield resp
+        except UpstreamAuthError:
+            self.auth.forget(aws)  # expired or rotated credentials are resolved afresh next time
+            raise
+
+
+def _error_mapper(model: str) -> Callable[[int, Mapping[str, str], bytes], GatewayError]:
+    def mapper(status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
+        try:
+            message = bedrock_converse.error_message(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            message = body[:300].decode("utf-8", "replace").strip()
+        return bedrock_converse.error_for(
+            headers.get("x-amzn-errortype"),
+            message,
+            model=model,
+            upstream_status=status,
+            retry_after=parse_retry_after(headers),
+        )
+
+    return mapper
+
+
+def _token_header(headers: Mapping[str, str]) -> int:
+    value = headers.get("x-amzn-bedrock-input-token-count", "")
+    return int(value) if value.isdigit() else 0
+
+
+async def _all(calls: list[Awaitable[T]]) -> list[T]:
+    """Run ``calls`` concurrently, results in order; the first failure cancels the rest."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
