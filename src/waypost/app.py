@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.applications import Starlette
@@ -15,7 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from waypost.api import chat, meta
+from waypost.api import chat, count_tokens, embeddings, meta, tasks
+from waypost.api.completions import COMPLETIONS
 from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.api.middleware import RequestIdMiddleware
 from waypost.api.state import Container
@@ -29,10 +30,13 @@ from waypost.routing.registry import ModelRegistry
 from waypost.routing.router import Router
 from waypost.settings import Settings
 
+DataPlaneHandler = Callable[[Container, Scope, Receive, Send], Awaitable[None]]
+
 
 class Gateway:
-    """The ASGI entry point: chat routes go straight to the raw data-plane handler; everything
-    else (and the lifespan) goes to Starlette."""
+    """The ASGI entry point: data-plane routes (chat, legacy completions, embeddings, token
+    counts, tasks) go straight to their raw handlers; everything else (and the lifespan) goes
+    to Starlette."""
 
     def __init__(self, starlette: Starlette, container: Container) -> None:
         self.starlette = starlette
@@ -42,6 +46,16 @@ class Gateway:
             "/v1/chat/completions": OPENAI,
             "/chat/completions": OPENAI,
             "/v1/messages": ANTHROPIC,
+            "/v1/completions": COMPLETIONS,
+            "/completions": COMPLETIONS,
+        }
+        self._routes: dict[str, DataPlaneHandler] = {
+            "/v1/embeddings": embeddings.handle_embeddings,
+            "/embeddings": embeddings.handle_embeddings,
+            "/v1/messages/count_tokens": count_tokens.handle_count_tokens,
+            "/classify": tasks.handle_classify,
+            "/plan": tasks.handle_plan,
+            "/embed": tasks.handle_embed,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,6 +63,10 @@ class Gateway:
             fmt = self._chat_routes.get(scope["path"])
             if fmt is not None:
                 await chat.handle_chat(self.container, fmt, scope, receive, send)
+                return
+            handler = self._routes.get(scope["path"])
+            if handler is not None:
+                await handler(self.container, scope, receive, send)
                 return
         await self.starlette(scope, receive, send)
 
@@ -123,6 +141,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
                 "x-waypost-provider",
                 "x-waypost-deployment",
                 "x-waypost-dropped",
+                "x-waypost-attempts",
+                "x-waypost-token-count",
             ],
         )
     return app

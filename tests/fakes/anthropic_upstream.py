@@ -31,6 +31,9 @@ _ERROR_TYPES: dict[int, tuple[str, str]] = {
 }
 
 
+_GENERATION_ONLY = ("max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata")
+
+
 class InvalidRequest(Exception):
     """A 400 ``invalid_request_error`` the real API would answer."""
 
@@ -298,7 +301,9 @@ class _Answer:
 
 
 class AnthropicUpstream(FakeUpstream):
-    """Serves ``/v1/messages``, ``/v1/messages/count_tokens`` and ``/v1/models``.
+    """Serves ``/v1/messages``, ``/v1/messages/count_tokens`` and ``/v1/models``. A count takes its
+    reply from the script too, and only that reply's error status matters; like the real API it refuses
+    generation fields (``max_tokens``, ``stream``, sampling, ``metadata``).
 
     ``strict_roles`` rejects a ``system`` role inside ``messages``; ``strict_alternation`` (default on)
     rejects consecutive turns of one role; ``full_delta_usage`` repeats input and cache counts in
@@ -383,8 +388,15 @@ class AnthropicUpstream(FakeUpstream):
                 strict_alternation=self.strict_alternation,
                 count_only=True,
             )
+            # Counting takes the prompt only: the API refuses generation settings.
+            for name in _GENERATION_ONLY:
+                if name in body:
+                    raise InvalidRequest(f"{name}: Extra inputs are not permitted")
         except InvalidRequest as exc:
             return self.error_response(400, str(exc))
+        reply = self.take_reply()  # a scripted error status applies to counting too
+        if reply.status >= 400:
+            return self.scripted_error(reply)
         return web.Response(
             body=compact_json({"input_tokens": count_input_tokens(body)}),
             headers={"content-type": "application/json"},

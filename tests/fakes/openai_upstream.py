@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from tests.fakes.base import (
     new_id,
     split_text,
 )
+from tests.fakes.openai_endpoints import serve_completions, serve_embeddings
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
@@ -305,7 +307,9 @@ class _Answer:
 
 
 class OpenAIUpstream(FakeUpstream):
-    """Serves ``/v1/chat/completions`` and ``/v1/models`` (also without the ``/v1`` prefix).
+    """Serves ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/completions`` and ``/v1/models`` (also
+    without the ``/v1`` prefix), and Azure's
+    ``/openai/deployments/{deployment}/chat/completions``.
 
     ``ignore_include_usage=True`` behaves like llama.cpp: no usage chunk even when the client asks.
     """
@@ -327,6 +331,11 @@ class OpenAIUpstream(FakeUpstream):
             web.post("/chat/completions", self._chat),
             web.get("/v1/models", self._models),
             web.get("/models", self._models),
+            web.post("/v1/embeddings", partial(serve_embeddings, self)),
+            web.post("/embeddings", partial(serve_embeddings, self)),
+            web.post("/v1/completions", partial(serve_completions, self)),
+            web.post("/completions", partial(serve_completions, self)),
+            web.post("/openai/deployments/{deployment}/chat/completions", self._azure_chat),
         ]
 
     def error_response(self, status: int, message: str, *, error_type: str | None = None) -> web.Response:
@@ -382,8 +391,20 @@ class OpenAIUpstream(FakeUpstream):
             body=compact_json({"object": "list", "data": data}), headers={"content-type": "application/json"}
         )
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        if (denied := self._auth_error(request)) is not None:
+    async def _azure_chat(self, request: web.Request) -> web.StreamResponse:
+        """Azure OpenAI's route: the deployment in the path, an ``api-key`` header, ``api-version`` required."""
+        if not request.query.get("api-version"):
+            return self._error(404, {"error": {"code": "404", "message": "Resource not found"}})
+        if self.api_key is not None and request.headers.get("api-key") != self.api_key:
+            message = (
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+                "valid key for an active subscription and use a correct regional API endpoint for your resource."
+            )
+            return self._error(401, {"error": {"code": "401", "message": message}})
+        return await self._chat(request, authenticated=True)
+
+    async def _chat(self, request: web.Request, *, authenticated: bool = False) -> web.StreamResponse:
+        if not authenticated and (denied := self._auth_error(request)) is not None:
             return denied
         body = self.recorded(request).json
         try:

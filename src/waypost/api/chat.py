@@ -1,5 +1,6 @@
-"""The chat data plane, shared by ``/v1/chat/completions`` (OpenAI) and ``/v1/messages``
-(Anthropic): authenticate, decode, route, and answer in the caller's own format.
+"""The chat data plane, shared by ``/v1/chat/completions`` (OpenAI), ``/v1/messages``
+(Anthropic) and ``/v1/completions`` (OpenAI legacy, see ``api.completions``): authenticate,
+decode, route, and answer in the caller's own format.
 
 These handlers are raw ASGI (see ``asgi_io``): they are the hot path.
 """
@@ -11,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -30,8 +31,8 @@ from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest, GatewayError, UpstreamError
 from waypost.core.events import MessageStart, RawFrame, StreamEvent, UsageUpdate
-from waypost.core.types import ChatRequest, Usage
-from waypost.providers.base import CallContext
+from waypost.core.types import ChatRequest, EmbeddingRequest, Usage
+from waypost.providers.base import CallContext, Provider
 from waypost.routing.router import Served
 
 log = logging.getLogger("waypost.request")
@@ -40,15 +41,32 @@ log = logging.getLogger("waypost.request")
 # hop-by-hop headers are never among them.
 PASSTHROUGH_HEADERS = ("anthropic-beta", "anthropic-version")
 JSON = b"application/json"
+R = TypeVar("R", ChatRequest, EmbeddingRequest)
+
+
+def speaks_natively(provider: Provider, fmt: ClientFormat) -> bool:
+    """Whether the provider forwards and relays bodies of the caller's format as they are: its
+    own dialect, or one of its ``native_formats`` (OpenAI-compatible: legacy completions)."""
+    return provider.dialect == fmt.name or fmt.name in getattr(provider, "native_formats", ())
+
+
+async def read_json(container: Container, headers: dict[str, str], receive: Receive) -> Any:
+    """Authenticate the caller, then read and parse the request body (errors as ``GatewayError``)."""
+    container.auth.check(headers)
+    raw = await read_body(receive, headers, container.settings.server.max_body_bytes)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
 
 
 @dataclass(slots=True)
-class Call:
+class Call(Generic[R]):
     """One data-plane request's bookkeeping: what was asked, who served it, what to report."""
 
     container: Container
     rid: str
-    req: ChatRequest
+    req: R
     started: float
     decoder_notes: int  # how many of req.notes the decoder wrote (the rest come from encoding)
     served: Served | None = None
@@ -64,7 +82,7 @@ class Call:
     def serve(self, served: Served, fmt: ClientFormat) -> dict[str, str]:
         """Record who served the call; return the response headers that say so."""
         self.served = served
-        self.same_format = self.container.router.providers[served.deployment.provider].dialect == fmt.name
+        self.same_format = speaks_natively(self.container.router.providers[served.deployment.provider], fmt)
         headers = {
             "x-request-id": self.rid,
             "x-waypost-provider": served.deployment.provider,
@@ -88,7 +106,7 @@ class Call:
         fields: dict[str, Any] = {
             "request_id": self.rid,
             "model": req.model,
-            "stream": req.stream,
+            "stream": isinstance(req, ChatRequest) and req.stream,
             "status": status,
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
         }
@@ -122,14 +140,9 @@ async def handle_chat(
     started = time.perf_counter()
     headers = header_map(scope)
     rid = request_id(headers)
-    call: Call | None = None
+    call: Call[ChatRequest] | None = None
     try:
-        container.auth.check(headers)
-        raw = await read_body(receive, headers, container.settings.server.max_body_bytes)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+        body = await read_json(container, headers, receive)
         req = fmt.decode_request(body)
         call = Call(container, rid, req, started, len(req.notes))
         ctx = CallContext(rid, fmt.name, {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))})
@@ -164,7 +177,7 @@ async def stream_answer(
     first: list[StreamEvent],
     rest: AsyncIterator[list[StreamEvent]],
     fmt: ClientFormat,
-    call: Call,
+    call: Call[ChatRequest],
     headers: dict[str, str],
 ) -> None:
     """Relay (same format) or encode each event as it arrives. A failure after the first byte

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from waypost.core.errors import GatewayError, StreamInterrupted
+from waypost.core.errors import GatewayError, StreamInterrupted, UpstreamError
 from waypost.core.events import MessageEnd, RawFrame, StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse
 from waypost.providers.base import CallContext, Deployment
@@ -17,6 +17,18 @@ from waypost.wire.sse import SSEParser, encode_sse
 
 NAME = "anthropic"
 DEFAULT_VERSION = "2023-06-01"
+# Fields of a Messages body that only generation takes: count_tokens answers 400 to them
+# ("Extra inputs are not permitted").
+GENERATION_ONLY_FIELDS = (
+    "max_tokens",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "metadata",
+    "service_tier",
+)
 
 
 class AnthropicProvider:
@@ -26,10 +38,10 @@ class AnthropicProvider:
         self.http = http
 
     @staticmethod
-    def _request(dep: Deployment, ctx: CallContext) -> tuple[str, dict[str, str]]:
+    def _request(dep: Deployment, ctx: CallContext, path: str = "/messages") -> tuple[str, dict[str, str]]:
         settings = dep.settings
         base = settings.resolved_base_url()
-        url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+        url = base + (path if base.endswith("/v1") else "/v1" + path)
         headers = {
             "content-type": "application/json",
             "accept": "application/json",
@@ -67,6 +79,33 @@ class AnthropicProvider:
         if ctx.client_format == self.dialect:
             result.raw = data
         return result
+
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+        """The API's own count (``POST /v1/messages/count_tokens``): the Messages body without
+        the fields only generation takes."""
+        url, headers = self._request(dep, ctx, "/messages/count_tokens")
+        body = anthropic_messages.encode_request(
+            req, dep.upstream_model, stream=False, default_max_tokens=dep.settings.default_max_tokens
+        )
+        for name in GENERATION_ONLY_FIELDS:
+            body.pop(name, None)
+        settings = dep.settings
+        async with self.http.post(
+            url,
+            orjson.dumps(body),
+            headers,
+            timeouts=settings.timeouts,
+            verify_tls=settings.verify_tls,
+            provider=NAME,
+            model=dep.name,
+        ) as resp:
+            data = json_body(await resp.read(), NAME)
+        tokens = data.get("input_tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise UpstreamError(
+                "anthropic upstream returned a token count without 'input_tokens'", provider=NAME
+            )
+        return tokens
 
     async def stream(
         self, req: ChatRequest, dep: Deployment, ctx: CallContext

@@ -6,22 +6,32 @@ Behaviour (documented in docs/providers.md):
   ``mock.tool_arguments`` or built from the tool's JSON schema.
 - After a tool result it answers ``Tool <name> returned: <result text>``.
 - Otherwise it answers ``mock.reply`` or echoes ``You said: <last user text>``.
-Token counts are a documented estimate: one token per four characters, at least one.
+Token counts are a documented estimate: one token per four characters, at least one;
+``count_tokens`` answers the same number a completion of the request reports as input.
+Embeddings are deterministic: each text's vector (``dimensions`` long, default 16) is derived
+from the SHA-256 of the text, scaled to unit length and exact in float32, so equal texts get
+equal vectors and different texts different ones; token-id inputs hash their ids.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
+import struct
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
+from waypost.core.errors import BadRequest
 from waypost.core.events import StreamEvent, TextDelta, ToolArgsDelta, response_events
 from waypost.core.types import (
     ChatRequest,
     ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
     FinishReason,
     Message,
     Part,
@@ -34,10 +44,23 @@ from waypost.core.types import (
 from waypost.providers.base import CallContext, Deployment
 
 NAME = "mock"
+EMBEDDING_DIMENSIONS = 16
+MAX_EMBEDDING_DIMENSIONS = 4096
 
 
 def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
+
+
+def embedding_vector(key: bytes, dimensions: int) -> list[float]:
+    """A unit vector derived from ``key``: SHA-256 in counter mode, two bytes per value."""
+    raw = b"".join(
+        hashlib.sha256(counter.to_bytes(4, "big") + key).digest() for counter in range(-(-dimensions // 16))
+    )
+    values = [v / 32767.5 - 1.0 for v in struct.unpack(f">{dimensions}H", raw[: dimensions * 2])]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    # Rounded through float32 so the base64 encoding carries exactly these values.
+    return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(v / norm for v in values))))
 
 
 def _example_value(schema: Any) -> Any:
@@ -121,6 +144,30 @@ class MockProvider:
         if dep.settings.mock.latency_ms:
             await asyncio.sleep(dep.settings.mock.latency_ms / 1000)
         return self._answer(req, dep)
+
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+        return estimate_tokens(_request_text(req))
+
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+        if dep.settings.mock.latency_ms:
+            await asyncio.sleep(dep.settings.mock.latency_ms / 1000)
+        dimensions = req.dimensions or EMBEDDING_DIMENSIONS
+        if dimensions > MAX_EMBEDDING_DIMENSIONS:
+            raise BadRequest(
+                f"The mock makes embeddings of at most {MAX_EMBEDDING_DIMENSIONS} dimensions.",
+                param="dimensions",
+            )
+        if req.token_inputs is not None:
+            keys = [" ".join(map(str, tokens)).encode() for tokens in req.token_inputs]
+            tokens = sum(len(t) for t in req.token_inputs)
+        else:
+            keys = [text.encode() for text in req.inputs]
+            tokens = sum(estimate_tokens(text) for text in req.inputs)
+        return EmbeddingResponse(
+            model=dep.upstream_model,
+            vectors=[embedding_vector(key, dimensions) for key in keys],
+            usage=Usage(input_tokens=tokens),
+        )
 
     async def stream(
         self, req: ChatRequest, dep: Deployment, ctx: CallContext

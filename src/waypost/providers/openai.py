@@ -1,76 +1,131 @@
-"""Any OpenAI-compatible server (OpenAI, Groq, Together, DeepSeek, Mistral, vLLM, llama.cpp, ...)."""
+"""Any OpenAI-compatible server (OpenAI, Groq, Together, DeepSeek, Mistral, vLLM, llama.cpp, ...).
+
+Chat Completions, Embeddings (``embed``) and the legacy Completions API: a request decoded from
+a client's ``/v1/completions`` body (``source_format`` of ``openai_completions``) goes to the
+upstream's own ``/completions``, not through chat.
+
+Subclasses for servers with other URLs or credentials (Azure) override ``_url`` and ``_headers``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from waypost.core.errors import GatewayError, StreamInterrupted
+from waypost.core.errors import GatewayError, StreamInterrupted, UpstreamError
 from waypost.core.events import RawFrame, StreamEvent
-from waypost.core.types import ChatRequest, ChatResponse
+from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_body
-from waypost.wire import openai_chat
+from waypost.wire import openai_chat, openai_completions, openai_embeddings
 from waypost.wire.sse import SSEParser, encode_sse
 
 NAME = "openai"
+CHAT_PATH = "/chat/completions"
+COMPLETIONS_PATH = "/completions"
+EMBEDDINGS_PATH = "/embeddings"
+
+
+class _ChunkDecoder(Protocol):
+    def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]: ...
+
+    def finish(self) -> list[StreamEvent]: ...
 
 
 class OpenAIProvider:
     dialect = openai_chat.FORMAT
+    # Client formats besides ``dialect`` whose bodies this provider forwards and relays as they are.
+    native_formats = (openai_completions.FORMAT,)
+    provider_name = NAME  # how upstream failures name the provider (subclasses: their own)
 
     def __init__(self, http: HttpClient) -> None:
         self.http = http
 
-    @staticmethod
-    def _request(dep: Deployment) -> tuple[str, dict[str, str]]:
+    def _url(self, dep: Deployment, path: str) -> str:
+        """The URL of one operation; ``path`` is ``CHAT_PATH``, ``COMPLETIONS_PATH`` or ``EMBEDDINGS_PATH``."""
+        return dep.settings.resolved_base_url() + path
+
+    def _headers(self, dep: Deployment) -> dict[str, str]:
         settings = dep.settings
         headers = {"content-type": "application/json", "accept": "application/json"}
         if settings.api_key:
             headers["authorization"] = f"Bearer {settings.api_key}"
         headers.update(settings.headers)
-        return settings.resolved_base_url() + "/chat/completions", headers
+        return headers
 
-    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
-        url, headers = self._request(dep)
-        body = orjson.dumps(openai_chat.encode_request(req, dep.upstream_model, stream=False))
+    async def _post_json(self, dep: Deployment, path: str, body: dict[str, Any]) -> bytes:
         settings = dep.settings
         async with self.http.post(
-            url,
-            body,
-            headers,
+            self._url(dep, path),
+            orjson.dumps(body),
+            self._headers(dep),
             timeouts=settings.timeouts,
             verify_tls=settings.verify_tls,
-            provider=NAME,
+            provider=self.provider_name,
             model=dep.name,
         ) as resp:
-            data = await resp.read()
-        result = openai_chat.decode_response(json_body(data, NAME))
-        if ctx.client_format == self.dialect:
+            return await resp.read()
+
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+        if req.source_format == openai_completions.FORMAT:
+            body = openai_completions.encode_request(req, dep.upstream_model, stream=False)
+            data = await self._post_json(dep, COMPLETIONS_PATH, body)
+            result = openai_completions.decode_response(json_body(data, NAME))
+            relay = ctx.client_format == openai_completions.FORMAT
+        else:
+            body = openai_chat.encode_request(req, dep.upstream_model, stream=False)
+            data = await self._post_json(dep, CHAT_PATH, body)
+            result = openai_chat.decode_response(json_body(data, NAME))
+            relay = ctx.client_format == self.dialect
+        if relay:
             result.raw = data
         return result
 
-    async def stream(
-        self, req: ChatRequest, dep: Deployment, ctx: CallContext
-    ) -> AsyncIterator[list[StreamEvent]]:
-        url, headers = self._request(dep)
-        headers["accept"] = "text/event-stream"
-        body = orjson.dumps(openai_chat.encode_request(req, dep.upstream_model, stream=True))
-        settings = dep.settings
+    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+        if req.source_format == openai_completions.FORMAT:
+            body = openai_completions.encode_request(req, dep.upstream_model, stream=True)
+            relay = ctx.client_format == openai_completions.FORMAT
+            return self._stream(dep, COMPLETIONS_PATH, body, openai_completions.StreamDecoder(), req, relay)
+        body = openai_chat.encode_request(req, dep.upstream_model, stream=True)
         relay = ctx.client_format == self.dialect
+        return self._stream(dep, CHAT_PATH, body, openai_chat.StreamDecoder(), req, relay)
+
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+        body = openai_embeddings.encode_request(req, dep.upstream_model)
+        data = await self._post_json(dep, EMBEDDINGS_PATH, body)
+        result = openai_embeddings.decode_response(json_body(data, NAME))
+        expected = len(req.token_inputs) if req.token_inputs is not None else len(req.inputs)
+        if len(result.vectors) != expected:
+            raise UpstreamError(
+                f"openai upstream returned {len(result.vectors)} embeddings for {expected} inputs",
+                provider=NAME,
+            )
+        return result
+
+    async def _stream(
+        self,
+        dep: Deployment,
+        path: str,
+        body: dict[str, Any],
+        decoder: _ChunkDecoder,
+        req: ChatRequest,
+        relay: bool,
+    ) -> AsyncIterator[list[StreamEvent]]:
+        headers = self._headers(dep)
+        headers["accept"] = "text/event-stream"
+        settings = dep.settings
         # We always ask for the usage chunk (metering needs it); hide it if the client did not ask.
         hide_usage = not req.include_usage
-        decoder = openai_chat.StreamDecoder()
         parser = SSEParser()
         async with self.http.post(
-            url,
-            body,
+            self._url(dep, path),
+            orjson.dumps(body),
             headers,
             timeouts=settings.timeouts,
             verify_tls=settings.verify_tls,
-            provider=NAME,
+            provider=self.provider_name,
             model=dep.name,
         ) as resp:
             while chunk := await resp.read_chunk():

@@ -1,0 +1,25 @@
+"""``POST /v1/completions``, OpenAI's legacy text completions, as one more client format of the
+chat data plane (``chat.handle_chat`` serves it, streaming and not).
+
+An OpenAI-compatible deployment gets the body as it came, at its own ``/completions``, and the
+answer is relayed as it came; any other provider answers a chat request made of the prompt (see
+``wire/openai_completions``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from waypost.api.formats import ClientFormat
+from waypost.wire import openai_completions
+
+COMPLETIONS = ClientFormat(
+    name=openai_completions.FORMAT,
+    decode_request=openai_completions.decode_request,
+    encode_response=openai_completions.encode_response,
+    encode_error=openai_completions.encode_error,
+    # The wire modules have no clock; chunks translated from upstreams without one get ours.
+    stream_encoder=lambda req: openai_completions.StreamEncoder(
+        req.model, include_usage=req.include_usage, created=int(time.time())
+    ),
+)

@@ -1,0 +1,1 @@
+"""Metering: what a call cost (pricing) and token estimates where no provider counts."""

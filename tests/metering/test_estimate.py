@@ -1,0 +1,61 @@
+"""The token estimate used where no provider counts: a quarter of the characters, plus framing."""
+
+from __future__ import annotations
+
+import orjson
+
+from waypost.core.types import (
+    ChatRequest,
+    DocumentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    ThinkingPart,
+    Tool,
+    ToolCallPart,
+    ToolResultPart,
+)
+from waypost.metering.estimate import MEDIA_TOKENS, MESSAGE_OVERHEAD, estimate_input_tokens
+
+
+def request(*messages: Message, tools: list[Tool] | None = None) -> ChatRequest:
+    return ChatRequest(model="m", messages=list(messages), tools=tools or [])
+
+
+def test_text_is_a_quarter_of_its_characters_rounded_up_plus_framing() -> None:
+    req = request(Message("system", [TextPart("x" * 8)]), Message("user", [TextPart("y" * 5)]))
+    assert estimate_input_tokens(req) == 4 + 2 * MESSAGE_OVERHEAD  # 13 characters -> 4 tokens
+
+
+def test_tool_calls_results_and_thinking_count_as_text() -> None:
+    req = request(
+        Message("assistant", [ThinkingPart("abcd"), ToolCallPart("c1", "fn", '{"a":1}')]),
+        Message("user", [ToolResultPart("c1", [TextPart("result!!")])]),
+    )
+    # thinking 4 + name 2 + arguments 7 + result 8 = 21 characters -> 6 tokens
+    assert estimate_input_tokens(req) == 6 + 2 * MESSAGE_OVERHEAD
+
+
+def test_tool_definitions_count_as_their_json() -> None:
+    tool = Tool(name="get", description="d", parameters={"type": "object"})
+    spec = orjson.dumps({"name": "get", "description": "d", "parameters": {"type": "object"}})
+    req = request(Message("user", [TextPart("abcd")]), tools=[tool])
+    assert estimate_input_tokens(req) == -(-(4 + len(spec)) // 4) + MESSAGE_OVERHEAD
+
+
+def test_images_and_binary_documents_count_a_flat_amount_text_documents_their_text() -> None:
+    req = request(
+        Message(
+            "user",
+            [
+                ImagePart(data="A" * 10_000, media_type="image/png"),
+                DocumentPart(data="B" * 99),
+                DocumentPart(text="abcdefgh"),
+            ],
+        )
+    )
+    assert estimate_input_tokens(req) == 2 * MEDIA_TOKENS + 2 + MESSAGE_OVERHEAD
+
+
+def test_an_empty_request_is_at_least_one_token() -> None:
+    assert estimate_input_tokens(request()) == 1
