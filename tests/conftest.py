@@ -1,3 +1,33 @@
-"""Shared test configuration: plugins every test directory can use."""
+"""Shared test configuration: plugins every test directory can use, and the CI rule on skips."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+
+import pytest
 
 pytest_plugins = ["tests.fakes.fixtures"]
+
+# .ci/run sets this: in CI a test that would skip (a missing server, package or tool) fails instead.
+REQUIRE_ALL = os.environ.get("WAYPOST_REQUIRE_SERVICES") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which CI does not allow (WAYPOST_REQUIRE_SERVICES=1): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, None, None]:
+    outcome = yield
+    report: pytest.CollectReport = outcome.get_result()  # type: ignore[attr-defined]
+    if REQUIRE_ALL and report.skipped:  # a whole module skipped, e.g. by pytest.importorskip
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which CI does not allow (WAYPOST_REQUIRE_SERVICES=1): {reason}"

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.fakes import AnthropicUpstream, FakeUpstream, OpenAIUpstream
 from tests.fakes.bedrock_upstream import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, BedrockUpstream
+from tests.fakes.gemini_upstream import GeminiUpstream
 from tests.fakes.ollama_upstream import OllamaUpstream
 
 
@@ -161,6 +162,33 @@ def bedrock_view(body: dict[str, Any]) -> View:
     return v
 
 
+def gemini_view(body: dict[str, Any]) -> View:
+    config = body.get("generationConfig") or {}
+    v = View(max_tokens=config.get("maxOutputTokens"), stop=list(config.get("stopSequences") or []))
+    v.system = "".join(p.get("text", "") for p in (body.get("systemInstruction") or {}).get("parts") or [])
+    v.json_mode = config.get("responseMimeType") == "application/json"
+    v.thinking = bool(config.get("thinkingConfig"))
+    v.tool_names = [f["name"] for t in body.get("tools") or [] for f in t.get("functionDeclarations") or []]
+    for content in body["contents"]:
+        role = "assistant" if content.get("role") == "model" else "user"
+        v.roles.append(role)
+        for part in content.get("parts") or []:
+            if "text" in part and role == "user" and not part.get("thought"):
+                v.user_texts.append(part["text"])
+            mime = (part.get("inlineData") or {}).get("mimeType", "")
+            v.images += mime.startswith("image/")
+            v.documents += mime == "application/pdf"
+            if "functionResponse" in part:
+                response = part["functionResponse"].get("response") or {}
+                v.tool_results.append(str(response.get("output", response)))
+            if (
+                part.get("thoughtSignature")
+                and part["thoughtSignature"] != "skip_thought_signature_validator"
+            ):
+                v.signatures.append(part["thoughtSignature"])
+    return v
+
+
 def _bedrock_entry(fake: FakeUpstream) -> dict[str, Any]:
     aws = {
         "region": REGION,
@@ -226,6 +254,21 @@ TARGETS: list[Target] = [
         finish_length="max_tokens",
         overload_status=503,
         support={"json_object": Support("approx", "a system instruction asks for one JSON object")},
+    ),
+    Target(
+        name="gemini",
+        label="Gemini",
+        start=_fake(GeminiUpstream, api_key="AIza-conformance-key"),
+        entry=_entry("gemini"),
+        view=gemini_view,
+        finish_length="MAX_TOKENS",
+        overload_status=503,
+        support={
+            "thinking_signature": Support(
+                "yes",
+                "signatures travel as `gemini:<part>:<signature>` so each returns to the part it signed",
+            ),
+        },
     ),
     Target(
         name="ollama",
