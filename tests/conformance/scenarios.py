@@ -335,3 +335,26 @@ async def _server_error(s: Session) -> None:
         assert err.status_code == 502  # type: ignore[attr-defined]
     else:
         raise AssertionError("no error")
+
+
+@scenario("error_upstream_auth", "Upstream refuses the gateway's key: 502, provider text withheld")
+async def _upstream_auth(s: Session) -> None:
+    s.reply(Reply(status=401, error_message="bad key sk-secret-123"))
+    try:
+        await s.ask([user("hi")])
+    except s.error() as err:
+        assert err.status_code == 502  # type: ignore[attr-defined]
+        assert "sk-secret-123" not in str(err)
+    else:
+        raise AssertionError("no error")
+
+
+@scenario("error_timeout", "Upstream timeout: 504")
+async def _timeout(s: Session) -> None:
+    s.reply(Reply(latency_s=1.5))  # the matrix's gateway waits 0.5 s for the first byte
+    try:
+        await s.ask([user("hi")])
+    except s.error() as err:
+        assert err.status_code == 504  # type: ignore[attr-defined]
+    else:
+        raise AssertionError("no error")

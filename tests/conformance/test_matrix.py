@@ -25,7 +25,12 @@ async def session(request: pytest.FixtureRequest) -> AsyncIterator[Session]:
     target: Target = request.node.callspec.params["target"]
     client: str = request.node.callspec.params["client"]
     async with target.start() as fake:
-        entry = {"name": MODEL, **target.entry(fake), "retry": {"max_retries": 0}}
+        entry = {
+            "name": MODEL,
+            **target.entry(fake),
+            "retry": {"max_retries": 0},
+            "timeouts": {"first_byte": 0.5},
+        }
         async with serve(settings(entry)) as url:
             oai = openai.AsyncOpenAI(
                 base_url=url + "/v1", api_key=GATEWAY_KEY, max_retries=0, _strict_response_validation=True

@@ -41,6 +41,7 @@ REGION = "us-west-2"
 # Default error type for a scripted status, as Bedrock answers it.
 ERROR_TYPES: dict[int, tuple[str, str]] = {
     400: ("ValidationException", "Malformed input request, please reformat your input and try again."),
+    401: ("UnrecognizedClientException", "The security token included in the request is invalid."),
     403: ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
     404: ("ResourceNotFoundException", "The requested resource could not be found."),
     408: ("ModelTimeoutException", "Model has timed out in processing the request."),

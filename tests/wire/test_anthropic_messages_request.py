@@ -771,3 +771,21 @@ def test_decode_unknown_blocks_inside_tool_results_are_dropped_with_a_note() -> 
     req = decode_request(minimal(messages=[{"role": "user", "content": [result]}]))
     assert req.messages[0].content == [ToolResultPart("toolu_1", [TextPart("ok")])]
     assert any("tool_reference" in n for n in req.notes)
+
+
+def test_thinking_signed_by_gemini_is_dropped_not_sent() -> None:
+    """After a fallback from Gemini, its signatures would make Anthropic refuse the request."""
+    from waypost.core.types import ChatRequest, Message, TextPart, ThinkingPart
+    from waypost.wire.anthropic_messages import encode_request
+
+    req = ChatRequest(
+        model="m",
+        messages=[
+            Message("user", [TextPart("q")]),
+            Message("assistant", [ThinkingPart("hmm", signature="gemini:thought:c2ln"), TextPart("a")]),
+            Message("user", [TextPart("again")]),
+        ],
+    )
+    body = encode_request(req, "claude", stream=False)
+    assert body["messages"][1]["content"] == [{"type": "text", "text": "a"}]
+    assert any("Gemini" in note for note in req.notes)

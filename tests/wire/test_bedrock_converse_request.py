@@ -408,3 +408,20 @@ def test_count_tokens_wraps_the_converse_input() -> None:
         "thinking": {"type": "enabled", "budget_tokens": 1500}
     }
     validate_converse(converse, count_only=True)
+
+
+def test_reasoning_signed_by_gemini_is_dropped_not_sent() -> None:
+    from waypost.core.types import ChatRequest, Message, TextPart, ThinkingPart
+    from waypost.wire.bedrock_converse import encode_request
+
+    req = ChatRequest(
+        model="m",
+        messages=[
+            Message("user", [TextPart("q")]),
+            Message("assistant", [ThinkingPart("hmm", signature="gemini:thought:c2ln"), TextPart("a")]),
+            Message("user", [TextPart("again")]),
+        ],
+    )
+    body = encode_request(req, "anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert body["messages"][1]["content"] == [{"text": "a"}]
+    assert any("Gemini" in note for note in req.notes)

@@ -42,6 +42,7 @@ from waypost.core.types import (
     ToolResultPart,
 )
 from waypost.wire.anthropic_mapping import safe_tool_id
+from waypost.wire.gemini_mapping import SIGNATURE_PREFIX as GEMINI_SIGNATURE
 
 EFFORT_BUDGETS: dict[str, int] = {
     "minimal": 1024,
@@ -188,6 +189,10 @@ class _Encoder:
             if part.data:
                 return {"type": "redacted_thinking", "data": part.data}
             self.note("redacted thinking without data dropped")
+            return None
+        if part.signature and part.signature.startswith(GEMINI_SIGNATURE):
+            # Signed by Gemini (a conversation that fell back across providers): Anthropic would refuse it.
+            self.note("thinking signed by another provider (Gemini) dropped")
             return None
         if part.signature:
             return {"type": "thinking", "thinking": part.text, "signature": part.signature}

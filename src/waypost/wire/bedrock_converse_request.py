@@ -42,6 +42,7 @@ from waypost.core.types import (
 )
 from waypost.wire.anthropic_request_encode import EFFORT_BUDGETS, JSON_OBJECT_INSTRUCTION, MIN_THINKING_BUDGET
 from waypost.wire.bedrock_mapping import Family, model_family, safe_tool_use_id
+from waypost.wire.gemini_mapping import SIGNATURE_PREFIX as GEMINI_SIGNATURE
 
 IMAGE_FORMATS: dict[str, str] = {
     "image/png": "png",
@@ -225,6 +226,9 @@ class _Encoder:
             if part.data:
                 return {"reasoningContent": {"redactedContent": part.data}}
             self.note("redacted thinking without data dropped")
+            return None
+        if part.signature and part.signature.startswith(GEMINI_SIGNATURE):
+            self.note("reasoning signed by another provider (Gemini) dropped")
             return None
         if part.signature:
             return {"reasoningContent": {"reasoningText": {"text": part.text, "signature": part.signature}}}
