@@ -125,7 +125,15 @@ def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
 def test_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "waypost.example.yaml"
     settings = load_settings(example, {})
-    assert {m.provider for m in settings.models} == {"mock", "openai", "anthropic"}
+    assert {m.provider for m in settings.models} == {
+        "mock",
+        "openai",
+        "anthropic",
+        "gemini",
+        "bedrock",
+        "ollama",
+        "auto",
+    }
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -300,3 +300,27 @@ async def test_claude_code_shaped_request_is_accepted(url: str) -> None:
     assert resp.status == 200, raw[:500]
     events = [line[7:] for line in raw.decode().splitlines() if line.startswith("event: ")]
     assert events[0] == "message_start" and events[-1] == "message_stop"
+
+
+async def test_mock_answers_json_mode_with_an_example_of_the_schema(url: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["spam", "ham"]}},
+        "required": ["label"],
+    }
+    body = {
+        "model": "echo",
+        "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+    }
+    _, _, answer = await post(url, "/v1/chat/completions", body)
+    assert json.loads(answer["choices"][0]["message"]["content"]) == {"label": "spam"}
+
+
+async def test_classify_works_against_the_mock(url: str) -> None:
+    status, _, answer = await post(
+        url, "/classify", {"model": "echo", "prompt": "buy now!", "labels": ["spam", "ham"]}
+    )
+    assert status == 200
+    assert answer["result"] == {"label": "spam"}
+    assert answer["call"]["provider"] == "mock"

@@ -87,7 +87,10 @@ async def test_classify_asks_for_json_naming_the_labels(setup: Setup) -> None:
         {"model": "gpt", "prompt": "hello mum", "labels": ["spam", "ham"], "system": "Be strict."},
     )
     body = setup.openai_upstream.last.json
-    assert body["response_format"] == {"type": "json_object"}
+    # Providers with structured output enforce the label set through the schema.
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert schema["properties"]["label"]["enum"] == ["spam", "ham"]
     assert system_text(body).startswith("Be strict.")
     assert '"spam", "ham"' in system_text(body)
     assert body["messages"][-1] == {"role": "user", "content": "hello mum"}

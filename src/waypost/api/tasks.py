@@ -196,7 +196,15 @@ async def _ask_json(ex: Exchange, req: ChatRequest, check: Check) -> Answer:
     )
 
 
-def _json_request(model: str, system: str, user: str, max_tokens: int | None) -> ChatRequest:
+def _json_request(
+    model: str, system: str, user: str, max_tokens: int | None, schema: dict[str, Any] | None = None
+) -> ChatRequest:
+    """Ask for one JSON object; with a schema, providers that have structured output enforce it."""
+    fmt = (
+        ResponseFormat(type="json_schema", schema=schema, name="answer")
+        if schema
+        else ResponseFormat(type="json_object")
+    )
     return ChatRequest(
         model=model,
         messages=[
@@ -204,7 +212,7 @@ def _json_request(model: str, system: str, user: str, max_tokens: int | None) ->
             Message(role="user", content=[TextPart(text=user)]),
         ],
         max_tokens=max_tokens,
-        response_format=ResponseFormat(type="json_object"),
+        response_format=fmt,
     )
 
 
@@ -228,14 +236,20 @@ async def _classify(ex: Exchange) -> Answer:
             'object and nothing else: {"label": "<one of the labels>"}.'
         )
         check = _label_in(labels)
+        schema: dict[str, Any] | None = {
+            "type": "object",
+            "properties": {"label": {"type": "string", "enum": labels}},
+            "required": ["label"],
+        }
     else:
+        schema = None
         instruction = (
             "Classify the user's input. Answer with one JSON object and nothing else, with the "
             'classification in "label" (and any other fields you are asked for).'
         )
         check = _is_object
     req = _json_request(
-        body["model"], _with_system(_opt_str(body, "system"), instruction), text, _max_tokens(body)
+        body["model"], _with_system(_opt_str(body, "system"), instruction), text, _max_tokens(body), schema
     )
     return await _ask_json(ex, req, check)
 

@@ -5,7 +5,8 @@ Behaviour (documented in docs/providers.md):
   turn, it calls a tool: the named one for a forced choice, else the first; arguments are
   ``mock.tool_arguments`` or built from the tool's JSON schema.
 - After a tool result it answers ``Tool <name> returned: <result text>``.
-- Otherwise it answers ``mock.reply`` or echoes ``You said: <last user text>``.
+- Otherwise it answers ``mock.reply``; in JSON mode, an example of the requested schema (or
+  ``{"answer": <last user text>}``); else it echoes ``You said: <last user text>``.
 Token counts are a documented estimate: one token per four characters, at least one;
 ``count_tokens`` answers the same number a completion of the request reports as input.
 Embeddings are deterministic: each text's vector (``dimensions`` long, default 16) is derived
@@ -118,6 +119,13 @@ class MockProvider:
                 )
             elif mock.reply is not None:
                 text = mock.reply
+            elif req.response_format is not None and req.response_format.type != "text":
+                # JSON mode gets JSON: an example of the schema, or the echo wrapped in an object.
+                fmt = req.response_format
+                example = (
+                    _example_value(fmt.schema) if fmt.schema else {"answer": last.text() if last else ""}
+                )
+                text = orjson.dumps(example).decode()
             else:
                 text = f"You said: {last.text() if last else ''}"
             finish = FinishReason.STOP
