@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from waypost.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from waypost.core.types import FinishReason, Usage
+from waypost.core.types import ChatRequest, FinishReason, Usage
 
 STOP_REASON_TO_FINISH: dict[str, FinishReason] = {
     "end_turn": FinishReason.STOP,
@@ -186,3 +187,30 @@ def stream_error_from_event(raw: Any) -> GatewayError:
     if err_type == "rate_limit_error":
         return RateLimited(message, provider="anthropic")
     return StreamInterrupted(message, provider="anthropic")
+
+
+def claude_sampling(
+    req: ChatRequest, *, thinking_on: bool, temperature_and_top_p: bool, note: Callable[[str], None]
+) -> tuple[float | None, float | None, int | None]:
+    """``(temperature, top_p, top_k)`` as Claude accepts them, directly or through Bedrock:
+    with thinking, temperature and top_k are refused and top_p must lie in [0.95, 1]; the
+    temperature scale ends at 1 (OpenAI's at 2); current models refuse temperature together
+    with top_p unless ``temperature_and_top_p``. Every change is reported through ``note``."""
+    temperature, top_p, top_k = req.temperature, req.top_p, req.top_k
+    if thinking_on:
+        if temperature is not None:
+            note("temperature dropped (not allowed with thinking)")
+            temperature = None
+        if top_k is not None:
+            note("top_k dropped (not allowed with thinking)")
+            top_k = None
+        if top_p is not None and not 0.95 <= top_p <= 1:
+            note("top_p dropped (with thinking it must be between 0.95 and 1)")
+            top_p = None
+    if temperature is not None and temperature > 1:
+        note("temperature above 1 clamped to 1")
+        temperature = 1.0
+    if not temperature_and_top_p and temperature is not None and top_p is not None:
+        note("top_p dropped (current Anthropic models refuse temperature and top_p together)")
+        top_p = None
+    return temperature, top_p, top_k

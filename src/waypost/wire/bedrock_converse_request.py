@@ -40,6 +40,7 @@ from waypost.core.types import (
     ToolCallPart,
     ToolResultPart,
 )
+from waypost.wire.anthropic_mapping import claude_sampling
 from waypost.wire.anthropic_request_encode import EFFORT_BUDGETS, JSON_OBJECT_INSTRUCTION, MIN_THINKING_BUDGET
 from waypost.wire.bedrock_mapping import Family, model_family, safe_tool_use_id
 from waypost.wire.gemini_mapping import SIGNATURE_PREFIX as GEMINI_SIGNATURE
@@ -420,24 +421,12 @@ class _Encoder:
             messages.pop()
 
     def sampling(self, inference: dict[str, Any], fields: dict[str, Any], thinking_on: bool) -> None:
-        req = self.req
-        temperature, top_p, top_k = req.temperature, req.top_p, req.top_k
-        if thinking_on:
-            if temperature is not None:
-                self.note("temperature dropped (not allowed with thinking)")
-                temperature = None
-            if top_k is not None:
-                self.note("top_k dropped (not allowed with thinking)")
-                top_k = None
-            if top_p is not None and not 0.95 <= top_p <= 1:
-                self.note("top_p dropped (with thinking it must be between 0.95 and 1)")
-                top_p = None
-        if temperature is not None and temperature > 1:
-            self.note("temperature above 1 clamped to 1")
-            temperature = 1.0
-        if self.family == "anthropic" and temperature is not None and top_p is not None:
-            self.note("top_p dropped (current Anthropic models refuse temperature and top_p together)")
-            top_p = None
+        temperature, top_p, top_k = claude_sampling(
+            self.req,
+            thinking_on=thinking_on,
+            temperature_and_top_p=self.family != "anthropic",
+            note=self.note,
+        )
         if temperature is not None:
             inference["temperature"] = temperature
         if top_p is not None:
