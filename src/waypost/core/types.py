@@ -80,6 +80,17 @@ class ToolCallPart:
             return {}
         return orjson.loads(self.arguments)
 
+    def input_object(self) -> tuple[dict[str, Any], str | None]:
+        """The arguments as a JSON object, for formats that carry them as one: ``(value, None)``,
+        or ``({}, why)`` when they are not valid JSON or not an object."""
+        try:
+            value = self.input()
+        except ValueError:
+            return {}, "had arguments that are not valid JSON"
+        if not isinstance(value, dict):
+            return {}, "had arguments that are not a JSON object"
+        return value, None
+
 
 @dataclass(slots=True)
 class ToolResultPart:

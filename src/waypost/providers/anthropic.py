@@ -64,15 +64,12 @@ class AnthropicProvider:
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
         url, headers = self._request(dep, ctx)
-        settings = dep.settings
         async with self.http.post(
             url,
             self._body(req, dep, False),
             headers,
-            timeouts=settings.timeouts,
-            verify_tls=settings.verify_tls,
             provider=NAME,
-            model=dep.name,
+            dep=dep,
         ) as resp:
             data = await resp.read()
         result = anthropic_messages.decode_response(json_body(data, NAME))
@@ -89,15 +86,12 @@ class AnthropicProvider:
         )
         for name in GENERATION_ONLY_FIELDS:
             body.pop(name, None)
-        settings = dep.settings
         async with self.http.post(
             url,
             orjson.dumps(body),
             headers,
-            timeouts=settings.timeouts,
-            verify_tls=settings.verify_tls,
             provider=NAME,
-            model=dep.name,
+            dep=dep,
         ) as resp:
             data = json_body(await resp.read(), NAME)
         tokens = data.get("input_tokens") if isinstance(data, dict) else None
@@ -112,7 +106,6 @@ class AnthropicProvider:
     ) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, ctx)
         headers["accept"] = "text/event-stream"
-        settings = dep.settings
         relay = ctx.client_format == self.dialect
         decoder = anthropic_messages.StreamDecoder()
         parser = SSEParser()
@@ -120,10 +113,8 @@ class AnthropicProvider:
             url,
             self._body(req, dep, True),
             headers,
-            timeouts=settings.timeouts,
-            verify_tls=settings.verify_tls,
             provider=NAME,
-            model=dep.name,
+            dep=dep,
         ) as resp:
             while chunk := await resp.read_chunk():
                 frames, raw = parser.feed_frames(chunk)

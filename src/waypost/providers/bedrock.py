@@ -154,10 +154,8 @@ class BedrockProvider:
                 URL(url, encoded=True),
                 body,
                 headers,
-                timeouts=settings.timeouts,
-                verify_tls=settings.verify_tls,
                 provider=NAME,
-                model=dep.name,
+                dep=dep,
                 errors=_error_mapper(dep.name),
             ) as resp:
                 yield resp

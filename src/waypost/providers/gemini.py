@@ -66,10 +66,8 @@ class GeminiProvider:
                 self._url(dep, method),
                 orjson.dumps(body),
                 self._headers(dep),
-                timeouts=settings.timeouts,
-                verify_tls=settings.verify_tls,
                 provider=NAME,
-                model=dep.name,
+                dep=dep,
                 errors=self._errors(dep),
             ) as resp:
                 data = await resp.read()
@@ -106,10 +104,8 @@ class GeminiProvider:
                 self._url(dep, "streamGenerateContent") + "?alt=sse",
                 orjson.dumps(gemini.encode_request(req)),
                 self._headers(dep, stream=True),
-                timeouts=settings.timeouts,
-                verify_tls=settings.verify_tls,
                 provider=NAME,
-                model=dep.name,
+                dep=dep,
                 errors=self._errors(dep),
             ) as resp:
                 while chunk := await resp.read_chunk():

@@ -21,6 +21,7 @@ from waypost.core.errors import (
     UpstreamTimeout,
     from_upstream_status,
 )
+from waypost.providers.base import Deployment
 from waypost.settings import Timeouts
 
 
@@ -104,10 +105,8 @@ class HttpClient:
         body: bytes,
         headers: dict[str, str],
         *,
-        timeouts: Timeouts,
-        verify_tls: bool,
+        dep: Deployment,
         provider: str,
-        model: str,
         errors: Callable[[int, Mapping[str, str], bytes], GatewayError] | None = None,
     ) -> AsyncIterator[UpstreamResponse]:
         """POST and yield the response once its headers arrived with a 2xx status.
@@ -119,6 +118,7 @@ class HttpClient:
         ``encoded=True`` is sent exactly as given (signed paths must not be re-quoted). Redirects
         are never followed: an upstream has no business sending us elsewhere.
         """
+        timeouts, verify_tls, model = dep.settings.timeouts, dep.settings.verify_tls, dep.name
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
         first_byte = min(timeouts.first_byte, timeouts.total)

@@ -42,15 +42,12 @@ class OllamaProvider:
 
     async def _post(self, dep: Deployment, path: str, body: dict[str, object]) -> bytes:
         url, headers = self._request(dep, path)
-        settings = dep.settings
         async with self.http.post(
             url,
             orjson.dumps(body),
             headers,
-            timeouts=settings.timeouts,
-            verify_tls=settings.verify_tls,
             provider=NAME,
-            model=dep.name,
+            dep=dep,
         ) as resp:
             return await resp.read()
 
@@ -65,17 +62,14 @@ class OllamaProvider:
     ) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, "/api/chat", "application/x-ndjson")
         body = orjson.dumps(ollama.encode_request(req, dep.upstream_model, stream=True))
-        settings = dep.settings
         decoder = ollama.StreamDecoder(_response_id())
         lines = ollama.LineSplitter()
         async with self.http.post(
             url,
             body,
             headers,
-            timeouts=settings.timeouts,
-            verify_tls=settings.verify_tls,
             provider=NAME,
-            model=dep.name,
+            dep=dep,
         ) as resp:
             while True:
                 chunk = await resp.read_chunk()

@@ -56,15 +56,12 @@ class OpenAIProvider:
         return headers
 
     async def _post_json(self, dep: Deployment, path: str, body: dict[str, Any]) -> bytes:
-        settings = dep.settings
         async with self.http.post(
             self._url(dep, path),
             orjson.dumps(body),
             self._headers(dep),
-            timeouts=settings.timeouts,
-            verify_tls=settings.verify_tls,
             provider=self.provider_name,
-            model=dep.name,
+            dep=dep,
         ) as resp:
             return await resp.read()
 
@@ -115,7 +112,6 @@ class OpenAIProvider:
     ) -> AsyncIterator[list[StreamEvent]]:
         headers = self._headers(dep)
         headers["accept"] = "text/event-stream"
-        settings = dep.settings
         # We always ask for the usage chunk (metering needs it); hide it if the client did not ask.
         hide_usage = not req.include_usage
         parser = SSEParser()
@@ -123,10 +119,8 @@ class OpenAIProvider:
             self._url(dep, path),
             orjson.dumps(body),
             headers,
-            timeouts=settings.timeouts,
-            verify_tls=settings.verify_tls,
             provider=self.provider_name,
-            model=dep.name,
+            dep=dep,
         ) as resp:
             while chunk := await resp.read_chunk():
                 frames, raw = parser.feed_frames(chunk)

@@ -313,14 +313,9 @@ class _Encoder:
         return out
 
     def call_args(self, part: ToolCallPart) -> dict[str, Any]:
-        try:
-            value = part.input()
-        except ValueError:
-            self.note(f"tool call {part.id!r} had arguments that are not valid JSON; sent as {{}}")
-            return {}
-        if not isinstance(value, dict):
-            self.note(f"tool call {part.id!r} had arguments that are not a JSON object; sent as {{}}")
-            return {}
+        value, problem = part.input_object()
+        if problem:
+            self.note(f"tool call {part.id!r} {problem}; sent as {{}}")
         return value
 
     def sign_active_loop(self, contents: list[dict[str, Any]]) -> None:
