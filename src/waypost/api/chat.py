@@ -214,7 +214,8 @@ async def stream_answer(
                     if data:
                         out.append(data)
             if out:  # what arrived together leaves together: one write per upstream read
-                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+                body = out[0] if len(out) == 1 else b"".join(out)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
             try:
                 batch = await anext(rest)
             except StopAsyncIteration:

@@ -22,12 +22,18 @@ class AccessLog:
         self._fd = fd
         self._pending: list[bytes] = []
         self._scheduled = False
+        self._second = -1
+        self._second_text = ""
 
     def write(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
             return
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        second = int(now)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        stamp = f"{self._second_text}.{int(now * 1000) % 1000:03d}Z"
         line: bytes
         if self._json:
             line = orjson.dumps(

@@ -105,17 +105,20 @@ class StreamDecoder:
                     created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
                 )
             )
-        usage = usage_from_openai(chunk.get("usage"))
-        if usage is not None:
-            if self._usage is None:
-                self._usage = usage
-            else:
-                self._usage.merge(usage)
+        raw_usage = chunk.get("usage")
+        if raw_usage is not None:  # most chunks carry none (or null): skip the call
+            usage = usage_from_openai(raw_usage)
+            if usage is not None:
+                if self._usage is None:
+                    self._usage = usage
+                else:
+                    self._usage.merge(usage)
         choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else []:
-            # n > 1 is not modelled: only the first choice is relayed.
-            if isinstance(choice, dict) and choice.get("index", 0) in (0, None):
-                self._choice(choice, out)
+        if type(choices) is list:
+            for choice in choices:
+                # n > 1 is not modelled: only the first choice is relayed.
+                if type(choice) is dict and choice.get("index", 0) in (0, None):
+                    self._choice(choice, out)
         return out
 
     def finish(self) -> list[StreamEvent]:
