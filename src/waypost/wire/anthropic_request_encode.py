@@ -29,6 +29,7 @@ Everything dropped or approximated is recorded in ``ChatRequest.notes``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from waypost.core.types import (
@@ -38,6 +39,7 @@ from waypost.core.types import (
     Message,
     Part,
     TextPart,
+    Thinking,
     ToolCallPart,
     ToolResultPart,
 )
@@ -326,14 +328,7 @@ class _Encoder:
             elif effort:
                 self.note(f"reasoning effort {effort!r} dropped (no Anthropic equivalent)")
             return True
-        budget = thinking.budget_tokens
-        if budget is None:
-            budget = EFFORT_BUDGETS.get(effort or "medium", EFFORT_BUDGETS["medium"])
-            if effort:
-                self.note(f"reasoning effort {effort!r} mapped to a thinking budget of {budget} tokens")
-        if budget < MIN_THINKING_BUDGET:
-            self.note(f"thinking budget raised to the minimum of {MIN_THINKING_BUDGET} tokens")
-            budget = MIN_THINKING_BUDGET
+        budget = thinking_budget(thinking, self.note)
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         if body["max_tokens"] <= budget:
             body["max_tokens"] = budget + default_max_tokens
@@ -365,6 +360,21 @@ class _Encoder:
             body["top_p"] = top_p
         if top_k is not None:
             body["top_k"] = top_k
+
+
+def thinking_budget(thinking: Thinking, note: Callable[[str], None]) -> int:
+    """Claude's thinking budget, directly or through Bedrock: the one asked for, else the
+    effort's (medium when neither is given), never below the API's minimum."""
+    budget = thinking.budget_tokens
+    if budget is None:
+        effort = thinking.effort
+        budget = EFFORT_BUDGETS.get(effort or "medium", EFFORT_BUDGETS["medium"])
+        if effort:
+            note(f"reasoning effort {effort!r} mapped to a thinking budget of {budget} tokens")
+    if budget < MIN_THINKING_BUDGET:
+        note(f"thinking budget raised to the minimum of {MIN_THINKING_BUDGET} tokens")
+        budget = MIN_THINKING_BUDGET
+    return budget
 
 
 def _last_turn_lacks_thinking(messages: list[dict[str, Any]]) -> bool:

@@ -41,7 +41,7 @@ from waypost.core.types import (
     ToolResultPart,
 )
 from waypost.wire.anthropic_mapping import claude_sampling
-from waypost.wire.anthropic_request_encode import EFFORT_BUDGETS, JSON_OBJECT_INSTRUCTION, MIN_THINKING_BUDGET
+from waypost.wire.anthropic_request_encode import JSON_OBJECT_INSTRUCTION, thinking_budget
 from waypost.wire.bedrock_mapping import Family, model_family, safe_tool_use_id
 from waypost.wire.gemini_mapping import SIGNATURE_PREFIX as GEMINI_SIGNATURE
 
@@ -386,14 +386,7 @@ class _Encoder:
             elif effort:
                 self.note(f"reasoning effort {effort!r} dropped (no Bedrock equivalent)")
             return True
-        budget = thinking.budget_tokens
-        if budget is None:
-            budget = EFFORT_BUDGETS.get(effort or "medium", EFFORT_BUDGETS["medium"])
-            if effort:
-                self.note(f"reasoning effort {effort!r} mapped to a thinking budget of {budget} tokens")
-        if budget < MIN_THINKING_BUDGET:
-            self.note(f"thinking budget raised to the minimum of {MIN_THINKING_BUDGET} tokens")
-            budget = MIN_THINKING_BUDGET
+        budget = thinking_budget(thinking, self.note)
         fields["thinking"] = {"type": "enabled", "budget_tokens": budget}
         max_tokens = inference.get("maxTokens", default_max_tokens)
         if max_tokens <= budget:
