@@ -139,6 +139,9 @@ class FakeUpstream:
     fake rejects (bad key, invalid body) do not consume the reply queue.
     """
 
+    stream_content_type = "text/event-stream; charset=utf-8"
+    """What a streamed answer is sent as (Ollama's fake streams NDJSON)."""
+
     def __init__(self, *, api_key: str | None = None) -> None:
         self.api_key = api_key
         """The key clients must present; ``None`` accepts any key."""
@@ -336,11 +339,7 @@ class FakeUpstream:
         headers: Mapping[str, str],
     ) -> web.StreamResponse:
         response = web.StreamResponse(
-            headers={
-                **headers,
-                "content-type": "text/event-stream; charset=utf-8",
-                "cache-control": "no-cache",
-            }
+            headers={**headers, "content-type": self.stream_content_type, "cache-control": "no-cache"}
         )
         await response.prepare(request)
         for sent in range(len(frames) + 1):

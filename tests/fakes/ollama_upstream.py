@@ -14,7 +14,7 @@ import binascii
 import calendar
 import hashlib
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +22,6 @@ from aiohttp import web
 from tests.fakes.base import (
     FakeUpstream,
     Reply,
-    _ConnectionDropped,
     compact_json,
     estimate_tokens,
     split_text,
@@ -202,6 +201,8 @@ class OllamaUpstream(FakeUpstream):
     ``api_key``: when set, requests need ``Authorization: Bearer <key>`` (Ollama's cloud).
     """
 
+    stream_content_type = "application/x-ndjson"  # Ollama's streams are NDJSON, not server-sent events
+
     def __init__(self, *, api_key: str | None = None, models: Collection[str] | None = None) -> None:
         super().__init__(api_key=api_key)
         self.models = None if models is None else list(models)
@@ -290,30 +291,3 @@ class OllamaUpstream(FakeUpstream):
         return await self.respond(
             request, reply, stream=False, body=lambda: result, frames=list, error_frame=b"", headers={}
         )
-
-    async def _stream(
-        self,
-        request: web.Request,
-        reply: Reply,
-        frames: list[bytes],
-        error_frame: bytes,
-        headers: Mapping[str, str],
-    ) -> web.StreamResponse:
-        # Ollama's streams are NDJSON, not server-sent events.
-        response = web.StreamResponse(headers={**headers, "content-type": "application/x-ndjson"})
-        await response.prepare(request)
-        for sent in range(len(frames) + 1):
-            if sent == reply.reset_after_chunks:
-                raise _ConnectionDropped
-            if sent == reply.stall_after_chunks:
-                await self._hang()
-            if sent == reply.error_event_after_chunks:
-                await response.write(error_frame)
-                break
-            if sent == len(frames):
-                break
-            if sent > 0:
-                await self._pause(reply.chunk_delay_s)
-            await response.write(frames[sent])
-        await response.write_eof()
-        return response
