@@ -113,7 +113,7 @@ class OpenAIProvider:
         headers = self._headers(dep)
         headers["accept"] = "text/event-stream"
         # We always ask for the usage chunk (metering needs it); hide it if the client did not ask.
-        hide_usage = not req.include_usage
+        hide_usage = openai_chat.needs_include_usage_strip(req)
         parser = SSEParser()
         async with self.http.post(
             self._url(dep, path),

@@ -313,9 +313,6 @@ class StreamEncoder:
         self._ended = True
         return _frame("error", error_body(err))
 
-    def ping(self) -> bytes:
-        return _frame("ping", {"type": "ping"})
-
     def _msg_id(self) -> str:
         if self._message_id is None:
             self._message_id = message_id("")
