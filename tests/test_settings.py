@@ -211,3 +211,41 @@ def test_auto_needs_existing_candidates(tmp_path: Path) -> None:
 def test_azure_needs_a_resource_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"models\[0\]\.base_url: azure needs"):
         load_settings(write(tmp_path, "models: [{name: a, provider: azure}]"), {})
+
+
+def test_serve_with_several_workers_answers(tmp_path: Path) -> None:
+    """workers > 1 runs uvicorn's multi-process mode, each worker loading the same config."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = write(
+        tmp_path, f"server: {{port: {port}, workers: 2}}\nmodels: [{{name: echo, provider: mock}}]\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "waypost.cli", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            data=b'{"model": "echo", "messages": [{"role": "user", "content": "hi"}]}',
+            headers={"content-type": "application/json"},
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as resp:
+                    assert b"You said: hi" in resp.read()
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
