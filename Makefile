@@ -22,8 +22,13 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Every suite that touches the database runs on SQLite, then again on PostgreSQL (127.0.0.1:5432,
+# or $$WAYPOST_TEST_POSTGRES_URL). Pure translation and provider tests do not touch it: they run once.
+DATABASE_SUITES := tests/store tests/identity tests/control tests/cli tests/api tests/e2e tests/conformance tests/test_settings.py
+
 test: lint
 	$(BIN)/pytest
+	WAYPOST_TEST_DATABASE=postgresql $(BIN)/pytest $(DATABASE_SUITES)
 
 bench: setup
 	bench/run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -31,3 +32,13 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, N
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped, which CI does not allow (WAYPOST_REQUIRE_SERVICES=1): {reason}"
+
+
+@pytest.fixture
+async def database() -> Any:
+    """A ``database`` settings section for an empty database of this run's backend: SQLite, or
+    PostgreSQL with ``WAYPOST_TEST_DATABASE=postgresql`` (``make test`` runs the suites on both)."""
+    from tests.dbs import DEFAULT_BACKEND, fresh_database
+
+    async with fresh_database(DEFAULT_BACKEND) as section:
+        yield section

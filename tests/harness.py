@@ -5,15 +5,22 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
+from tests.dbs import fresh_database
 from waypost.app import create_app
-from waypost.settings import Settings
+from waypost.settings import DatabaseSettings, Settings
 
-GATEWAY_KEY = "wp-test-key-0123456789"
+GATEWAY_KEY = "wp-test-key-0123456789"  # an API token of the administrator, seeded by serve()
+ADMIN_EMAIL = "admin@localhost"
+ADMIN_PASSWORD = "correct-horse-battery-staple-42"
+# Cheap Argon2 parameters: tests hash many passwords; production keeps the defaults.
+FAST_HASHING = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
+DEFAULT_DATABASE_URL = "sqlite:///waypost.db"
 
 
 def model(
@@ -29,9 +36,18 @@ def model(
     return entry
 
 
+def auth_section(**extra: Any) -> dict[str, Any]:
+    """The ``auth`` section tests use: a known admin password and cheap hashing."""
+    return {"admin_password": ADMIN_PASSWORD, "password_hashing": FAST_HASHING, **extra}
+
+
 def settings(*models: dict[str, Any], api_keys: list[str] | None = None, **sections: Any) -> Settings:
+    """Settings for a test gateway. ``api_keys=[]`` runs it open (loopback only); otherwise
+    callers use ``GATEWAY_KEY``. Upstream fakes listen on loopback, so private targets are allowed."""
+    auth = auth_section(open=api_keys == [])
     doc: dict[str, Any] = {
-        "auth": {"api_keys": [GATEWAY_KEY] if api_keys is None else api_keys},
+        "auth": {**auth, **sections.pop("auth", {})},
+        "security": {"allow_private_targets": True, **sections.pop("security", {})},
         "logging": {"level": "warning"},
         "models": list(models),
         **sections,
@@ -39,10 +55,57 @@ def settings(*models: dict[str, Any], api_keys: list[str] | None = None, **secti
     return Settings.model_validate(doc)
 
 
+def container_of(app: Any) -> Any:
+    """The app's container, under any middleware wrapping the gateway."""
+    while not hasattr(app, "container"):
+        app = app.app
+    return app.container
+
+
+async def seed_token(container: Any, plaintext: str, email: str = ADMIN_EMAIL) -> None:
+    """Give ``email`` an API token with a known value (tests only; real tokens are random)."""
+    from waypost.core.errors import Conflict
+    from waypost.security.api_tokens import hash_api_token
+
+    user = await container.store.users.by_email(email)
+    try:
+        await container.store.tokens.create(
+            user.id, "test", token_hash=hash_api_token(plaintext), prefix=plaintext[:10]
+        )
+    except Conflict:
+        pass  # a second gateway on the same database: the token is there already
+
+
+@dataclass
+class Running:
+    url: str
+    container: Any  # waypost.api.state.Container: the store, authenticator, catalog, ...
+
+
 @asynccontextmanager
 async def serve(config: Settings) -> AsyncIterator[str]:
     """Yield the base URL of a running gateway built from ``config``."""
-    app = create_app(config, configure_logs=False)
+    async with running(config) as gateway:
+        yield gateway.url
+
+
+@asynccontextmanager
+async def running(config: Settings) -> AsyncIterator[Running]:
+    """A running gateway and its container. Unless the settings name a database, it gets a
+    fresh one of the default test backend (``WAYPOST_TEST_DATABASE``)."""
+    async with AsyncExitStack() as stack:
+        if config.database.url == DEFAULT_DATABASE_URL:
+            section = await stack.enter_async_context(fresh_database(migrated=True))
+            config = config.model_copy(update={"database": DatabaseSettings.model_validate(section)})
+        app = create_app(config, configure_logs=False)
+        base = await stack.enter_async_context(_run(app))
+        container = container_of(app)
+        await seed_token(container, GATEWAY_KEY)
+        yield Running(base, container)
+
+
+@asynccontextmanager
+async def _run(app: Any) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -59,12 +122,13 @@ async def serve(config: Settings) -> AsyncIterator[str]:
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        for _ in range(500):
+        for _ in range(1000):
             if server.started or task.done():
                 break
             await asyncio.sleep(0.01)
         if task.done():
             task.result()
+            raise RuntimeError("the gateway did not start (see the log above)")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

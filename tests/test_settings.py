@@ -60,8 +60,29 @@ def test_environment_overrides_list_items_by_index(tmp_path: Path) -> None:
 
 
 def test_environment_sets_lists_as_json(tmp_path: Path) -> None:
-    env = {"WAYPOST_AUTH__API_KEYS": '["key-one-123", "key-two-456"]'}
-    assert load_settings(write(tmp_path, MINIMAL), env).auth.api_keys == ["key-one-123", "key-two-456"]
+    env = {"WAYPOST_SECURITY__ALLOWED_BASE_URLS": '["https://api.openai.com/*", "https://*.example.com/*"]'}
+    settings = load_settings(write(tmp_path, MINIMAL), env)
+    assert settings.security.allowed_base_urls == ["https://api.openai.com/*", "https://*.example.com/*"]
+
+
+def test_database_url_comes_from_the_environment(tmp_path: Path) -> None:
+    env = {"WAYPOST_DATABASE__URL": "postgresql://gw@db.internal/waypost"}
+    assert load_settings(write(tmp_path, MINIMAL), env).database.url == "postgresql://gw@db.internal/waypost"
+
+
+def test_relative_sqlite_file_lives_beside_the_config(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "database: {url: 'sqlite:///data/gw.db'}"), {})
+    assert settings.database.url == f"sqlite:///{tmp_path.resolve()}/data/gw.db"
+
+
+def test_unknown_database_scheme_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"database\.url: must be a sqlite:// or postgresql:// URL"):
+        load_settings(write(tmp_path, "database: {url: 'mysql://x/y'}"), {})
+
+
+def test_admin_password_comes_from_its_variable(tmp_path: Path) -> None:
+    env = {"WAYPOST_ADMIN_PASSWORD": "a-long-and-unusual-passphrase"}
+    assert load_settings(write(tmp_path, MINIMAL), env).auth.admin_password == "a-long-and-unusual-passphrase"
 
 
 def test_unrelated_waypost_variables_are_ignored(tmp_path: Path) -> None:
@@ -108,13 +129,43 @@ def test_base_url_must_be_plain_http(tmp_path: Path, url: str) -> None:
         load_settings(write(tmp_path, f"models: [{{name: a, provider: openai, base_url: '{url}'}}]"), {})
 
 
+OFF_LOOPBACK_SECRETS = (
+    "server: {host: 0.0.0.0}\n"
+    "auth: {jwt_secret: a-real-secret-of-some-length-0123456789}\n"
+    "security: {encryption_keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]}\n"
+)
+
+
+def test_off_loopback_with_real_secrets_is_accepted(tmp_path: Path) -> None:
+    assert not load_settings(write(tmp_path, OFF_LOOPBACK_SECRETS), {}).loopback_only
+
+
 def test_open_mode_refused_off_loopback(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"auth\.api_keys: is empty"):
-        load_settings(write(tmp_path, "server: {host: 0.0.0.0}"), {})
+    with pytest.raises(ConfigError, match=r"auth\.open: an open gateway is only allowed on loopback"):
+        load_settings(
+            write(tmp_path, OFF_LOOPBACK_SECRETS.replace("jwt_secret", "open: true, jwt_secret")), {}
+        )
+
+
+def test_default_jwt_secret_refused_off_loopback(tmp_path: Path) -> None:
+    text = "server: {host: 0.0.0.0}\nsecurity: {encryption_keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]}\n"
+    with pytest.raises(ConfigError, match=r"auth\.jwt_secret: the built-in default is refused"):
+        load_settings(write(tmp_path, text), {})
+
+
+def test_missing_encryption_key_refused_off_loopback(tmp_path: Path) -> None:
+    text = "server: {host: 0.0.0.0}\nauth: {jwt_secret: a-real-secret-of-some-length-0123456789}\n"
+    with pytest.raises(ConfigError, match=r"security\.encryption_keys: a key is required"):
+        load_settings(write(tmp_path, text), {})
+
+
+def test_encryption_key_must_be_a_fernet_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"security\.encryption_keys: \[0\] is not a Fernet key"):
+        load_settings(write(tmp_path, "security: {encryption_keys: [not-a-key]}"), {})
 
 
 def test_open_mode_allowed_on_loopback(tmp_path: Path) -> None:
-    assert load_settings(write(tmp_path, "server: {host: 127.0.0.1}"), {}).open_mode
+    assert load_settings(write(tmp_path, "server: {host: 127.0.0.1}\nauth: {open: true}"), {}).open_mode
 
 
 def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
@@ -223,7 +274,8 @@ def test_serve_with_several_workers_answers(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     config = write(
-        tmp_path, f"server: {{port: {port}, workers: 2}}\nmodels: [{{name: echo, provider: mock}}]\n"
+        tmp_path,
+        f"server: {{port: {port}, workers: 2}}\nauth: {{open: true}}\nmodels: [{{name: echo, provider: mock}}]\n",
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "waypost.cli", "serve", "--config", str(config)],

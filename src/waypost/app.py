@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
@@ -17,19 +19,29 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waypost.api import chat, count_tokens, embeddings, meta, tasks
 from waypost.api.completions import COMPLETIONS
+from waypost.api.control.app import build_control_app
 from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.api.middleware import RequestIdMiddleware
 from waypost.api.state import Container
 from waypost.core.errors import GatewayError, NotFound
 from waypost.observability.access import AccessLog
 from waypost.observability.logging import configure_logging
-from waypost.pipeline.auth import StaticKeyAuth
+from waypost.pipeline.auth import Authenticator
 from waypost.providers.http import HttpClient
 from waypost.providers.registry import build_providers
+from waypost.routing.catalog import ModelCatalog
 from waypost.routing.registry import ModelRegistry
 from waypost.routing.router import Router
-from waypost.settings import Settings
+from waypost.security.bootstrap import StartupError, start_container
+from waypost.security.crypto import SecretBox
+from waypost.security.jwt_tokens import JwtCodec
+from waypost.security.passwords import PasswordHasher
+from waypost.security.urlguard import OutboundPolicy
+from waypost.settings import ConfigError, Settings
+from waypost.store import Store
 
+CONTROL_PREFIXES = ("/admin/", "/auth/", "/me/")  # the control plane (FastAPI, with OpenAPI docs)
+CONTROL_PATHS = frozenset({"/admin", "/me"})
 DataPlaneHandler = Callable[[Container, Scope, Receive, Send], Awaitable[None]]
 
 
@@ -38,8 +50,9 @@ class Gateway:
     counts, tasks) go straight to their raw handlers; everything else (and the lifespan) goes
     to Starlette."""
 
-    def __init__(self, starlette: Starlette, container: Container) -> None:
+    def __init__(self, starlette: Starlette, container: Container, control: ASGIApp) -> None:
         self.starlette = starlette
+        self.control = control
         self.state = starlette.state
         self.container = container
         self._chat_routes = {
@@ -68,13 +81,27 @@ class Gateway:
             if handler is not None:
                 await handler(self.container, scope, receive, send)
                 return
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path.startswith(CONTROL_PREFIXES) or path in CONTROL_PATHS):
+            await self.control(scope, receive, send)
+            return
         await self.starlette(scope, receive, send)
 
 
 def build_container(settings: Settings) -> Container:
-    http = HttpClient()
+    policy = OutboundPolicy.from_settings(settings.security)
+    check_config_urls(settings, policy)
+    http = HttpClient(policy)
     providers = build_providers({m.provider for m in settings.models}, http)
     router = Router(ModelRegistry(settings.models), providers)
+    store = Store.from_settings(settings.database)
+    secrets = SecretBox.from_settings(settings)
+    catalog = ModelCatalog(settings, store, secrets, router, http)
+    auth = settings.auth
+    jwt = JwtCodec(auth.jwt_secret, auth.jwt_algorithm, auth.access_token_ttl)
+    authenticator = Authenticator(
+        store, jwt, catalog, ttl=auth.cache_ttl, open_as=auth.admin_email if auth.open else None
+    )
     log_settings = settings.logging
     access_log = AccessLog(
         enabled=log_settings.access_log and log_settings.level in ("debug", "info"),
@@ -84,9 +111,51 @@ def build_container(settings: Settings) -> Container:
         settings=settings,
         http=http,
         router=router,
-        auth=StaticKeyAuth(settings.auth.api_keys),
+        store=store,
+        authenticator=authenticator,
+        catalog=catalog,
+        secrets=secrets,
+        policy=policy,
+        jwt=jwt,
+        passwords=PasswordHasher(auth.password_hashing),
         access_log=access_log,
     )
+
+
+def check_config_urls(settings: Settings, policy: OutboundPolicy) -> None:
+    """Config-file models meet the outbound URL rules too (DNS is checked at call time)."""
+    for i, model in enumerate(settings.models):
+        urls = {"base_url": model.resolved_base_url()}
+        if model.aws is not None and model.aws.endpoint_url:
+            urls["aws.endpoint_url"] = model.aws.endpoint_url
+        for key, url in urls.items():
+            if not url or model.provider in ("mock", "auto"):
+                continue
+            try:
+                policy.check_url(url)
+            except GatewayError as err:
+                raise ConfigError(f"models[{i}].{key}: {err.message}") from None
+
+
+async def start(container: Container) -> list[asyncio.Task[None]]:
+    """Migrate, create the administrator on first start, load database models, and start the
+    background loops (model refresh, token last-used times)."""
+    await start_container(container)
+    every = max(1.0, container.settings.auth.cache_ttl)
+    return [
+        asyncio.create_task(container.catalog.run_refresher(every)),
+        asyncio.create_task(container.authenticator.run_flusher(every)),
+    ]
+
+
+async def stop(container: Container, tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await container.authenticator.flush_last_used()
+    await container.http.close()
+    await container.store.close()
+    container.access_log.flush()
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -107,13 +176,18 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            tasks = await start(container)
+        except StartupError as exc:
+            logging.getLogger("waypost").error("cannot start: %s", exc)
+            await container.store.close()
+            raise
         container.ready = True
         try:
             yield
         finally:
             container.ready = False
-            await container.http.close()
-            container.access_log.flush()
+            await stop(container, tasks)
 
     routes = [
         Route("/v1/models", meta.list_models, methods=["GET"]),
@@ -129,12 +203,12 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
         exception_handlers={HTTPException: _http_error},
     )
     starlette.state.container = container
-    app: ASGIApp = Gateway(starlette, container)
+    app: ASGIApp = Gateway(starlette, container, build_control_app(container))
     if settings.server.cors_origins:
         app = CORSMiddleware(
             app,
             allow_origins=settings.server.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=[
                 "x-request-id",

@@ -54,6 +54,7 @@ class ServerSettings(_Strict):
     workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
+    public_url: str | None = None  # how browsers reach the gateway (OIDC redirect URIs)
 
 
 class Timeouts(_Strict):
@@ -153,6 +154,7 @@ class ModelSettings(_Strict):
     prices: Prices | None = None
     candidates: list[str] = Field(default_factory=list)  # auto: the models to choose from
     order: Literal["cheapest", "listed"] = "cheapest"  # auto: how candidates are ordered
+    public: bool = False  # usable by every caller; otherwise only by assigned users and groups
 
     @field_validator("match")
     @classmethod
@@ -185,15 +187,99 @@ class ModelSettings(_Strict):
         return self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")
 
 
-class AuthSettings(_Strict):
-    api_keys: list[str] = Field(default_factory=list)
+DEFAULT_JWT_SECRET = "waypost-insecure-default-jwt-secret-change-me"  # refused off loopback
+DEV_ENCRYPTION_KEY = "d2F5cG9zdC1kZXZlbG9wbWVudC1rZXktbm90LXNhZmU="  # Fernet; refused off loopback
 
-    @field_validator("api_keys")
+
+class PasswordHashing(_Strict):
+    """Argon2id parameters (RFC 9106's second recommended option by default)."""
+
+    time_cost: int = Field(3, ge=1, le=20)
+    memory_kib: int = Field(65536, ge=8)
+    parallelism: int = Field(4, ge=1, le=16)
+
+
+class OidcProviderSettings(_Strict):
+    """One OpenID Connect identity provider for single sign-on (authorization code + PKCE)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    display_name: str | None = None
+    issuer: str  # discovery: {issuer}/.well-known/openid-configuration
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None  # confidential clients; public clients rely on PKCE alone
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    redirect_uri: str | None = (
+        None  # default: {server.public_url or the request's origin}/auth/oidc/{name}/callback
+    )
+    auto_create_users: bool = True
+    default_role: Literal["user", "gateway"] = "user"
+    allowed_domains: list[str] = Field(default_factory=list)  # e-mail domains; empty: any
+    email_claim: str = "email"
+
+    @field_validator("issuer")
     @classmethod
-    def _non_empty(cls, value: list[str]) -> list[str]:
-        for key in value:
-            if len(key) < 8:
-                raise ValueError("each API key must be at least 8 characters")
+    def _valid_issuer(cls, value: str) -> str:
+        return _plain_http_url(value) or value
+
+
+class AuthSettings(_Strict):
+    """Who may call. Callers use API tokens (``Authorization: Bearer``, ``x-api-key`` or
+    ``api-key``); people log in for a short-lived JWT. ``open`` (loopback only) lets calls with no
+    token through as the bootstrap admin."""
+
+    open: bool = False
+    jwt_secret: str = Field(DEFAULT_JWT_SECRET, min_length=32)  # HMAC keys shorter than the hash are weak
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_ttl: int = Field(900, ge=30, le=86400)  # seconds
+    refresh_token_ttl: int = Field(30 * 86400, ge=300)
+    cache_ttl: float = Field(
+        10.0, ge=0, le=3600
+    )  # how long a token, a user's access, the model list are cached
+    admin_email: str = "admin@localhost"
+    admin_password: str | None = None  # first start only; usually $WAYPOST_ADMIN_PASSWORD
+    password_hashing: PasswordHashing = Field(default_factory=PasswordHashing)
+    oidc: list[OidcProviderSettings] = Field(default_factory=list)
+
+
+class DatabaseSettings(_Strict):
+    """SQLite (embedded default, a file beside the config) or PostgreSQL
+    (``postgresql://user@host/db``; set with ``WAYPOST_DATABASE__URL``)."""
+
+    url: str = "sqlite:///waypost.db"
+    postgres_schema: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    pool_size: int = Field(10, ge=1, le=200)
+    auto_migrate: bool = True  # run migrations at start (also: ``waypost db upgrade``)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql)(\+[a-z0-9]+)?://", value):
+            raise ValueError(f"must be a sqlite:// or postgresql:// URL, got {value.split('://')[0]!r}")
+        return value
+
+
+class SecuritySettings(_Strict):
+    """Secret encryption and the outbound URL guard."""
+
+    # Fernet keys (``waypost secrets generate-key``). The first encrypts; the others still decrypt,
+    # so a key is rotated by putting the new one first and running ``waypost secrets rotate``.
+    encryption_keys: list[str] = Field(default_factory=list)
+    allow_private_targets: bool = False  # allow loopback/private/link-local upstreams (never metadata)
+    allowed_base_urls: list[str] = Field(default_factory=list)  # glob patterns; empty: any public URL
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: list[str]) -> list[str]:
+        import base64
+        import binascii
+
+        for i, key in enumerate(value):
+            try:
+                raw = base64.urlsafe_b64decode(key.encode())
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(f"[{i}] is not a Fernet key (32 url-safe base64-encoded bytes)")
         return value
 
 
@@ -206,6 +292,8 @@ class LoggingSettings(_Strict):
 class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     presets: dict[str, PresetSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
@@ -257,16 +345,24 @@ class Settings(_Strict):
                     raise ValueError(f"models[{i}].fallbacks[{j}]: unknown model {fallback!r}")
                 if fallback == model.name:
                     raise ValueError(f"models[{i}].fallbacks[{j}]: a model cannot fall back to itself")
-        if not self.auth.api_keys and not is_loopback(self.server.host):
-            raise ValueError(
-                f"auth.api_keys: is empty, so the gateway would run open; that is only allowed when "
-                f"server.host is a loopback address (got {self.server.host!r})"
-            )
+        if not self.loopback_only:
+            where = f"server.host is {self.server.host!r}, not a loopback address"
+            if self.auth.open:
+                raise ValueError(f"auth.open: an open gateway is only allowed on loopback ({where})")
+            if self.auth.jwt_secret == DEFAULT_JWT_SECRET:
+                raise ValueError(f"auth.jwt_secret: the built-in default is refused ({where})")
+            if not self.security.encryption_keys:
+                raise ValueError(f"security.encryption_keys: a key is required ({where})")
         return self
 
     @property
+    def loopback_only(self) -> bool:
+        """Bound to loopback: development defaults (open mode, default secrets) are allowed."""
+        return is_loopback(self.server.host)
+
+    @property
     def open_mode(self) -> bool:
-        return not self.auth.api_keys
+        return self.auth.open
 
 
 def _with_preset(
@@ -400,7 +496,17 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
     doc = apply_env_overrides(doc, environ)
     doc = resolve_env_refs(doc, environ)
+    if environ.get("WAYPOST_ADMIN_PASSWORD") and isinstance(doc.get("auth", {}), dict):
+        doc.setdefault("auth", {}).setdefault("admin_password", environ["WAYPOST_ADMIN_PASSWORD"])
     try:
-        return Settings.model_validate(doc, context={"environ": environ})
+        settings = Settings.model_validate(doc, context={"environ": environ})
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc)) from None
+    if path is not None:
+        # A relative SQLite file lives beside the config file, wherever the server is started from.
+        url = settings.database.url
+        match = re.match(r"^(sqlite(?:\+[a-z0-9]+)?:///)(?!/)(.+)$", url)
+        if match and match.group(2) != ":memory:":
+            absolute = Path(path).resolve().parent / match.group(2)
+            settings.database.url = f"{match.group(1)}{absolute}"
+    return settings

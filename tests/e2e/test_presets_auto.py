@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.fakes import OpenAIUpstream, Reply
-from tests.harness import GATEWAY_KEY, serve
+from tests.harness import GATEWAY_KEY, auth_section, serve
 from waypost.providers.presets import builtin_presets
 from waypost.settings import load_settings
 
@@ -27,7 +27,13 @@ async def gateway(
     tmp_path: Path, models: list[dict[str, Any]], environ: Mapping[str, str], **sections: Any
 ) -> AsyncIterator[openai.AsyncOpenAI]:
     """A gateway from a config file (read with ``environ`` as its environment) and an SDK client."""
-    doc = {"auth": {"api_keys": [GATEWAY_KEY]}, "logging": {"level": "warning"}, "models": models, **sections}
+    doc = {
+        "auth": auth_section(),
+        "security": {"allow_private_targets": True},
+        "logging": {"level": "warning"},
+        "models": models,
+        **sections,
+    }
     path = tmp_path / "waypost.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     async with (
@@ -138,7 +144,12 @@ async def test_user_defined_preset_in_config_is_served_with_no_code(
 
 async def test_preset_model_serves_an_anthropic_client_too(tmp_path: Path, cheap: OpenAIUpstream) -> None:
     models = [{"name": "mistral", "provider": "mistral", "base_url": cheap.url + "/v1"}]
-    doc = {"auth": {"api_keys": [GATEWAY_KEY]}, "logging": {"level": "warning"}, "models": models}
+    doc = {
+        "auth": auth_section(),
+        "security": {"allow_private_targets": True},
+        "logging": {"level": "warning"},
+        "models": models,
+    }
     path = tmp_path / "waypost.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     async with (
@@ -292,7 +303,12 @@ async def test_auto_with_no_usable_candidate_is_a_404_for_anthropic_clients_too(
         {"name": "best", "provider": "auto", "candidates": ["groq"]},
         {"name": "groq", "provider": "groq"},
     ]
-    doc = {"auth": {"api_keys": [GATEWAY_KEY]}, "logging": {"level": "warning"}, "models": models}
+    doc = {
+        "auth": auth_section(),
+        "security": {"allow_private_targets": True},
+        "logging": {"level": "warning"},
+        "models": models,
+    }
     path = tmp_path / "waypost.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     async with (

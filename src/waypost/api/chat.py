@@ -34,6 +34,7 @@ from waypost.core.events import MessageStart, RawFrame, StreamEvent, UsageUpdate
 from waypost.core.types import ChatRequest, EmbeddingRequest, Usage
 from waypost.providers.base import CallContext, Provider
 from waypost.routing.router import Served
+from waypost.security.principal import Principal
 
 log = logging.getLogger("waypost.request")
 
@@ -50,12 +51,12 @@ def speaks_natively(provider: Provider, fmt: ClientFormat) -> bool:
     return provider.dialect == fmt.name or fmt.name in getattr(provider, "native_formats", ())
 
 
-async def read_json(container: Container, headers: dict[str, str], receive: Receive) -> Any:
+async def read_json(container: Container, headers: dict[str, str], receive: Receive) -> tuple[Principal, Any]:
     """Authenticate the caller, then read and parse the request body (errors as ``GatewayError``)."""
-    container.auth.check(headers)
+    principal = await container.authenticator.authenticate(headers)
     raw = await read_body(receive, headers, container.settings.server.max_body_bytes)
     try:
-        return orjson.loads(raw)
+        return principal, orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
 
@@ -142,10 +143,11 @@ async def handle_chat(
     rid = request_id(headers)
     call: Call[ChatRequest] | None = None
     try:
-        body = await read_json(container, headers, receive)
+        principal, body = await read_json(container, headers, receive)
         req = fmt.decode_request(body)
         call = Call(container, rid, req, started, len(req.notes))
-        ctx = CallContext(rid, fmt.name, {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))})
+        passthrough = {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))}
+        ctx = CallContext(rid, fmt.name, passthrough, principal)
         with DisconnectWatch(receive):
             if req.stream:
                 first, rest, served = await container.router.stream(req, ctx)

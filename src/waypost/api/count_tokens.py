@@ -35,7 +35,9 @@ async def _count(ex: Exchange) -> Answer:
     req = decode_request(ex.body)
     call = ex.call = Call(ex.container, ex.rid, req, ex.started, len(req.notes))
     passthrough = {h: v for h in PASSTHROUGH_HEADERS if (v := ex.headers.get(h))}
-    counted = await ex.container.router.count_tokens(req, CallContext(ex.rid, ANTHROPIC.name, passthrough))
+    counted = await ex.container.router.count_tokens(
+        req, CallContext(ex.rid, ANTHROPIC.name, passthrough, ex.principal)
+    )
     if counted is None:
         tokens = estimate_input_tokens(req)
         headers = {"x-waypost-token-count": "estimate"}

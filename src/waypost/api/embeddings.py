@@ -16,7 +16,9 @@ from waypost.wire import openai_embeddings
 async def _embeddings(ex: Exchange) -> Answer:
     req = openai_embeddings.decode_request(ex.body)
     call = ex.call = Call(ex.container, ex.rid, req, ex.started, len(req.notes))
-    resp, served = await ex.container.router.embed(req, CallContext(ex.rid, OPENAI.name))
+    resp, served = await ex.container.router.embed(
+        req, CallContext(ex.rid, OPENAI.name, principal=ex.principal)
+    )
     headers = call.serve(served, OPENAI)
     content = orjson.dumps(openai_embeddings.encode_response(resp, req.model, req.encoding_format))
     return Answer(content, headers, resp.usage)

@@ -21,6 +21,7 @@ from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
 from waypost.core.errors import GatewayError
 from waypost.core.types import Usage
+from waypost.security.principal import Principal
 
 log = logging.getLogger("waypost.request")
 
@@ -33,6 +34,7 @@ class Exchange:
     container: Container
     rid: str
     headers: dict[str, str]
+    principal: Principal
     body: Any
     started: float
     call: Call[Any] | None = None
@@ -56,8 +58,8 @@ async def serve_json(
     rid = request_id(headers)
     exchange: Exchange | None = None
     try:
-        body = await read_json(container, headers, receive)
-        exchange = Exchange(container, rid, headers, body, started)
+        principal, body = await read_json(container, headers, receive)
+        exchange = Exchange(container, rid, headers, principal, body, started)
         with DisconnectWatch(receive):
             answer = await work(exchange)
         if exchange.call is not None:

@@ -40,10 +40,10 @@ async def list_models(request: Request) -> Response:
     container: Container = request.app.state.container
     anthropic = "anthropic-version" in request.headers
     try:
-        container.auth.check(request.headers)
+        principal = await container.authenticator.authenticate(request.headers)
     except GatewayError as err:
         return error_response(ANTHROPIC if anthropic else OPENAI, err)
-    models = container.router.registry.models
+    models = [m for m in container.router.registry.models if principal.may_use(m.name)]
     created = container.started_at
     if anthropic:
         stamp = datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat().replace("+00:00", "Z")

@@ -1,4 +1,4 @@
-"""The per-app container of state, built in the lifespan and reached through ``app.state``."""
+"""The per-app container of state, built in ``create_app`` and reached through ``app.state``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import time
 from dataclasses import dataclass, field
 
 from waypost.observability.access import AccessLog
-from waypost.pipeline.auth import StaticKeyAuth
+from waypost.pipeline.auth import Authenticator
 from waypost.providers.http import HttpClient
+from waypost.routing.catalog import ModelCatalog
 from waypost.routing.router import Router
+from waypost.security.crypto import SecretBox
+from waypost.security.jwt_tokens import JwtCodec
+from waypost.security.passwords import PasswordHasher
+from waypost.security.urlguard import OutboundPolicy
 from waypost.settings import Settings
+from waypost.store import Store
 
 
 @dataclass(slots=True)
@@ -17,7 +23,13 @@ class Container:
     settings: Settings
     http: HttpClient
     router: Router
-    auth: StaticKeyAuth
+    store: Store
+    authenticator: Authenticator
+    catalog: ModelCatalog
+    secrets: SecretBox
+    policy: OutboundPolicy
+    jwt: JwtCodec
+    passwords: PasswordHasher
     access_log: AccessLog
     started_at: int = field(default_factory=lambda: int(time.time()))
     ready: bool = False

@@ -160,7 +160,7 @@ def _label_in(labels: list[str]) -> Check:
 async def _ask_json(ex: Exchange, req: ChatRequest, check: Check) -> Answer:
     """Complete ``req`` until the answer is a usable JSON object, at most twice."""
     call = ex.call = Call(ex.container, ex.rid, req, ex.started, len(req.notes))
-    ctx = CallContext(ex.rid, TASK_FORMAT)
+    ctx = CallContext(ex.rid, TASK_FORMAT, principal=ex.principal)
     tally = Tally(Usage())
     problem = ""
     for turn in range(JSON_ANSWER_CALLS):
@@ -279,7 +279,9 @@ async def _embed(ex: Exchange) -> Answer:
         raise BadRequest("'dimensions' must be an integer >= 1.", param="dimensions")
     req = EmbeddingRequest(model=body["model"], inputs=list(inputs), dimensions=dimensions)
     call = ex.call = Call(ex.container, ex.rid, req, ex.started, 0)
-    resp, served = await ex.container.router.embed(req, CallContext(ex.rid, TASK_FORMAT))
+    resp, served = await ex.container.router.embed(
+        req, CallContext(ex.rid, TASK_FORMAT, principal=ex.principal)
+    )
     tally = Tally(Usage())
     tally.add(resp.usage, served, resp.model)
     return Answer(tally.body({"vectors": resp.vectors}, ex.started), call.serve(served, OPENAI), tally.usage)

@@ -8,32 +8,28 @@ from pathlib import Path
 
 import typer
 
-from waypost.settings import ConfigError, Settings, load_settings
+from waypost.cli import identity, local, models, stored_secrets, tokens, users
+from waypost.cli.configuration import ConfigOption, load_config
+from waypost.settings import Settings
 
 app = typer.Typer(help="Waypost: an LLM gateway.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-ConfigOption = typer.Option(
-    None, "--config", "-c", help="YAML config file (default: $WAYPOST_CONFIG).", show_default=False
-)
-
-
-def _load(config: Path | None) -> Settings:
-    path = config or (Path(os.environ["WAYPOST_CONFIG"]) if os.environ.get("WAYPOST_CONFIG") else None)
-    try:
-        return load_settings(path)
-    except ConfigError as exc:
-        typer.echo(f"error: invalid configuration{f' in {path}' if path else ''}:", err=True)
-        for line in str(exc).splitlines():
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(2) from None
+app.add_typer(local.db_app, name="db")
+identity.register(app)
+app.add_typer(users.users_app, name="users")
+app.add_typer(users.groups_app, name="groups")
+app.add_typer(models.app, name="models")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(stored_secrets.app, name="secrets")
+stored_secrets.app.command("generate-key")(local.generate_key)
+app.add_typer(users.permissions_app, name="permissions")
 
 
 @config_app.command("check")
 def config_check(config: Path | None = ConfigOption) -> None:
     """Validate a config file; print each error with the key it concerns."""
-    settings = _load(config)
+    settings = load_config(config)
     names = ", ".join(m.name for m in settings.models) or "none"
     typer.echo(
         f"ok: {len(settings.models)} model(s) ({names}); listening on {settings.server.host}:{settings.server.port}"
@@ -49,7 +45,7 @@ def serve(
     """Run the gateway."""
     import uvicorn
 
-    settings = _load(config)
+    settings = load_config(config)
     if host is not None or port is not None:
         settings = settings.model_copy(
             update={
@@ -65,7 +61,10 @@ def serve(
             raise typer.Exit(2) from None
     server = settings.server
     if settings.open_mode:
-        typer.echo("warning: auth.api_keys is empty: the gateway is open to anyone on this machine", err=True)
+        typer.echo(
+            "warning: auth.open is set: calls without a token act as the bootstrap admin (loopback only)",
+            err=True,
+        )
     options = {
         "host": server.host,
         "port": server.port,

@@ -67,6 +67,14 @@ class NotFound(GatewayError):
     anthropic_type = "not_found_error"
 
 
+class Conflict(GatewayError):
+    """The request clashes with what exists (a taken name, a read-only object)."""
+
+    status = 409
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     openai_type = "invalid_request_error"

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from waypost.security.principal import Principal
 from waypost.settings import ModelSettings
 
 
@@ -33,6 +34,8 @@ class CallContext:
     client_format: str  # the caller's wire format: "openai" or "anthropic"
     # Client headers a provider of the caller's own dialect may pass on (e.g. anthropic-beta).
     passthrough_headers: dict[str, str] = field(default_factory=dict)
+    # The authenticated caller; the router refuses models they may not use.
+    principal: Principal | None = None
 
 
 class Provider(Protocol):

@@ -1,5 +1,6 @@
 """The shared outbound HTTP client: one aiohttp session (connection pool) per app, with
-timeouts, TLS choice and error mapping into the error tree at this single boundary."""
+timeouts, TLS choice, the outbound URL guard and error mapping into the error tree at this single
+boundary."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import orjson
 from yarl import URL
 
 from waypost.core.errors import (
+    BadRequest,
     GatewayError,
     StreamInterrupted,
     UpstreamError,
@@ -22,7 +24,10 @@ from waypost.core.errors import (
     from_upstream_status,
 )
 from waypost.providers.base import Deployment
+from waypost.security.urlguard import BlockedAddress, OutboundPolicy
 from waypost.settings import Timeouts
+
+MAX_JSON_BYTES = 1024 * 1024  # get_json/post_form: small documents (OIDC discovery, keys, tokens)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -75,16 +80,42 @@ def status_error(
     return from_upstream_status(status, message, provider=provider, retry_after=retry_after)
 
 
-class HttpClient:
-    """Owns the connection pool. Created and closed in the app's lifespan."""
+def blocked_target(what: str, reason: object, provider: str | None = None) -> UpstreamError:
+    """The guard refused the target: a configuration problem, so not worth retrying."""
+    err = UpstreamError(f"{what} is not an allowed target: {reason}", provider=provider)
+    err.retryable = False
+    return err
 
-    def __init__(self) -> None:
+
+def json_error_message(data: Any, body: bytes) -> str:
+    """An error answer's message, including OAuth's ``error`` / ``error_description`` pair."""
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        code = data["error"][:100]
+        description = data.get("error_description")
+        return f"{code}: {description[:500]}" if isinstance(description, str) and description else code
+    return upstream_message(body)
+
+
+class HttpClient:
+    """Owns the connection pool. Created and closed in the app's lifespan.
+
+    With a ``policy`` every URL is checked before the request and every resolved address at connect
+    time (``OutboundPolicy``); without one (tests, tools) nothing is guarded.
+    """
+
+    def __init__(self, policy: OutboundPolicy | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self.policy = policy
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
+            connector = aiohttp.TCPConnector(
+                limit=0,
+                ttl_dns_cache=60,
+                enable_cleanup_closed=True,
+                resolver=self.policy.resolver() if self.policy is not None else None,
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=True,
@@ -97,6 +128,13 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _guard(self, url: str | URL, what: str, provider: str | None = None) -> None:
+        if self.policy is not None:
+            try:
+                self.policy.check_url(url)
+            except BadRequest as exc:
+                raise blocked_target(what, exc.message, provider) from None
 
     @asynccontextmanager
     async def post(
@@ -119,6 +157,7 @@ class HttpClient:
         are never followed: an upstream has no business sending us elsewhere.
         """
         timeouts, verify_tls, model = dep.settings.timeouts, dep.settings.verify_tls, dep.name
+        self._guard(url, f"the {provider} upstream for model {model!r}", provider)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
         first_byte = min(timeouts.first_byte, timeouts.total)
@@ -140,6 +179,9 @@ class HttpClient:
                 provider=provider,
             ) from exc
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, BlockedAddress):
+                what = f"the {provider} upstream for model {model!r}"
+                raise blocked_target(what, exc.os_error, provider) from None
             raise UpstreamError(
                 f"could not connect to the {provider} upstream for model {model!r}: {exc.os_error.strerror or exc}",
                 provider=provider,
@@ -176,6 +218,110 @@ class HttpClient:
                 resp.release()
             else:
                 resp.close()
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        what: str = "the server",
+    ) -> Any:
+        """GET a small JSON document; an error status raises ``UpstreamError`` (see ``request_json``)."""
+        status, answer, body = await self._json_call("GET", url, None, headers, timeout, what)
+        return _successful(status, answer, body, what)
+
+    async def post_form(
+        self,
+        url: str,
+        data: Mapping[str, str],
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        what: str = "the server",
+    ) -> Any:
+        """POST ``application/x-www-form-urlencoded``; the JSON answer as ``get_json``."""
+        status, answer, body = await self._json_call("POST", url, dict(data), headers, timeout, what)
+        return _successful(status, answer, body, what)
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        what: str = "the server",
+    ) -> tuple[int, Any]:
+        """(status, parsed JSON or None) of a small JSON exchange, whatever the status.
+
+        Guarded by the policy, never redirected, one ``timeout`` for everything. Refused targets,
+        connection failures, redirects, bodies larger than ``MAX_JSON_BYTES`` and 2xx bodies that are
+        not JSON raise ``UpstreamError`` (``UpstreamTimeout`` on time) whose message starts with ``what``.
+        ``data`` is sent form-encoded.
+        """
+        status, answer, _ = await self._json_call(
+            method, url, dict(data) if data is not None else None, headers, timeout, what
+        )
+        return status, answer
+
+    async def _json_call(
+        self,
+        method: str,
+        url: str,
+        data: dict[str, str] | None,
+        headers: Mapping[str, str] | None,
+        timeout: float,
+        what: str,
+    ) -> tuple[int, Any, bytes]:
+        self._guard(url, what)
+        sent = {"accept": "application/json", **(headers or {})}
+        client_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout)
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                self.session.request(
+                    method, url, data=data, headers=sent, timeout=client_timeout, allow_redirects=False
+                ) as resp,
+            ):
+                status = resp.status
+                body = bytearray()
+                async for chunk in resp.content.iter_any():
+                    body += chunk
+                    if len(body) > MAX_JSON_BYTES:
+                        raise UpstreamError(
+                            f"{what} answered more than {MAX_JSON_BYTES} bytes", upstream_status=status
+                        )
+        except TimeoutError:
+            raise UpstreamTimeout(f"{what} did not answer within {timeout:g}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, BlockedAddress):
+                raise blocked_target(what, exc.os_error) from None
+            raise UpstreamError(f"could not connect to {what}: {exc.os_error.strerror or exc}") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{what} request failed: {type(exc).__name__}") from None
+        if 300 <= status < 400:
+            raise UpstreamError(
+                f"{what} answered a redirect ({status}), which is not followed", upstream_status=status
+            )
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            if status < 300:
+                raise UpstreamError(
+                    f"{what} answered a body that is not JSON", upstream_status=status
+                ) from None
+            answer = None
+        return status, answer, bytes(body)
+
+
+def _successful(status: int, answer: Any, body: bytes, what: str) -> Any:
+    if status >= 400:
+        raise UpstreamError(
+            f"{what} answered {status}: {json_error_message(answer, body)}", upstream_status=status
+        )
+    return answer
 
 
 class UpstreamResponse:

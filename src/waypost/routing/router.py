@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from waypost.core.errors import BadRequest, GatewayError, UpstreamBadRequest, UpstreamError
+from waypost.core.errors import BadRequest, GatewayError, ModelNotFound, UpstreamBadRequest, UpstreamError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment, EmbeddingProvider, Provider, TokenCounter
@@ -70,15 +70,23 @@ class Router:
         what: str = "chat",
     ) -> tuple[T, Served]:
         """``operation`` on each deployment of ``model`` in turn until one succeeds."""
-        chain = self.registry.chain(model)
+        registry = self.registry  # one registry for the whole call, even if a reload swaps it
+        principal = ctx.principal
+        if principal is not None and not principal.may_use(registry.resolve(model).name):
+            # The same answer as for a model that does not exist: no probing for names.
+            raise ModelNotFound(
+                f"The model {model!r} does not exist or you do not have access to it.", param="model"
+            )
+        chain = registry.chain(model)
         if capability is not None:
             chain = [d for d in chain if isinstance(self.providers[d.provider], capability)]
             if not chain:
                 raise BadRequest(f"The model {model!r} does not support {what}.", param="model")
         attempts = 0
         last: GatewayError | None = None
+        providers = self.providers
         for dep in chain:
-            provider = self.providers[dep.provider]
+            provider = providers[dep.provider]
             for attempt in range(dep.settings.retry.max_retries + 1):
                 attempts += 1
                 try:

@@ -1,0 +1,100 @@
+"""Credentials in a model's settings: stored as encrypted secrets, shown as references or a mask.
+
+A model created through the API never keeps a key in its stored config: each plaintext credential
+becomes the secret ``model.<name>.<field>`` and the config holds ``secret://model.<name>.<field>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from waypost.core.errors import BadRequest
+from waypost.security.secret_refs import SECRET_REF
+
+MASK = "********"
+AWS_CREDENTIALS = ("access_key_id", "secret_access_key", "session_token")
+# Header names that carry credentials (Authorization, x-api-key, api-key, x-goog-api-key, cookies...).
+CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature", re.I)
+
+
+def credential_paths(config: dict[str, Any]) -> Iterator[tuple[str, ...]]:
+    """The paths of every credential value present in ``config`` (a model's settings as a dict)."""
+    if isinstance(config.get("api_key"), str):
+        yield ("api_key",)
+    aws = config.get("aws")
+    if isinstance(aws, dict):
+        for key in AWS_CREDENTIALS:
+            if isinstance(aws.get(key), str):
+                yield ("aws", key)
+    headers = config.get("headers")
+    if isinstance(headers, dict):
+        for key, value in headers.items():
+            if isinstance(value, str) and CREDENTIAL_HEADER.search(key):
+                yield ("headers", key)
+
+
+def _get(config: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = config
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _set(config: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = config
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+def _copy(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: _copy(v) if isinstance(v, dict) else v for k, v in config.items()}
+
+
+def masked(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every plaintext credential replaced by ``********`` (references stay)."""
+    out = _copy(config)
+    for path in credential_paths(out):
+        value = _get(out, path)
+        if not value.startswith(SECRET_REF):
+            _set(out, path, MASK)
+    return out
+
+
+def secret_name(model: str, path: tuple[str, ...]) -> str:
+    """``model.<name>.<field>``; header names are lower-cased (HTTP header names are not case-sensitive)."""
+    parts = [p.lower() if path[0] == "headers" else p for p in path]
+    return f"model.{model}.{'.'.join(parts)}"
+
+
+def extract_credentials(
+    model: str, config: dict[str, Any], previous: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Replace each plaintext credential by a reference to ``model.<name>.<field>``.
+
+    Returns the new config and the secrets to store (name → plaintext). A ``********`` value (what
+    GET answers) keeps the credential ``previous`` had at that place.
+    """
+    out = _copy(config)
+    plaintexts: dict[str, str] = {}
+    for path in list(credential_paths(out)):
+        value: str = _get(out, path)
+        field = ".".join(path)
+        if value == MASK:
+            kept = _get(previous or {}, path)
+            if not isinstance(kept, str):
+                raise BadRequest(
+                    f"{field}: '{MASK}' stands for the stored value, and there is none", param=field
+                )
+            _set(out, path, kept)
+        elif not value.startswith(SECRET_REF):
+            if not value:
+                raise BadRequest(f"{field}: must not be empty", param=field)
+            name = secret_name(model, path)
+            plaintexts[name] = value
+            _set(out, path, f"{SECRET_REF}{name}")
+    return out, plaintexts

@@ -1,0 +1,157 @@
+"""One model registry for models declared in the config file and models created at run time.
+
+Config-file models are read-only through the API; database models are reloaded every
+``auth.cache_ttl`` seconds (and at once in the worker that changed them). ``secret://name``
+values are decrypted here, just before the registry that hands settings to providers is built,
+and live only in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
+
+from waypost.core.errors import BadRequest
+from waypost.providers.registry import build_providers
+from waypost.routing.registry import ModelRegistry
+from waypost.security.crypto import SecretBox
+from waypost.security.secret_refs import refs_in, resolve_refs
+from waypost.settings import ModelSettings, Settings
+
+if TYPE_CHECKING:
+    from waypost.providers.http import HttpClient
+    from waypost.routing.router import Router
+    from waypost.store import Store
+    from waypost.store.records import AssignmentRecord
+
+log = logging.getLogger("waypost.catalog")
+
+Source = Literal["config", "database"]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    name: str
+    settings: ModelSettings  # as declared: secret references unresolved
+    source: Source
+    public: bool
+    assignments: tuple[AssignmentRecord, ...]
+
+
+class ModelCatalog:
+    def __init__(
+        self, settings: Settings, store: Store, secrets: SecretBox, router: Router, http: HttpClient
+    ):
+        self._settings = settings
+        self._store = store
+        self._secrets = secrets
+        self._router = router
+        self._http = http
+        self._entries: list[CatalogEntry] = [
+            CatalogEntry(m.name, m, "config", m.public, ()) for m in settings.models
+        ]
+        self._public = frozenset(m.name for m in settings.models if m.public)
+        self._lock = asyncio.Lock()
+
+    def entries(self) -> list[CatalogEntry]:
+        return list(self._entries)
+
+    def entry(self, name: str) -> CatalogEntry | None:
+        return next((e for e in self._entries if e.name == name), None)
+
+    def public_names(self) -> frozenset[str]:
+        return self._public
+
+    async def reload(self) -> None:
+        """Read database models, assignments and secrets; swap in a new registry."""
+        async with self._lock:
+            records = await self._store.models.list()
+            assignments = await self._store.assignments.list()
+            by_model: dict[str, list[AssignmentRecord]] = {}
+            for a in assignments:
+                by_model.setdefault(a.model_name, []).append(a)
+            declared: list[tuple[ModelSettings, Source, bool]] = [
+                (m, "config", m.public) for m in self._settings.models
+            ]
+            config_names = {m.name for m in self._settings.models}
+            for record in records:
+                if record.name in config_names:
+                    continue  # the config file wins a name clash (the API refuses to create one)
+                try:
+                    model = self.validate({**record.config, "public": record.public}, record.name)
+                except BadRequest as err:
+                    log.error("database model %r is invalid and is skipped: %s", record.name, err.message)
+                    continue
+                declared.append((model, "database", record.public))
+            usable = []
+            for model, _source, _public in declared:
+                try:
+                    usable.append(await self._resolved(model))
+                except Exception as err:  # a missing or unreadable secret disables only this model
+                    log.error("model %r is disabled: %s", model.name, getattr(err, "message", err))
+            self._entries = [
+                CatalogEntry(m.name, m, source, public, tuple(by_model.get(m.name, ())))
+                for m, source, public in declared
+            ]
+            self._public = frozenset(m.name for m, _, public in declared if public)
+            missing = {m.provider for m in usable} - set(self._router.providers)
+            if missing:
+                self._router.providers = {**self._router.providers, **build_providers(missing, self._http)}
+            self._router.registry = ModelRegistry(usable)
+
+    async def _resolved(self, model: ModelSettings) -> ModelSettings:
+        raw = model.model_dump(exclude_unset=True)
+        names = refs_in(raw)
+        if not names:
+            return model
+        values = {}
+        for name in names:
+            ciphertext = await self._store.secrets.ciphertext(name)
+            if ciphertext is None:
+                raise BadRequest(f"the secret {name!r} it references does not exist")
+            values[name] = self._secrets.decrypt(ciphertext)
+        return ModelSettings.model_validate(resolve_refs(raw, values))
+
+    def validate(self, config: dict[str, Any], name: str) -> ModelSettings:
+        """Validate a model's fields as the config file would, against the models that exist
+        (fallbacks and candidates must name them). Raises ``BadRequest`` naming the field."""
+        others = [
+            e.settings.model_dump(exclude_unset=True) | {"name": e.name}
+            for e in self._entries
+            if e.name != name
+        ]
+        doc = {
+            "server": {"host": "127.0.0.1"},
+            "presets": {k: v.model_dump() for k, v in self._settings.presets.items()},
+            "models": [*others, {**config, "name": name}],
+        }
+        try:
+            settings = Settings.model_validate(doc)
+        except ValidationError as exc:
+            raise BadRequest(_field_message(exc, len(others))) from None
+        return settings.models[-1]
+
+    async def run_refresher(self, every: float) -> None:
+        """The background loop the lifespan starts: pick up changes made by other workers."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.reload()
+            except Exception:
+                log.warning("could not reload models from the database", exc_info=True)
+
+
+def _field_message(exc: ValidationError, index: int) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+        if loc[:2] == ["models", str(index)]:
+            loc = loc[2:]
+        msg = re.sub(rf"^models\[{index}\]\.", "", err["msg"].removeprefix("Value error, "))
+        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+    return "; ".join(parts)

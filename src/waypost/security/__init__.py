@@ -1,0 +1,1 @@
+"""Security primitives: passwords, tokens, JWT/OIDC, permissions, secret encryption, URL guard."""

@@ -1,0 +1,121 @@
+"""Schema migrations, run programmatically (no alembic.ini): ``Store.upgrade`` at start and
+``waypost db upgrade``. Cheap when the database is already at head; serialised between workers
+that start together (an advisory lock on PostgreSQL, SQLite's write lock)."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from waypost.settings import DatabaseSettings
+from waypost.store.engine import WRITE, create_engine, is_sqlite
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class MigrationError(RuntimeError):
+    """The schema could not be brought up to date."""
+
+
+def alembic_config(connection: Connection | None = None, schema: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    config.attributes["schema"] = schema
+    return config
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision this version of Waypost knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations found"
+    return head
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _current(conn: Connection, schema: str | None) -> str | None:
+    return MigrationContext.configure(conn, opts={"version_table_schema": schema}).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine, schema: str | None = None) -> str | None:
+    """The revision the database is at; ``None`` before the first migration."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current, schema)
+
+
+def _lock_key(schema: str | None) -> int:
+    """A stable 64-bit advisory lock id per schema (workers of one gateway share it)."""
+    digest = hashlib.sha256(f"waypost.migrate:{schema or ''}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def upgrade(engine: AsyncEngine, schema: str | None = None) -> str:
+    """Bring the database to head; returns the revision it is at afterwards."""
+    head = head_revision()
+    database = engine.url.database
+    if is_sqlite(engine) and database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh /data volume
+    current = await current_revision(engine, schema)
+    if current == head:
+        return head
+    if current is not None and not _known(current):
+        raise MigrationError(
+            f"the database is at revision {current!r}, which this version of Waypost does not know"
+            f" (its newest is {head!r}): it was migrated by a newer Waypost"
+        )
+    if is_sqlite(engine):
+        async with engine.execution_options(**{WRITE: True}).connect() as conn:
+            await conn.run_sync(_upgrade_sqlite)
+    else:
+        async with engine.begin() as conn:
+            # Held to the end of this transaction: a second worker waits, then finds head.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(schema)})
+            if schema:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync, schema), "head"))
+    revision = await current_revision(engine, schema)
+    if revision != head:
+        raise MigrationError(f"database is at revision {revision!r} after upgrading, expected {head!r}")
+    return revision
+
+
+def _upgrade_sqlite(conn: Connection) -> None:
+    # Migrations that rebuild a table (SQLite's way to alter one) must not fire ON DELETE CASCADE
+    # when the old copy is dropped, so foreign keys are off during the upgrade, which can only be
+    # switched outside a transaction, and checked before commit instead.
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with conn.begin():  # BEGIN IMMEDIATE (the WRITE option): one upgrader at a time
+            command.upgrade(alembic_config(conn), "head")
+            if conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                raise MigrationError("the migration left rows that break a foreign key; rolled back")
+    finally:
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+
+async def upgrade_database(db: DatabaseSettings) -> str:
+    """Migrate the configured database to head (``waypost db upgrade``); returns the revision."""
+    engine = create_engine(db)
+    try:
+        return await upgrade(engine, db.postgres_schema)
+    finally:
+        await engine.dispose()

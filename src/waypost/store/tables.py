@@ -1,0 +1,204 @@
+"""Table definitions (SQLAlchemy Core), portable between SQLite and PostgreSQL.
+
+The migrations in ``migrations/versions`` create exactly these tables; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+# BIGINT identity on PostgreSQL; on SQLite only ``INTEGER PRIMARY KEY`` is the rowid.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out. SQLite keeps no zone: values are stored as UTC wall time
+    (fixed-width text, so comparisons in SQL still order correctly) and get UTC back on reading."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        # A naive datetime is taken to be UTC already: everything in the gateway is.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# None is SQL NULL (a token without a model restriction), not the JSON text "null".
+Json = sa.JSON(none_as_null=True)
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", Id, sa.Identity(), primary_key=True)
+
+
+def _owner(table: str, nullable: bool = True) -> sa.Column[int]:
+    """A foreign key to users or groups whose rows go when the owner goes."""
+    return sa.Column(
+        f"{table[:-1]}_id", Id, sa.ForeignKey(f"{table}.id", ondelete="CASCADE"), nullable=nullable
+    )
+
+
+# ``sqlite_autoincrement``: ids are never reused, so a deleted user's id (the ``sub`` of JWTs still
+# in flight) never comes back as somebody else. PostgreSQL identities never reuse values anyway.
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),  # stored lower-cased
+    sa.Column("display_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("last_login_at", UtcDateTime()),
+    sqlite_autoincrement=True,
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column(
+        "group_id", Id, sa.ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, nullable=False
+    ),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False),
+    sa.Index(None, "user_id"),
+)
+
+# Exactly one owner per row. A NULL owner never collides in a unique constraint (on both
+# backends), so (user_id, permission) and (group_id, permission) are unique each on their own.
+grants = sa.Table(
+    "grants",
+    metadata,
+    _id(),
+    _owner("users"),
+    _owner("groups"),
+    sa.Column("permission", sa.String(64), nullable=False),
+    sa.CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="one_owner"),
+    sa.UniqueConstraint("user_id", "permission"),
+    sa.UniqueConstraint("group_id", "permission"),
+    sqlite_autoincrement=True,
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("public", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# By model NAME, not a foreign key: models declared in the config file can be assigned too.
+model_assignments = sa.Table(
+    "model_assignments",
+    metadata,
+    _id(),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    _owner("users"),
+    _owner("groups"),
+    sa.CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="one_owner"),
+    sa.UniqueConstraint("model_name", "user_id"),
+    sa.UniqueConstraint("model_name", "group_id"),
+    sa.Index(None, "user_id"),
+    sa.Index(None, "group_id"),
+    sqlite_autoincrement=True,
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    _owner("users", nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("token_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("models", Json),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("last_used_at", UtcDateTime()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "user_id"),
+    sqlite_autoincrement=True,
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    _id(),
+    _owner("users", nullable=False),
+    sa.Column("token_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime()),
+    sa.Index(None, "user_id"),
+    sqlite_autoincrement=True,
+)
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("ciphertext", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+login_flows = sa.Table(
+    "login_flows",
+    metadata,
+    sa.Column("state", sa.String(128), primary_key=True),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("nonce", sa.String(128), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("redirect_to", sa.Text()),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "expires_at"),  # pruning abandoned logins
+)
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)

@@ -1,0 +1,101 @@
+"""First start: migrations run, admin@localhost is created once with WAYPOST_ADMIN_PASSWORD, and
+development defaults are refused off loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.harness import ADMIN_EMAIL, ADMIN_PASSWORD, FAST_HASHING, running, settings
+from waypost.app import create_app
+from waypost.security.bootstrap import DEFAULT_ADMIN_PASSWORD, StartupError, start_container
+from waypost.settings import Settings
+
+REAL_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+OFF_LOOPBACK = {
+    "server": {"host": "0.0.0.0"},
+    "security": {"encryption_keys": [REAL_KEY]},
+}
+
+
+def off_loopback(database: dict[str, Any], **auth: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            **OFF_LOOPBACK,
+            "database": database,
+            "auth": {
+                "jwt_secret": "a-real-secret-of-some-length-0123456789",
+                "password_hashing": FAST_HASHING,
+                **auth,
+            },
+        }
+    )
+
+
+async def start_and_stop(config: Settings) -> Any:
+    """Run the gateway's start-up sequence without serving; return its container."""
+    app = create_app(config, configure_logs=False)
+    container = app.container  # type: ignore[attr-defined]
+    await start_container(container)
+    return container
+
+
+async def test_first_start_creates_the_administrator(database: dict[str, Any]) -> None:
+    async with running(settings(database=database)) as gw:
+        admin = await gw.container.store.users.by_email(ADMIN_EMAIL)
+        assert admin is not None
+        assert admin.role == "admin"
+        assert gw.container.passwords.verify(admin.password_hash, ADMIN_PASSWORD)
+        assert ADMIN_PASSWORD not in admin.password_hash
+
+
+async def test_a_restart_keeps_the_administrators_password(database: dict[str, Any]) -> None:
+    async with running(settings(database=database)):
+        pass
+    later = settings(database=database, auth={"admin_password": "another-password-entirely-77"})
+    async with running(later) as gw:
+        admin = await gw.container.store.users.by_email(ADMIN_EMAIL)
+        assert gw.container.passwords.verify(admin.password_hash, ADMIN_PASSWORD)
+        assert await gw.container.store.users.count() == 1
+
+
+async def test_loopback_mode_falls_back_to_the_default_password(database: dict[str, Any]) -> None:
+    config = settings(database=database, auth={"admin_password": None})
+    async with running(config) as gw:
+        admin = await gw.container.store.users.by_email(ADMIN_EMAIL)
+        assert gw.container.passwords.verify(admin.password_hash, DEFAULT_ADMIN_PASSWORD)
+
+
+async def test_off_loopback_a_missing_admin_password_is_refused(database: dict[str, Any]) -> None:
+    container = create_app(off_loopback(database), configure_logs=False).container  # type: ignore[attr-defined]
+    with pytest.raises(StartupError, match="set WAYPOST_ADMIN_PASSWORD"):
+        await start_container(container)
+    await container.store.close()
+
+
+@pytest.mark.parametrize("password", ["admin", "password", DEFAULT_ADMIN_PASSWORD, "short1!"])
+async def test_off_loopback_a_weak_admin_password_is_refused(database: dict[str, Any], password: str) -> None:
+    config = off_loopback(database, admin_password=password)
+    container = create_app(config, configure_logs=False).container  # type: ignore[attr-defined]
+    with pytest.raises(StartupError, match="WAYPOST_ADMIN_PASSWORD is too weak"):
+        await start_container(container)
+    assert await container.store.users.count() == 0
+    await container.store.close()
+
+
+async def test_off_loopback_a_strong_admin_password_is_accepted(database: dict[str, Any]) -> None:
+    config = off_loopback(database, admin_password="Quiet-Lantern-Harbor-2026")
+    container = create_app(config, configure_logs=False).container  # type: ignore[attr-defined]
+    await start_container(container)
+    assert (await container.store.users.by_email(ADMIN_EMAIL)) is not None
+    await container.store.close()
+
+
+async def test_the_encryption_canary_is_written_once(database: dict[str, Any]) -> None:
+    async with running(settings(database=database)) as gw:
+        first = await gw.container.store.kv.get("encryption_canary")
+    async with running(settings(database=database)) as gw:
+        second = await gw.container.store.kv.get("encryption_canary")
+    assert first is not None
+    assert first == second

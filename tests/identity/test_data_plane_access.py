@@ -1,0 +1,254 @@
+"""The data plane knows who is calling: API tokens from the database, cached briefly, and each
+user's models (assigned to them, to one of their groups, or public). Runs on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import Any
+
+import pytest
+
+from tests.api.client import post
+from tests.fakes import OpenAIUpstream
+from tests.harness import GATEWAY_KEY, Running, model, running, settings
+from waypost.security.api_tokens import new_api_token
+
+TTL = 0.3  # auth.cache_ttl in these tests: long enough to be cached, short enough to wait out
+CHAT = "/v1/chat/completions"
+
+
+def chat(name: str, text: str = "hi") -> dict[str, Any]:
+    return {"model": name, "messages": [{"role": "user", "content": text}]}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def gateway(database: dict[str, Any], *models: dict[str, Any], **auth: Any) -> Any:
+    return running(settings(*models, database=database, auth={"cache_ttl": TTL, **auth}))
+
+
+async def user_with_token(
+    gw: Running, email: str, *, role: str = "user", models: list[str] | None = None, **token: Any
+) -> tuple[int, str]:
+    """A user and one API token of theirs; returns (user id, plaintext token)."""
+    store = gw.container.store
+    user = await store.users.create(email, email.split("@")[0], role=role)
+    plaintext, digest, prefix = new_api_token()
+    await store.tokens.create(user.id, "t", token_hash=digest, prefix=prefix, models=models, **token)
+    return user.id, plaintext
+
+
+async def reload(gw: Running) -> None:
+    await gw.container.catalog.reload()
+    gw.container.authenticator.forget()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [lambda t: {"authorization": f"Bearer {t}"}, lambda t: {"x-api-key": t}, lambda t: {"api-key": t}],
+)
+async def test_a_token_works_in_each_of_the_three_headers(database: dict[str, Any], header: Any) -> None:
+    async with gateway(database, model("echo", "mock")) as gw:
+        resp = await post(gw.url + CHAT, chat("echo"), header(GATEWAY_KEY))
+    assert resp.status == 200
+
+
+async def test_an_unknown_token_is_refused_in_the_callers_format(database: dict[str, Any]) -> None:
+    async with gateway(database, model("echo", "mock")) as gw:
+        openai = await post(gw.url + CHAT, chat("echo"), bearer("wp-not-a-real-token"))
+        anthropic = await post(
+            gw.url + "/v1/messages",
+            {"model": "echo", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+            {"x-api-key": "wp-not-a-real-token", "anthropic-version": "2023-06-01"},
+        )
+    assert openai.status == 401
+    assert openai.body["error"]["message"] == "Invalid API key."
+    assert anthropic.status == 401
+    assert anthropic.body["type"] == "error"
+    assert anthropic.body["error"]["type"] == "authentication_error"
+
+
+async def test_a_missing_token_is_refused_unless_open(database: dict[str, Any]) -> None:
+    async with gateway(database, model("echo", "mock")) as gw:
+        resp = await post(gw.url + CHAT, chat("echo"), {})
+    assert resp.status == 401
+    assert "Missing API key" in resp.body["error"]["message"]
+
+
+async def test_a_deleted_token_stops_working_within_the_cache_ttl(database: dict[str, Any]) -> None:
+    async with gateway(database, model("echo", "mock", public=True)) as gw:
+        _, token = await user_with_token(gw, "ann@example.com")
+        assert (await post(gw.url + CHAT, chat("echo"), bearer(token))).status == 200
+        for record in await gw.container.store.tokens.list():
+            if record.name == "t":
+                await gw.container.store.tokens.delete(record.id)
+        await asyncio.sleep(TTL * 1.5)
+        resp = await post(gw.url + CHAT, chat("echo"), bearer(token))
+    assert resp.status == 401
+
+
+async def test_a_token_revoked_through_one_worker_stops_working_on_another(database: dict[str, Any]) -> None:
+    config = settings(model("echo", "mock", public=True), database=database, auth={"cache_ttl": TTL})
+    async with running(config) as first, running(config) as second:
+        _, token = await user_with_token(first, "bob@example.com")
+        assert (await post(second.url + CHAT, chat("echo"), bearer(token))).status == 200
+        (record,) = [t for t in await first.container.store.tokens.list() if t.name == "t"]
+        await first.container.store.tokens.delete(record.id)
+        first.container.authenticator.forget()
+        assert (await post(first.url + CHAT, chat("echo"), bearer(token))).status == 401
+        await asyncio.sleep(TTL * 1.5)
+        assert (await post(second.url + CHAT, chat("echo"), bearer(token))).status == 401
+
+
+async def test_an_expired_token_is_refused(database: dict[str, Any]) -> None:
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=1)
+    async with gateway(database, model("echo", "mock", public=True)) as gw:
+        _, token = await user_with_token(gw, "cy@example.com", expires_at=past)
+        resp = await post(gw.url + CHAT, chat("echo"), bearer(token))
+    assert resp.status == 401
+    assert resp.body["error"]["message"] == "This API key has expired."
+
+
+async def test_a_deactivated_users_tokens_are_refused(database: dict[str, Any]) -> None:
+    async with gateway(database, model("echo", "mock", public=True)) as gw:
+        user_id, token = await user_with_token(gw, "dee@example.com")
+        await gw.container.store.users.update(user_id, active=False)
+        gw.container.authenticator.forget()
+        resp = await post(gw.url + CHAT, chat("echo"), bearer(token))
+    assert resp.status == 401
+
+
+async def test_a_model_not_assigned_is_refused_like_a_missing_one(database: dict[str, Any]) -> None:
+    async with gateway(database, model("private", "mock")) as gw:
+        _, token = await user_with_token(gw, "eve@example.com")
+        refused = await post(gw.url + CHAT, chat("private"), bearer(token))
+        missing = await post(gw.url + CHAT, chat("no-such-model"), bearer(token))
+    assert refused.status == missing.status == 404
+    assert refused.body["error"]["code"] == "model_not_found"
+    assert "does not exist or you do not have access" in refused.body["error"]["message"]
+
+
+async def test_a_model_assigned_to_the_user_is_usable(database: dict[str, Any]) -> None:
+    async with gateway(database, model("private", "mock")) as gw:
+        user_id, token = await user_with_token(gw, "fay@example.com")
+        await gw.container.store.assignments.assign("private", user_id=user_id)
+        await reload(gw)
+        resp = await post(gw.url + CHAT, chat("private"), bearer(token))
+    assert resp.status == 200
+
+
+async def test_a_model_assigned_to_a_group_is_usable_by_its_members(database: dict[str, Any]) -> None:
+    async with gateway(database, model("private", "mock")) as gw:
+        store = gw.container.store
+        user_id, token = await user_with_token(gw, "gus@example.com")
+        group = await store.groups.create("research")
+        await store.assignments.assign("private", group_id=group.id)
+        assert (await post(gw.url + CHAT, chat("private"), bearer(token))).status == 404
+        await store.groups.add_member(group.id, user_id)
+        await reload(gw)
+        resp = await post(gw.url + CHAT, chat("private"), bearer(token))
+    assert resp.status == 200
+
+
+async def test_a_models_pattern_is_checked_under_the_models_own_name(database: dict[str, Any]) -> None:
+    async with gateway(database, model("llamas", "mock", match="llama-.*")) as gw:
+        user_id, token = await user_with_token(gw, "hal@example.com")
+        assert (await post(gw.url + CHAT, chat("llama-3"), bearer(token))).status == 404
+        await gw.container.store.assignments.assign("llamas", user_id=user_id)
+        await reload(gw)
+        resp = await post(gw.url + CHAT, chat("llama-3"), bearer(token))
+    assert resp.status == 200
+
+
+async def test_a_tokens_model_restriction_narrows_the_users_access(database: dict[str, Any]) -> None:
+    async with gateway(database, model("a", "mock", public=True), model("b", "mock", public=True)) as gw:
+        _, token = await user_with_token(gw, "ivy@example.com", models=["a"])
+        allowed = await post(gw.url + CHAT, chat("a"), bearer(token))
+        refused = await post(gw.url + CHAT, chat("b"), bearer(token))
+    assert allowed.status == 200
+    assert refused.status == 404
+
+
+async def test_the_model_list_shows_only_usable_models(database: dict[str, Any]) -> None:
+    import aiohttp
+
+    async with gateway(database, model("open", "mock", public=True), model("closed", "mock")) as gw:
+        _, token = await user_with_token(gw, "jo@example.com")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(gw.url + "/v1/models", headers=bearer(token)) as resp:
+                user_view = await resp.json()
+            async with session.get(gw.url + "/v1/models", headers=bearer(GATEWAY_KEY)) as resp:
+                admin_view = await resp.json()
+    assert [m["id"] for m in user_view["data"]] == ["open"]
+    assert sorted(m["id"] for m in admin_view["data"]) == ["closed", "open"]
+
+
+async def test_the_embeddings_endpoint_checks_access_too(database: dict[str, Any]) -> None:
+    async with gateway(database, model("emb", "mock")) as gw:
+        _, token = await user_with_token(gw, "kim@example.com")
+        resp = await post(gw.url + "/v1/embeddings", {"model": "emb", "input": "x"}, bearer(token))
+    assert resp.status == 404
+
+
+async def test_last_used_time_is_recorded(database: dict[str, Any]) -> None:
+    async with gateway(database, model("echo", "mock", public=True)) as gw:
+        _, token = await user_with_token(gw, "lu@example.com")
+        assert (await post(gw.url + CHAT, chat("echo"), bearer(token))).status == 200
+        await gw.container.authenticator.flush_last_used()
+        (record,) = [t for t in await gw.container.store.tokens.list() if t.name == "t"]
+    assert record.last_used_at is not None
+
+
+async def test_open_mode_acts_as_the_administrator(database: dict[str, Any]) -> None:
+    async with gateway(database, model("closed", "mock"), open=True) as gw:
+        resp = await post(gw.url + CHAT, chat("closed"), {})
+    assert resp.status == 200
+
+
+async def test_a_database_model_with_a_secret_key_reaches_its_upstream(database: dict[str, Any]) -> None:
+    async with OpenAIUpstream(api_key="sk-upstream-secret-1234") as upstream, gateway(database) as gw:
+        container = gw.container
+        await container.store.secrets.create(
+            "openai-key", ciphertext=container.secrets.encrypt("sk-upstream-secret-1234")
+        )
+        config = {"provider": "openai", "base_url": upstream.url + "/v1", "api_key": "secret://openai-key"}
+        await container.store.models.create("runtime", config, public=True)
+        await reload(gw)
+        resp = await post(gw.url + CHAT, chat("runtime", "hello"), bearer(GATEWAY_KEY))
+    assert resp.status == 200, resp.body
+    assert upstream.last.headers["authorization"] == "Bearer sk-upstream-secret-1234"
+
+
+async def test_a_model_whose_secret_is_missing_is_disabled_not_fatal(database: dict[str, Any]) -> None:
+    async with gateway(database, model("echo", "mock", public=True)) as gw:
+        config = {"provider": "openai", "base_url": "https://api.openai.com/v1", "api_key": "secret://gone"}
+        await gw.container.store.models.create("broken", config, public=True)
+        await reload(gw)
+        broken = await post(gw.url + CHAT, chat("broken"), bearer(GATEWAY_KEY))
+        fine = await post(gw.url + CHAT, chat("echo"), bearer(GATEWAY_KEY))
+    assert broken.status == 404
+    assert fine.status == 200
+
+
+async def test_request_bodies_cannot_redirect_the_upstream(database: dict[str, Any]) -> None:
+    async with (
+        OpenAIUpstream(api_key="sk-real") as upstream,
+        OpenAIUpstream(api_key="sk-real") as elsewhere,
+        gateway(database, model("gpt", "openai", upstream.url, "sk-real")) as gw,
+    ):
+        body = {
+            **chat("gpt"),
+            "base_url": elsewhere.url + "/v1",
+            "api_base": elsewhere.url + "/v1",
+            "api_key": "sk-attacker",
+            "extra_body": {"api_base": elsewhere.url, "base_url": elsewhere.url},
+            "metadata": {"base_url": elsewhere.url},
+        }
+        resp = await post(gw.url + CHAT, body, bearer(GATEWAY_KEY))
+    assert resp.status == 200
+    assert upstream.hits == 1
+    assert elsewhere.hits == 0
+    assert upstream.last.headers["authorization"] == "Bearer sk-real"
