@@ -7,6 +7,7 @@ competing for the CPUs are the load driver, the mock and the server being measur
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib.metadata
 import math
@@ -227,15 +228,20 @@ def waypost_available(executable: Path) -> str | None:
 def waypost_spec(executable: Path, port: int, upstream_port: int) -> servers.ServerSpec:
     work_dir = OUT_DIR / "waypost"
     work_dir.mkdir(parents=True, exist_ok=True)
+    database = work_dir / "waypost.db"
+    database.unlink(missing_ok=True)
+    asyncio.run(_seed_database(f"sqlite:///{database}"))
     config = {
         "server": {"host": "127.0.0.1", "port": port, "workers": 1},
-        "auth": {"api_keys": [GATEWAY_KEY]},
+        "database": {"url": f"sqlite:///{database}"},
+        "security": {"allow_private_targets": True},  # the mock upstream is on loopback
         "models": [
             {
                 "name": "bench-model",
                 "provider": "openai",
                 "base_url": f"http://127.0.0.1:{upstream_port}/v1",
                 "api_key": "sk-mock",
+                "public": True,
             }
         ],
     }
@@ -243,6 +249,24 @@ def waypost_spec(executable: Path, port: int, upstream_port: int) -> servers.Ser
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     argv = [str(executable), "serve", "--config", str(config_path)]
     return servers.ServerSpec("waypost", argv, port, cwd=work_dir, start_timeout_s=60.0)
+
+
+async def _seed_database(url: str) -> None:
+    """A migrated database holding one user with the API token the load generator sends, as
+    `waypost tokens create` would leave it (the token's value is fixed so every leg uses one)."""
+    from waypost.security.api_tokens import hash_api_token
+    from waypost.settings import DatabaseSettings
+    from waypost.store import Store
+
+    store = Store.from_settings(DatabaseSettings(url=url))
+    try:
+        await store.upgrade()
+        user = await store.users.create("bench@localhost", "Benchmark", role="user")
+        await store.tokens.create(
+            user.id, "bench", token_hash=hash_api_token(GATEWAY_KEY), prefix=GATEWAY_KEY[:10]
+        )
+    finally:
+        await store.close()
 
 
 def _python_module(module: str, port: int, *extra: str) -> list[str]:

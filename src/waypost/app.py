@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waypost.api import chat, count_tokens, embeddings, meta, tasks
 from waypost.api.completions import COMPLETIONS
-from waypost.api.control.app import build_control_app
 from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.api.middleware import RequestIdMiddleware
 from waypost.api.state import Container
@@ -50,9 +49,9 @@ class Gateway:
     counts, tasks) go straight to their raw handlers; everything else (and the lifespan) goes
     to Starlette."""
 
-    def __init__(self, starlette: Starlette, container: Container, control: ASGIApp) -> None:
+    def __init__(self, starlette: Starlette, container: Container) -> None:
         self.starlette = starlette
-        self.control = control
+        self._control: ASGIApp | None = None
         self.state = starlette.state
         self.container = container
         self._chat_routes = {
@@ -70,6 +69,16 @@ class Gateway:
             "/plan": tasks.handle_plan,
             "/embed": tasks.handle_embed,
         }
+
+    @property
+    def control(self) -> ASGIApp:
+        """The control plane (/auth, /me, /admin), built on first use: a replica that only serves
+        the data plane never loads FastAPI or the admin routes."""
+        if self._control is None:
+            from waypost.api.control.app import build_control_app
+
+            self._control = build_control_app(self.container)
+        return self._control
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -203,7 +212,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
         exception_handlers={HTTPException: _http_error},
     )
     starlette.state.container = container
-    app: ASGIApp = Gateway(starlette, container, build_control_app(container))
+    app: ASGIApp = Gateway(starlette, container)
     if settings.server.cors_origins:
         app = CORSMiddleware(
             app,

@@ -173,3 +173,27 @@ async def test_a_database_from_a_newer_waypost_is_refused(store: Store) -> None:
         await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099_future'")
     with pytest.raises(MigrationError, match="'0099_future', which this version of Waypost does not know"):
         await store.upgrade()
+
+
+def test_the_head_revision_constant_matches_the_migration_scripts() -> None:
+    from waypost.store.migrate import HEAD_REVISION
+
+    assert head_revision() == HEAD_REVISION, "set HEAD_REVISION in store/migrate.py to the newest revision"
+
+
+def test_a_current_database_starts_without_loading_alembic(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/w.db"
+    script = (
+        "import asyncio, sys\n"
+        "from waypost.settings import DatabaseSettings\n"
+        "from waypost.store.migrate import upgrade_database\n"
+        f"asyncio.run(upgrade_database(DatabaseSettings(url={url!r})))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "True"
+    assert second.stdout.strip() == "False"

@@ -7,20 +7,23 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waypost.settings import DatabaseSettings
 from waypost.store.engine import WRITE, create_engine, is_sqlite
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The newest revision, known without loading Alembic (a test keeps it equal to the scripts' head):
+# a gateway whose database is current starts without importing Alembic at all.
+HEAD_REVISION = "0001_identity"
 
 
 class MigrationError(RuntimeError):
@@ -28,6 +31,8 @@ class MigrationError(RuntimeError):
 
 
 def alembic_config(connection: Connection | None = None, schema: str | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.attributes["connection"] = connection
@@ -37,27 +42,39 @@ def alembic_config(connection: Connection | None = None, schema: str | None = No
 
 @cache
 def head_revision() -> str:
-    """The newest revision this version of Waypost knows."""
+    """The newest revision this version of Waypost knows, from the migration scripts."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "no migrations found"
     return head
 
 
 def _known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
     except CommandError:
         return False
 
 
-def _current(conn: Connection, schema: str | None) -> str | None:
-    return MigrationContext.configure(conn, opts={"version_table_schema": schema}).get_current_revision()
-
-
 async def current_revision(engine: AsyncEngine, schema: str | None = None) -> str | None:
     """The revision the database is at; ``None`` before the first migration."""
-    async with engine.connect() as conn:
-        return await conn.run_sync(_current, schema)
+    table = f'"{schema}".alembic_version' if schema else "alembic_version"
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text(f"SELECT version_num FROM {table}"))).scalar()
+    except DBAPIError as exc:
+        if _missing_table(exc):
+            return None
+        raise
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    text_ = str(exc.orig).lower()
+    return "no such table" in text_ or "does not exist" in text_
 
 
 def _lock_key(schema: str | None) -> int:
@@ -68,7 +85,7 @@ def _lock_key(schema: str | None) -> int:
 
 async def upgrade(engine: AsyncEngine, schema: str | None = None) -> str:
     """Bring the database to head; returns the revision it is at afterwards."""
-    head = head_revision()
+    head = HEAD_REVISION
     database = engine.url.database
     if is_sqlite(engine) and database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh /data volume
@@ -89,11 +106,17 @@ async def upgrade(engine: AsyncEngine, schema: str | None = None) -> str:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(schema)})
             if schema:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync, schema), "head"))
+            await conn.run_sync(lambda sync: _alembic_upgrade(alembic_config(sync, schema)))
     revision = await current_revision(engine, schema)
     if revision != head:
         raise MigrationError(f"database is at revision {revision!r} after upgrading, expected {head!r}")
     return revision
+
+
+def _alembic_upgrade(config: Config) -> None:
+    from alembic import command
+
+    command.upgrade(config, "head")
 
 
 def _upgrade_sqlite(conn: Connection) -> None:
@@ -104,7 +127,7 @@ def _upgrade_sqlite(conn: Connection) -> None:
     cursor.execute("PRAGMA foreign_keys = OFF")
     try:
         with conn.begin():  # BEGIN IMMEDIATE (the WRITE option): one upgrader at a time
-            command.upgrade(alembic_config(conn), "head")
+            _alembic_upgrade(alembic_config(conn))
             if conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
                 raise MigrationError("the migration left rows that break a foreign key; rolled back")
     finally:
