@@ -1,4 +1,5 @@
-"""The control-plane suites run against a real gateway; the identity ones on both databases."""
+"""The control-plane suites run against a real gateway on a fresh database of the run's backend
+(``WAYPOST_TEST_DATABASE``: SQLite by default, PostgreSQL when set; ``make test`` runs both)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,6 @@ from tests.harness import model, settings
 
 @pytest.fixture
 async def api(database: dict[str, Any]) -> AsyncIterator[Control]:
-    """A gateway on a fresh database of each backend (one mock model, ``echo``), and its client."""
+    """A gateway on a fresh database (one mock model, ``echo``), and its client."""
     async with control(settings(model("echo", "mock"), database=database)) as client:
         yield client

@@ -1,4 +1,4 @@
-"""Logging in with a password: access and refresh tokens, rotation, logout. Both databases."""
+"""Logging in with a password: access and refresh tokens, rotation, logout."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/admin/groups: groups, members and group permissions. Both databases."""
+"""/admin/groups: groups, members and group permissions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/me: one's own account, password, models and API tokens. Both databases."""
+"""/me: one's own account, password, models and API tokens."""
 
 from __future__ import annotations
 

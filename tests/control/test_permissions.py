@@ -1,5 +1,5 @@
 """Deny by default, grants, and the escalation rules: nobody hands out more than they hold, acts
-on someone who holds more, or changes their own access. Both databases."""
+on someone who holds more, or changes their own access."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/admin/tokens: every user's API tokens. Both databases."""
+"""/admin/tokens: every user's API tokens."""
 
 from __future__ import annotations
 

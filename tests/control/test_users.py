@@ -1,4 +1,4 @@
-"""/admin/users: accounts created, read, changed and deleted by an administrator. Both databases."""
+"""/admin/users: accounts created, read, changed and deleted by an administrator."""
 
 from __future__ import annotations
 

@@ -261,6 +261,18 @@ def connect(url: str) -> GatewayClient:
     return GatewayClient(url)
 
 
+def fetch(url: str, path: str) -> Any:
+    """GET ``path`` from the gateway at ``url`` over a connection of its own."""
+    with connect(url) as api:
+        return api.get(path)
+
+
+def send(url: str, method: str, path: str, body: Any = None) -> Any:
+    """Send one ``method`` request (with a JSON ``body``) to the gateway at ``url``."""
+    with connect(url) as api:
+        return api.request(method, path, body)
+
+
 def read_stdin_secret(what: str) -> str:
     """One line from stdin without its line ending; refuses an empty value."""
     value = sys.stdin.readline().rstrip("\r\n")

@@ -12,16 +12,19 @@ from waypost.cli.client import (
     GatewayClient,
     UrlOption,
     connect,
-    expiry,
     fail,
+    fetch,
     prompt_secret,
     read_stdin_secret,
+    send,
 )
-from waypost.cli.output import JsonOption, fields, joined, key, print_json, table, when, yes_no
+from waypost.cli.output import JsonOption, fields, joined, key, print_json, print_rows, table, when, yes_no
 from waypost.cli.tokens import (
     ExpiresAtOption,
     ExpiresInOption,
     ModelsOption,
+    TokenNameArg,
+    new_token_body,
     print_new_token,
     token_columns,
 )
@@ -90,8 +93,7 @@ def user_fields(user: dict[str, Any]) -> None:
 
 def whoami(url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """Show the account you are acting as."""
-    with connect(url) as api:
-        me = api.get("/me")
+    me = fetch(url, "/me")
     if as_json:
         print_json(me)
     else:
@@ -121,13 +123,9 @@ def status(url: str = UrlOption, as_json: bool = JsonOption) -> None:
 @me_app.command("models")
 def my_models(url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """List the models you may use."""
-    with connect(url) as api:
-        answer = api.get("/me/models")
-    if as_json:
-        print_json(answer)
-        return
-    table(
-        answer["data"],
+    print_rows(
+        fetch(url, "/me/models"),
+        as_json,
         [
             ("name", key("name")),
             ("provider", key("provider")),
@@ -151,25 +149,19 @@ def change_password(
     else:
         current = prompt_secret("current password", confirm=False)
         new = prompt_secret("new password", confirm=True)
-    with connect(url) as api:
-        api.post("/me/password", {"current_password": current, "new_password": new})
+    send(url, "POST", "/me/password", {"current_password": current, "new_password": new})
     typer.echo("Password changed.")
 
 
 @me_tokens_app.command("list")
 def my_tokens(url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """List your API tokens."""
-    with connect(url) as api:
-        answer = api.get("/me/tokens")
-    if as_json:
-        print_json(answer)
-    else:
-        table(answer["data"], token_columns(None), empty="No tokens.")
+    print_rows(fetch(url, "/me/tokens"), as_json, token_columns(None), empty="No tokens.")
 
 
 @me_tokens_app.command("create")
 def create_my_token(
-    name: str = typer.Argument(..., help="A name saying what the token is for."),
+    name: str = TokenNameArg,
     models: list[str] | None = ModelsOption,
     expires_in_days: int | None = ExpiresInOption,
     expires_at: str | None = ExpiresAtOption,
@@ -177,19 +169,14 @@ def create_my_token(
     as_json: bool = JsonOption,
 ) -> None:
     """Mint an API token for yourself; its value is printed once."""
-    body: dict[str, Any] = {"name": name, **expiry(expires_in_days, expires_at)}
-    if models:
-        body["models"] = models
-    with connect(url) as api:
-        token = api.post("/me/tokens", body)
-    print_new_token(token, as_json)
+    body = new_token_body(name, models, expires_in_days, expires_at)
+    print_new_token(send(url, "POST", "/me/tokens", body), as_json)
 
 
 @me_tokens_app.command("delete")
 def delete_my_token(token_id: int = typer.Argument(..., help="Token id."), url: str = UrlOption) -> None:
     """Revoke one of your tokens."""
-    with connect(url) as api:
-        api.delete(f"/me/tokens/{token_id}")
+    send(url, "DELETE", f"/me/tokens/{token_id}")
     typer.echo(f"Deleted token {token_id}.")
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 
-from waypost.cli.client import UrlOption, connect, fail, ref
-from waypost.cli.output import JsonOption, fields, joined, key, print_json, table, yes_no
+from waypost.cli.client import UrlOption, fail, fetch, ref, send
+from waypost.cli.output import JsonOption, fields, joined, key, print_answer, print_json, print_rows, yes_no
 
 app = typer.Typer(help="Manage models (admin).", no_args_is_help=True)
 
@@ -85,13 +86,9 @@ def model_body(
 @app.command("list")
 def list_models(url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """List every model: from the config file and from the database."""
-    with connect(url) as api:
-        answer = api.get("/admin/models")
-    if as_json:
-        print_json(answer)
-        return
-    table(
-        answer["data"],
+    print_rows(
+        fetch(url, "/admin/models"),
+        as_json,
         [
             ("name", key("name")),
             ("provider", key("provider")),
@@ -106,8 +103,7 @@ def list_models(url: str = UrlOption, as_json: bool = JsonOption) -> None:
 @app.command("show")
 def show_model(name: str = NameArg, url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """Show a model's settings (credentials appear as secret:// references or ********)."""
-    with connect(url) as api:
-        answer = api.get(f"/admin/models/{ref(name)}")
+    answer = fetch(url, f"/admin/models/{ref(name)}")
     if as_json:
         print_json(answer)
         return
@@ -137,61 +133,55 @@ def _without_blanks(node: Any) -> Any:
     return node
 
 
-@app.command("create")
-def create_model(
-    name: str = NameArg,
-    provider: str | None = ProviderOption,
-    base_url: str | None = BaseUrlOption,
-    upstream_model: str | None = UpstreamOption,
-    api_key_secret: str | None = SecretOption,
-    public: bool | None = PublicOption,
-    settings: list[str] | None = SetOption,
-    file: Path | None = FileOption,
-    url: str = UrlOption,
-    as_json: bool = JsonOption,
-) -> None:
+ModelAction = Callable[[str, dict[str, Any], str, bool], None]
+
+
+def with_model_flags(action: ModelAction) -> Callable[..., None]:
+    """A command taking a model's name and settings flags that hands ``action`` the body they make."""
+
+    def command(
+        name: str = NameArg,
+        provider: str | None = ProviderOption,
+        base_url: str | None = BaseUrlOption,
+        upstream_model: str | None = UpstreamOption,
+        api_key_secret: str | None = SecretOption,
+        public: bool | None = PublicOption,
+        settings: list[str] | None = SetOption,
+        file: Path | None = FileOption,
+        url: str = UrlOption,
+        as_json: bool = JsonOption,
+    ) -> None:
+        body = model_body(file, provider, base_url, upstream_model, api_key_secret, public, settings)
+        action(name, body, url, as_json)
+
+    command.__doc__ = action.__doc__  # typer takes the command's help from here
+    return command
+
+
+def create_model(name: str, body: dict[str, Any], url: str, as_json: bool) -> None:
     """Add a model to the database."""
-    body = model_body(file, provider, base_url, upstream_model, api_key_secret, public, settings)
     body["name"] = name
-    with connect(url) as api:
-        answer = api.post("/admin/models", body)
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Created model {answer.get('name')} ({answer.get('provider')}).")
+    answer = send(url, "POST", "/admin/models", body)
+    print_answer(answer, as_json, f"Created model {answer.get('name')} ({answer.get('provider')}).")
 
 
-@app.command("update")
-def update_model(
-    name: str = NameArg,
-    provider: str | None = ProviderOption,
-    base_url: str | None = BaseUrlOption,
-    upstream_model: str | None = UpstreamOption,
-    api_key_secret: str | None = SecretOption,
-    public: bool | None = PublicOption,
-    settings: list[str] | None = SetOption,
-    file: Path | None = FileOption,
-    url: str = UrlOption,
-    as_json: bool = JsonOption,
-) -> None:
+def update_model(name: str, body: dict[str, Any], url: str, as_json: bool) -> None:
     """Change some of a database model's settings."""
-    body = model_body(file, provider, base_url, upstream_model, api_key_secret, public, settings)
     body.pop("name", None)
     if not body:
         fail("nothing to change: give --provider, --base-url, --set, --file, ...", 2)
-    with connect(url) as api:
-        answer = api.patch(f"/admin/models/{ref(name)}", body)
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Updated model {answer.get('name', name)}.")
+    answer = send(url, "PATCH", f"/admin/models/{ref(name)}", body)
+    print_answer(answer, as_json, f"Updated model {answer.get('name', name)}.")
+
+
+app.command("create")(with_model_flags(create_model))
+app.command("update")(with_model_flags(update_model))
 
 
 @app.command("delete")
 def delete_model(name: str = NameArg, url: str = UrlOption) -> None:
     """Delete a database model and its assignments."""
-    with connect(url) as api:
-        api.delete(f"/admin/models/{ref(name)}")
+    send(url, "DELETE", f"/admin/models/{ref(name)}")
     typer.echo(f"Deleted model {name}.")
 
 
@@ -202,8 +192,7 @@ AssignGroups = typer.Option(None, "--group", "-g", help="Group id or name (repea
 def _assignment(action: str, name: str, users: list[str] | None, groups: list[str] | None, url: str) -> None:
     if not users and not groups:
         fail("give at least one --user or --group", 2)
-    with connect(url) as api:
-        api.post(f"/admin/models/{ref(name)}/{action}", {"users": users or [], "groups": groups or []})
+    send(url, "POST", f"/admin/models/{ref(name)}/{action}", {"users": users or [], "groups": groups or []})
     who = joined([*(users or ()), *(f"group:{g}" for g in groups or ())])
     typer.echo(f"{action.capitalize()}ed {name} {'to' if action == 'assign' else 'from'} {who}.")
 

@@ -85,3 +85,19 @@ def key(name: str, none: str = "-") -> Cell:
         return none if value is None or value == "" else str(value)
 
     return cell
+
+
+def print_answer(answer: Any, as_json: bool, message: str) -> None:
+    """The API's JSON answer with ``--json``, else the one line ``message`` for people."""
+    if as_json:
+        print_json(answer)
+    else:
+        typer.echo(message)
+
+
+def print_rows(answer: Any, as_json: bool, columns: Sequence[tuple[str, Cell]], *, empty: str) -> None:
+    """The API's JSON answer with ``--json``, else its ``data`` as a table."""
+    if as_json:
+        print_json(answer)
+    else:
+        table(answer["data"], columns, empty=empty)

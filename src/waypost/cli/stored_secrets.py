@@ -6,8 +6,8 @@ from typing import Any
 
 import typer
 
-from waypost.cli.client import UrlOption, connect, fail, prompt_secret, read_stdin_secret, ref
-from waypost.cli.output import JsonOption, fields, key, print_json, table, when
+from waypost.cli.client import UrlOption, fail, fetch, prompt_secret, read_stdin_secret, ref, send
+from waypost.cli.output import JsonOption, fields, key, print_answer, print_json, print_rows, when
 
 app = typer.Typer(help="Manage encrypted secrets (admin); values are never shown back.", no_args_is_help=True)
 
@@ -19,13 +19,9 @@ DescriptionOption = typer.Option(None, "--description", "-d", help="What the sec
 @app.command("list")
 def list_secrets(url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """List secrets (names and descriptions only)."""
-    with connect(url) as api:
-        answer = api.get("/admin/secrets")
-    if as_json:
-        print_json(answer)
-        return
-    table(
-        answer["data"],
+    print_rows(
+        fetch(url, "/admin/secrets"),
+        as_json,
         [
             ("name", key("name")),
             ("description", key("description")),
@@ -38,8 +34,7 @@ def list_secrets(url: str = UrlOption, as_json: bool = JsonOption) -> None:
 @app.command("show")
 def show_secret(name: str = NameArg, url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """Show a secret's description and dates (never its value)."""
-    with connect(url) as api:
-        answer = api.get(f"/admin/secrets/{ref(name)}")
+    answer = fetch(url, f"/admin/secrets/{ref(name)}")
     if as_json:
         print_json(answer)
         return
@@ -67,12 +62,8 @@ def create_secret(
     body: dict[str, Any] = {"name": name, "value": value}
     if description is not None:
         body["description"] = description
-    with connect(url) as api:
-        answer = api.post("/admin/secrets", body)
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Created secret {name}; refer to it as secret://{name}.")
+    answer = send(url, "POST", "/admin/secrets", body)
+    print_answer(answer, as_json, f"Created secret {name}; refer to it as secret://{name}.")
 
 
 @app.command("update")
@@ -96,28 +87,18 @@ def update_secret(
         body["description"] = description
     if not body:
         fail("nothing to change: give --value, --value-stdin or --description", 2)
-    with connect(url) as api:
-        answer = api.patch(f"/admin/secrets/{ref(name)}", body)
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Updated secret {name}.")
+    print_answer(send(url, "PATCH", f"/admin/secrets/{ref(name)}", body), as_json, f"Updated secret {name}.")
 
 
 @app.command("delete")
 def delete_secret(name: str = NameArg, url: str = UrlOption) -> None:
     """Delete a secret no database model refers to."""
-    with connect(url) as api:
-        api.delete(f"/admin/secrets/{ref(name)}")
+    send(url, "DELETE", f"/admin/secrets/{ref(name)}")
     typer.echo(f"Deleted secret {name}.")
 
 
 @app.command("rotate")
 def rotate(url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """Re-encrypt every secret with the first of security.encryption_keys."""
-    with connect(url) as api:
-        answer = api.post("/admin/secrets/rotate")
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Re-encrypted {answer.get('rotated', 0)} secret(s) with the primary key.")
+    answer = send(url, "POST", "/admin/secrets/rotate")
+    print_answer(answer, as_json, f"Re-encrypted {answer.get('rotated', 0)} secret(s) with the primary key.")

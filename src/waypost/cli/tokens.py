@@ -6,14 +6,15 @@ from typing import Any
 
 import typer
 
-from waypost.cli.client import UrlOption, connect, expiry, fail, ref
-from waypost.cli.output import Cell, JsonOption, fields, joined, key, print_json, table, when
+from waypost.cli.client import UrlOption, connect, expiry, fail, ref, send
+from waypost.cli.output import Cell, JsonOption, fields, joined, key, print_answer, print_json, table, when
 
 app = typer.Typer(help="Manage API tokens (admin).", no_args_is_help=True)
 
 ModelsOption = typer.Option(
     None, "--model", "-m", help="Restrict the token to this model (repeatable; default: the owner's models)."
 )
+TokenNameArg = typer.Argument(..., help="A name saying what the token is for.")
 ExpiresInOption = typer.Option(None, "--expires-in-days", min=1, help="Expire after this many days.")
 ExpiresAtOption = typer.Option(
     None, "--expires-at", help="Expire at this ISO date or date-time (local time)."
@@ -46,6 +47,16 @@ def token_fields(token: dict[str, Any], owner: str | None = None) -> None:
             ("created", when(token.get("created_at"))),
         ]
     )
+
+
+def new_token_body(
+    name: str, models: list[str] | None, expires_in_days: int | None, expires_at: str | None
+) -> dict[str, Any]:
+    """What minting a token sends: its name, its expiry and the models it is restricted to (if any)."""
+    body: dict[str, Any] = {"name": name, **expiry(expires_in_days, expires_at)}
+    if models:
+        body["models"] = models
+    return body
 
 
 def print_new_token(token: dict[str, Any], as_json: bool, owner: str | None = None) -> None:
@@ -94,7 +105,7 @@ def show_token(
 
 @app.command("create")
 def create_token(
-    name: str = typer.Argument(..., help="A name saying what the token is for."),
+    name: str = TokenNameArg,
     user: str = typer.Option(..., "--user", "-u", help="Owner (id or e-mail)."),
     models: list[str] | None = ModelsOption,
     expires_in_days: int | None = ExpiresInOption,
@@ -103,12 +114,8 @@ def create_token(
     as_json: bool = JsonOption,
 ) -> None:
     """Mint an API token for a user; its value is printed once."""
-    body: dict[str, Any] = {"user": user, "name": name, **expiry(expires_in_days, expires_at)}
-    if models:
-        body["models"] = models
-    with connect(url) as api:
-        token = api.post("/admin/tokens", body)
-    print_new_token(token, as_json, user)
+    body = {"user": user, **new_token_body(name, models, expires_in_days, expires_at)}
+    print_new_token(send(url, "POST", "/admin/tokens", body), as_json, user)
 
 
 @app.command("update")
@@ -140,17 +147,11 @@ def update_token(
         body.update(expiry(None, expires_at))
     if not body:
         fail("nothing to change: give --name, --model, --all-models, --expires-at or --no-expiry", 2)
-    with connect(url) as api:
-        token = api.patch(f"/admin/tokens/{token_id}", body)
-    if as_json:
-        print_json(token)
-    else:
-        typer.echo(f"Updated token {token_id}.")
+    print_answer(send(url, "PATCH", f"/admin/tokens/{token_id}", body), as_json, f"Updated token {token_id}.")
 
 
 @app.command("delete")
 def delete_token(token_id: int = typer.Argument(..., help="Token id."), url: str = UrlOption) -> None:
     """Revoke a token at once."""
-    with connect(url) as api:
-        api.delete(f"/admin/tokens/{ref(token_id)}")
+    send(url, "DELETE", f"/admin/tokens/{ref(token_id)}")
     typer.echo(f"Deleted token {token_id}.")

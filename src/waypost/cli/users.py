@@ -6,9 +6,20 @@ from typing import Any
 
 import typer
 
-from waypost.cli.client import UrlOption, connect, fail, prompt_secret, read_stdin_secret, ref
+from waypost.cli.client import UrlOption, connect, fail, fetch, prompt_secret, read_stdin_secret, ref, send
 from waypost.cli.identity import user_fields
-from waypost.cli.output import JsonOption, fields, joined, key, print_json, table, when, yes_no
+from waypost.cli.output import (
+    JsonOption,
+    fields,
+    joined,
+    key,
+    print_answer,
+    print_json,
+    print_rows,
+    table,
+    when,
+    yes_no,
+)
 
 users_app = typer.Typer(help="Manage users (admin).", no_args_is_help=True)
 groups_app = typer.Typer(help="Manage groups and their members (admin).", no_args_is_help=True)
@@ -35,13 +46,9 @@ def _password(prompt: bool, stdin: bool) -> str | None:
 @users_app.command("list")
 def list_users(url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """List users."""
-    with connect(url) as api:
-        answer = api.get("/admin/users")
-    if as_json:
-        print_json(answer)
-        return
-    table(
-        answer["data"],
+    print_rows(
+        fetch(url, "/admin/users"),
+        as_json,
         [
             ("id", key("id")),
             ("email", key("email")),
@@ -57,8 +64,7 @@ def list_users(url: str = UrlOption, as_json: bool = JsonOption) -> None:
 @users_app.command("show")
 def show_user(user: str = UserArg, url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """Show a user with their effective permissions."""
-    with connect(url) as api:
-        answer = api.get(f"/admin/users/{ref(user)}")
+    answer = fetch(url, f"/admin/users/{ref(user)}")
     if as_json:
         print_json(answer)
     else:
@@ -86,12 +92,10 @@ def create_user(
     secret = _password(password, password_stdin)
     if secret is not None:
         body["password"] = secret
-    with connect(url) as api:
-        answer = api.post("/admin/users", body)
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Created user {answer.get('id')} {answer.get('email')} ({answer.get('role')}).")
+    answer = send(url, "POST", "/admin/users", body)
+    print_answer(
+        answer, as_json, f"Created user {answer.get('id')} {answer.get('email')} ({answer.get('role')})."
+    )
 
 
 @users_app.command("update")
@@ -114,19 +118,14 @@ def update_user(
         body["password"] = secret
     if not body:
         fail("nothing to change: give --email, --name, --role, --active/--inactive or --password", 2)
-    with connect(url) as api:
-        answer = api.patch(f"/admin/users/{ref(user)}", body)
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Updated user {answer.get('id')} {answer.get('email')}.")
+    answer = send(url, "PATCH", f"/admin/users/{ref(user)}", body)
+    print_answer(answer, as_json, f"Updated user {answer.get('id')} {answer.get('email')}.")
 
 
 @users_app.command("delete")
 def delete_user(user: str = UserArg, url: str = UrlOption) -> None:
     """Delete a user with their tokens and sessions."""
-    with connect(url) as api:
-        api.delete(f"/admin/users/{ref(user)}")
+    send(url, "DELETE", f"/admin/users/{ref(user)}")
     typer.echo(f"Deleted user {user}.")
 
 
@@ -141,13 +140,9 @@ def _members(group: dict[str, Any]) -> str:
 @groups_app.command("list")
 def list_groups(url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """List groups."""
-    with connect(url) as api:
-        answer = api.get("/admin/groups")
-    if as_json:
-        print_json(answer)
-        return
-    table(
-        answer["data"],
+    print_rows(
+        fetch(url, "/admin/groups"),
+        as_json,
         [
             ("id", key("id")),
             ("name", key("name")),
@@ -161,8 +156,7 @@ def list_groups(url: str = UrlOption, as_json: bool = JsonOption) -> None:
 @groups_app.command("show")
 def show_group(group: str = GroupArg, url: str = UrlOption, as_json: bool = JsonOption) -> None:
     """Show a group, its members and its permissions."""
-    with connect(url) as api:
-        answer = api.get(f"/admin/groups/{ref(group)}")
+    answer = fetch(url, f"/admin/groups/{ref(group)}")
     if as_json:
         print_json(answer)
         return
@@ -186,12 +180,8 @@ def create_group(
     as_json: bool = JsonOption,
 ) -> None:
     """Create a group."""
-    with connect(url) as api:
-        answer = api.post("/admin/groups", {"name": name, "description": description})
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Created group {answer.get('id')} {answer.get('name')}.")
+    answer = send(url, "POST", "/admin/groups", {"name": name, "description": description})
+    print_answer(answer, as_json, f"Created group {answer.get('id')} {answer.get('name')}.")
 
 
 @groups_app.command("update")
@@ -206,35 +196,28 @@ def update_group(
     body = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
     if not body:
         fail("nothing to change: give --name or --description", 2)
-    with connect(url) as api:
-        answer = api.patch(f"/admin/groups/{ref(group)}", body)
-    if as_json:
-        print_json(answer)
-    else:
-        typer.echo(f"Updated group {answer.get('id')} {answer.get('name')}.")
+    answer = send(url, "PATCH", f"/admin/groups/{ref(group)}", body)
+    print_answer(answer, as_json, f"Updated group {answer.get('id')} {answer.get('name')}.")
 
 
 @groups_app.command("delete")
 def delete_group(group: str = GroupArg, url: str = UrlOption) -> None:
     """Delete a group (its members stay; they lose what the group gave them)."""
-    with connect(url) as api:
-        api.delete(f"/admin/groups/{ref(group)}")
+    send(url, "DELETE", f"/admin/groups/{ref(group)}")
     typer.echo(f"Deleted group {group}.")
 
 
 @groups_app.command("add-member")
 def add_member(group: str = GroupArg, user: str = UserArg, url: str = UrlOption) -> None:
     """Add a user to a group."""
-    with connect(url) as api:
-        api.post(f"/admin/groups/{ref(group)}/members", {"user": user})
+    send(url, "POST", f"/admin/groups/{ref(group)}/members", {"user": user})
     typer.echo(f"Added {user} to {group}.")
 
 
 @groups_app.command("remove-member")
 def remove_member(group: str = GroupArg, user: str = UserArg, url: str = UrlOption) -> None:
     """Remove a user from a group."""
-    with connect(url) as api:
-        api.delete(f"/admin/groups/{ref(group)}/members/{ref(user)}")
+    send(url, "DELETE", f"/admin/groups/{ref(group)}/members/{ref(user)}")
     typer.echo(f"Removed {user} from {group}.")
 
 
@@ -259,11 +242,10 @@ def list_permissions(
     as_json: bool = JsonOption,
 ) -> None:
     """List every permission and the roles, or those granted to one user or group."""
-    with connect(url) as api:
-        if user is None and group is None:
-            answer = api.get("/admin/permissions")
-        else:
-            answer = api.get(f"{_owner(user, group)}/permissions")
+    if user is None and group is None:
+        answer = fetch(url, "/admin/permissions")
+    else:
+        answer = fetch(url, f"{_owner(user, group)}/permissions")
     if as_json:
         print_json(answer)
         return
@@ -293,8 +275,7 @@ def grant(
 ) -> None:
     """Grant permissions to a user or a group."""
     owner = _owner(user, group)
-    with connect(url) as api:
-        api.post(f"{owner}/permissions", {"permissions": permissions})
+    send(url, "POST", f"{owner}/permissions", {"permissions": permissions})
     typer.echo(f"Granted {', '.join(permissions)} to {user or group}.")
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from waypost.api.control.admin_users import permissions_of
 from waypost.api.control.dependencies import ContainerDep, find_group, find_user, requires
+from waypost.api.control.grant_owners import GrantOwner, add_grants, remove_grant
 from waypost.api.control.schemas import (
     GrantRequest,
     GrantsOut,
@@ -175,9 +176,7 @@ async def grant_group_permissions(
 ) -> GrantsOut:
     target = await find_group(container, group)
     ensure_can_grant(actor.permissions, body.permissions)
-    for permission in sorted(set(body.permissions)):
-        await container.store.grants.grant(permission, group_id=target.id)
-    container.authenticator.forget()
+    await add_grants(container, GrantOwner(group=target), body.permissions)
     return await _grants(container, target)
 
 
@@ -197,7 +196,5 @@ async def revoke_group_permission(
     target = await find_group(container, group)
     check_permission_names([permission])
     ensure_can_grant(actor.permissions, [permission])
-    if not await container.store.grants.revoke(permission, group_id=target.id):
-        raise NotFound(f"group '{target.name}' does not hold '{permission}'")
-    container.authenticator.forget()
+    await remove_grant(container, GrantOwner(group=target), permission)
     return Response(status_code=204)

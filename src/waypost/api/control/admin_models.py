@@ -237,6 +237,21 @@ async def _assignment_targets(
     return [u.id for u in users], [g.id for g in groups]
 
 
+async def _change_assignments(
+    container: Container, actor: Principal, name: str, body: AssignRequest, *, granting: bool
+) -> ModelOut:
+    """Assign (or, not ``granting``, unassign) model ``name`` to the users and groups ``body`` names."""
+    user_ids, group_ids = await _assignment_targets(container, actor, name, body, granting=granting)
+    store = container.store.assignments
+    change = store.assign if granting else store.unassign
+    for uid in user_ids:
+        await change(name, user_id=uid)
+    for gid in group_ids:
+        await change(name, group_id=gid)
+    await _changed(container)
+    return await _answer(container, name)
+
+
 @router.post(
     "/admin/models/{name}/assign", response_model=ModelOut, summary="Let users or groups use a model"
 )
@@ -246,13 +261,7 @@ async def assign_model(
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("model.modify"))],
 ) -> ModelOut:
-    user_ids, group_ids = await _assignment_targets(container, actor, name, body, granting=True)
-    for uid in user_ids:
-        await container.store.assignments.assign(name, user_id=uid)
-    for gid in group_ids:
-        await container.store.assignments.assign(name, group_id=gid)
-    await _changed(container)
-    return await _answer(container, name)
+    return await _change_assignments(container, actor, name, body, granting=True)
 
 
 @router.post(
@@ -264,10 +273,4 @@ async def unassign_model(
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("model.modify"))],
 ) -> ModelOut:
-    user_ids, group_ids = await _assignment_targets(container, actor, name, body, granting=False)
-    for uid in user_ids:
-        await container.store.assignments.unassign(name, user_id=uid)
-    for gid in group_ids:
-        await container.store.assignments.unassign(name, group_id=gid)
-    await _changed(container)
-    return await _answer(container, name)
+    return await _change_assignments(container, actor, name, body, granting=False)

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from waypost.api.control.dependencies import ContainerDep, find_group, find_user, requires
+from waypost.api.control.grant_owners import GrantOwner, add_grants, remove_grant
 from waypost.api.control.schemas import (
     GrantRequest,
     GrantsOut,
@@ -219,9 +220,7 @@ async def grant_user_permissions(
     )
     if target.role == "gateway":
         raise BadRequest("gateway accounts hold no permissions: they may only call the data plane")
-    for permission in sorted(set(body.permissions)):
-        await container.store.grants.grant(permission, user_id=target.id)
-    container.authenticator.forget(target.id)
+    await add_grants(container, GrantOwner(user=target), body.permissions)
     return await _user_grants(container, target)
 
 
@@ -242,7 +241,5 @@ async def revoke_user_permission(
     ensure_can_act_on(
         actor, target.id, target.role, await permissions_of(container, target), changes_own_access=True
     )
-    if not await container.store.grants.revoke(permission, user_id=target.id):
-        raise NotFound(f"user '{target.email}' has no direct grant of '{permission}'")
-    container.authenticator.forget(target.id)
+    await remove_grant(container, GrantOwner(user=target), permission)
     return Response(status_code=204)
