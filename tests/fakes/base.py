@@ -132,7 +132,48 @@ def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:24]
 
 
-class FakeUpstream:
+class LoopbackServer:
+    """An aiohttp application on a free loopback port, started and stopped with the test."""
+
+    _runner: web.AppRunner | None = None
+    _base_url: str | None = None
+
+    async def _listen(self, app: web.Application) -> str:
+        # A short shutdown grace: stalled handlers are woken by their server, nothing else runs long.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+        self._base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return self._base_url
+
+    async def start(self) -> str:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner = None
+        self._base_url = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server (``http://127.0.0.1:PORT``)."""
+        if self._base_url is None:
+            raise RuntimeError(f"the {type(self).__name__} server is not running")
+        return self._base_url
+
+
+class FakeUpstream(LoopbackServer):
     """A real HTTP server on 127.0.0.1 that plays a model provider, driven by a queue of ``Reply``.
 
     Every request is recorded (``requests``, ``last``, ``hits``) before it is validated; requests the
@@ -149,9 +190,7 @@ class FakeUpstream:
         self.default_reply: Reply = Reply()
         """Served when the script is empty; ``Reply()`` echoes the last user message."""
         self._queue: list[list[Any]] = []
-        self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
-        self._base_url: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -162,36 +201,11 @@ class FakeUpstream:
         self._stopping = asyncio.Event()
         app = web.Application(middlewares=[self._record_middleware], client_max_size=_MAX_BODY)
         app.add_routes(self.routes())
-        # A short shutdown grace: stalled handlers are woken by _stopping, nothing else runs long.
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(runner, sock).start()
-        self._runner = runner
-        self._base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        return self._base_url
+        return await self._listen(app)
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._base_url = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL of the running server."""
-        if self._base_url is None:
-            raise RuntimeError("the fake upstream is not running")
-        return self._base_url
+        await super().stop()
 
     # -- script and log ----------------------------------------------------------------------------
 

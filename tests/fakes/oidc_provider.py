@@ -44,10 +44,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 from urllib.parse import unquote
 
 import jwt
@@ -55,6 +54,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from yarl import URL
+
+from tests.fakes.base import LoopbackServer
 
 
 @dataclass
@@ -70,7 +71,7 @@ def _new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-class FakeOidcProvider:
+class FakeOidcProvider(LoopbackServer):
     """A real HTTP server on 127.0.0.1 playing an OpenID Connect provider (see the module docstring)."""
 
     def __init__(
@@ -111,8 +112,6 @@ class FakeOidcProvider:
         self._key = _new_key()
         self.kid = "key-1"
         self._grants: dict[str, _Grant] = {}
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -128,34 +127,8 @@ class FakeOidcProvider:
                     web.get("/jwks", self._jwks),
                 ]
             )
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-            await runner.setup()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            await web.SockSite(runner, sock).start()
-            self._runner = runner
-            self._base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            await self._listen(app)
         return self.issuer
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._base_url = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL of the running server (``http://127.0.0.1:PORT``)."""
-        if self._base_url is None:
-            raise RuntimeError("the fake identity provider is not running")
-        return self._base_url
 
     @property
     def issuer(self) -> str:
