@@ -27,6 +27,7 @@ from waypost.providers.base import Deployment
 from waypost.security.urlguard import BlockedAddress, OutboundPolicy
 from waypost.settings import Timeouts
 
+MAX_REMEMBERED_URLS = 4096  # URLs known to pass the URL check (addresses are checked at connect time)
 MAX_JSON_BYTES = 1024 * 1024  # get_json/post_form: small documents (OIDC discovery, keys, tokens)
 
 
@@ -106,6 +107,7 @@ class HttpClient:
     def __init__(self, policy: OutboundPolicy | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
         self.policy = policy
+        self._allowed: set[str] = set()  # URLs that passed the policy's URL check
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -130,11 +132,17 @@ class HttpClient:
             self._session = None
 
     def _guard(self, url: str | URL, what: str, provider: str | None = None) -> None:
-        if self.policy is not None:
-            try:
-                self.policy.check_url(url)
-            except BadRequest as exc:
-                raise blocked_target(what, exc.message, provider) from None
+        if self.policy is None:
+            return
+        key = str(url)
+        if key in self._allowed:
+            return  # the policy is fixed, so a URL that passed once passes again (the hot path)
+        try:
+            self.policy.check_url(url)
+        except BadRequest as exc:
+            raise blocked_target(what, exc.message, provider) from None
+        if len(self._allowed) < MAX_REMEMBERED_URLS:
+            self._allowed.add(key)
 
     @asynccontextmanager
     async def post(
@@ -157,7 +165,8 @@ class HttpClient:
         are never followed: an upstream has no business sending us elsewhere.
         """
         timeouts, verify_tls, model = dep.settings.timeouts, dep.settings.verify_tls, dep.name
-        self._guard(url, f"the {provider} upstream for model {model!r}", provider)
+        if self.policy is not None and str(url) not in self._allowed:
+            self._guard(url, f"the {provider} upstream for model {model!r}", provider)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
         first_byte = min(timeouts.first_byte, timeouts.total)
