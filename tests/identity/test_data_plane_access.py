@@ -252,3 +252,43 @@ async def test_request_bodies_cannot_redirect_the_upstream(database: dict[str, A
     assert upstream.hits == 1
     assert elsewhere.hits == 0
     assert upstream.last.headers["authorization"] == "Bearer sk-real"
+
+
+async def test_an_invalid_database_model_is_skipped_and_the_others_load(database: dict[str, Any]) -> None:
+    async with gateway(database) as gw:
+        store = gw.container.store
+        await store.models.create("bad", {"provider": "no-such-provider"}, public=True)
+        await store.models.create("good", {"provider": "mock"}, public=True)
+        await reload(gw)
+        good = await post(gw.url + CHAT, chat("good"), bearer(GATEWAY_KEY))
+        bad = await post(gw.url + CHAT, chat("bad"), bearer(GATEWAY_KEY))
+    assert good.status == 200
+    assert bad.status == 404
+
+
+async def test_a_changed_secret_reaches_the_upstream_after_a_reload(database: dict[str, Any]) -> None:
+    async with OpenAIUpstream() as upstream, gateway(database) as gw:
+        container = gw.container
+        await container.store.secrets.create("key", ciphertext=container.secrets.encrypt("sk-first-1111"))
+        config = {"provider": "openai", "base_url": upstream.url + "/v1", "api_key": "secret://key"}
+        await container.store.models.create("runtime", config, public=True)
+        await reload(gw)
+        assert (await post(gw.url + CHAT, chat("runtime"), bearer(GATEWAY_KEY))).status == 200
+        first = upstream.last.headers["authorization"]
+        await container.store.secrets.update("key", ciphertext=container.secrets.encrypt("sk-second-2222"))
+        await reload(gw)
+        assert (await post(gw.url + CHAT, chat("runtime"), bearer(GATEWAY_KEY))).status == 200
+    assert first == "Bearer sk-first-1111"
+    assert upstream.last.headers["authorization"] == "Bearer sk-second-2222"
+
+
+async def test_a_reload_with_nothing_changed_keeps_the_registry(database: dict[str, Any]) -> None:
+    async with gateway(database, model("echo", "mock")) as gw:
+        await gw.container.store.models.create("runtime", {"provider": "mock"})
+        await gw.container.catalog.reload()
+        registry = gw.container.router.registry
+        await gw.container.catalog.reload()
+        assert gw.container.router.registry is registry
+        await gw.container.store.assignments.assign("runtime", user_id=1)
+        await gw.container.catalog.reload()
+        assert gw.container.router.registry is not registry

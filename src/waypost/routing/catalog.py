@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from waypost.providers.http import HttpClient
     from waypost.routing.router import Router
     from waypost.store import Store
-    from waypost.store.records import AssignmentRecord
+    from waypost.store.records import AssignmentRecord, ModelRecord
 
 log = logging.getLogger("waypost.catalog")
 
@@ -57,6 +57,7 @@ class ModelCatalog:
         ]
         self._public = frozenset(m.name for m in settings.models if m.public)
         self._lock = asyncio.Lock()
+        self._fingerprint: tuple[Any, ...] | None = None  # what the last reload read
 
     def entries(self) -> list[CatalogEntry]:
         return list(self._entries)
@@ -68,26 +69,28 @@ class ModelCatalog:
         return self._public
 
     async def reload(self) -> None:
-        """Read database models, assignments and secrets; swap in a new registry."""
+        """Read database models, assignments and secrets; swap in a new registry if any changed."""
         async with self._lock:
             records = await self._store.models.list()
             assignments = await self._store.assignments.list()
+            secrets = await self._store.secrets.list()
+            fingerprint = (
+                tuple((r.name, r.updated_at, r.public) for r in records),
+                tuple(assignments),
+                tuple((s.name, s.updated_at) for s in secrets),
+            )
+            if fingerprint == self._fingerprint:
+                return
             by_model: dict[str, list[AssignmentRecord]] = {}
             for a in assignments:
                 by_model.setdefault(a.model_name, []).append(a)
+            config_names = {m.name for m in self._settings.models}
+            # The config file wins a name clash (the API refuses to create one).
+            stored = [r for r in records if r.name not in config_names]
             declared: list[tuple[ModelSettings, Source, bool]] = [
                 (m, "config", m.public) for m in self._settings.models
             ]
-            config_names = {m.name for m in self._settings.models}
-            for record in records:
-                if record.name in config_names:
-                    continue  # the config file wins a name clash (the API refuses to create one)
-                try:
-                    model = self.validate({**record.config, "public": record.public}, record.name)
-                except BadRequest as err:
-                    log.error("database model %r is invalid and is skipped: %s", record.name, err.message)
-                    continue
-                declared.append((model, "database", record.public))
+            declared += [(m, "database", m.public) for m in self._validate_stored(stored)]
             usable = []
             for model, _source, _public in declared:
                 try:
@@ -103,6 +106,24 @@ class ModelCatalog:
             if missing:
                 self._router.providers = {**self._router.providers, **build_providers(missing, self._http)}
             self._router.registry = ModelRegistry(usable)
+            self._fingerprint = fingerprint
+
+    def _validate_stored(self, records: list[ModelRecord]) -> list[ModelSettings]:
+        """The database models as settings, validated in one pass with the config file's; only when
+        that fails is each validated on its own, so one bad row disables only itself."""
+        configs = [({**r.config, "public": r.public}, r.name) for r in records]
+        declared = [m.model_dump(exclude_unset=True) for m in self._settings.models]
+        try:
+            return self._validate_many(configs, declared)
+        except BadRequest:
+            pass
+        out = []
+        for config, name in configs:
+            try:
+                out.append(self.validate(config, name))
+            except BadRequest as err:
+                log.error("database model %r is invalid and is skipped: %s", name, err.message)
+        return out
 
     async def _resolved(self, model: ModelSettings) -> ModelSettings:
         raw = model.model_dump(exclude_unset=True)
@@ -120,21 +141,23 @@ class ModelCatalog:
     def validate(self, config: dict[str, Any], name: str) -> ModelSettings:
         """Validate a model's fields as the config file would, against the models that exist
         (fallbacks and candidates must name them). Raises ``BadRequest`` naming the field."""
-        others = [
-            e.settings.model_dump(exclude_unset=True) | {"name": e.name}
-            for e in self._entries
-            if e.name != name
-        ]
+        others = [e.settings.model_dump(exclude_unset=True) for e in self._entries if e.name != name]
+        return self._validate_many([(config, name)], others)[-1]
+
+    def _validate_many(
+        self, configs: list[tuple[dict[str, Any], str]], others: list[dict[str, Any]]
+    ) -> list[ModelSettings]:
+        """Validate ``configs`` (fields, name) together, beside the already valid ``others``."""
         doc = {
             "server": {"host": "127.0.0.1"},
             "presets": {k: v.model_dump() for k, v in self._settings.presets.items()},
-            "models": [*others, {**config, "name": name}],
+            "models": [*others, *({**config, "name": name} for config, name in configs)],
         }
         try:
             settings = Settings.model_validate(doc)
         except ValidationError as exc:
             raise BadRequest(_field_message(exc, len(others))) from None
-        return settings.models[-1]
+        return settings.models[len(others) :]
 
     async def run_refresher(self, every: float) -> None:
         """The background loop the lifespan starts: pick up changes made by other workers."""
