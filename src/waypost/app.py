@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import traceback
+from collections.abc import Awaitable, Callable
 
 import orjson
 from starlette.applications import Starlette
@@ -46,8 +45,8 @@ DataPlaneHandler = Callable[[Container, Scope, Receive, Send], Awaitable[None]]
 
 class Gateway:
     """The ASGI entry point: data-plane routes (chat, legacy completions, embeddings, token
-    counts, tasks) go straight to their raw handlers; everything else (and the lifespan) goes
-    to Starlette."""
+    counts, tasks) go straight to their raw handlers, the control plane to its FastAPI app, the
+    lifespan to ``_lifespan``, and the rest (models list, health) to Starlette."""
 
     def __init__(self, starlette: Starlette, container: Container) -> None:
         self.starlette = starlette
@@ -94,7 +93,36 @@ class Gateway:
         if scope["type"] == "http" and (path.startswith(CONTROL_PREFIXES) or path in CONTROL_PATHS):
             await self.control(scope, receive, send)
             return
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         await self.starlette(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Start (migrate, bootstrap, load models, background loops) and stop the container. A
+        ``StartupError`` is a configuration problem: the server exits with its message alone."""
+        container = self.container
+        await receive()  # lifespan.startup
+        try:
+            tasks = await start(container)
+        except StartupError as exc:
+            await container.store.close()
+            await send({"type": "lifespan.startup.failed", "message": f"cannot start: {exc}"})
+            return
+        except BaseException:
+            await container.store.close()
+            await send({"type": "lifespan.startup.failed", "message": traceback.format_exc()})
+            raise
+        container.ready = True
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        container.ready = False
+        try:
+            await stop(container, tasks)
+        except BaseException:
+            await send({"type": "lifespan.shutdown.failed", "message": traceback.format_exc()})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
 
 
 def build_container(settings: Settings) -> Container:
@@ -183,21 +211,6 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
         configure_logging(settings.logging.level, settings.logging.json_format)
     container = build_container(settings)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            tasks = await start(container)
-        except StartupError as exc:
-            logging.getLogger("waypost").error("cannot start: %s", exc)
-            await container.store.close()
-            raise
-        container.ready = True
-        try:
-            yield
-        finally:
-            container.ready = False
-            await stop(container, tasks)
-
     routes = [
         Route("/v1/models", meta.list_models, methods=["GET"]),
         Route("/models", meta.list_models, methods=["GET"]),
@@ -208,7 +221,6 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
     starlette = Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
-        lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
     )
     starlette.state.container = container

@@ -3,6 +3,10 @@ development defaults are refused off loopback."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +103,24 @@ async def test_the_encryption_canary_is_written_once(database: dict[str, Any]) -
         second = await gw.container.store.kv.get("encryption_canary")
     assert first is not None
     assert first == second
+
+
+def test_serve_refuses_a_missing_admin_password_with_the_reason_alone(tmp_path: Path) -> None:
+    config = tmp_path / "waypost.yaml"
+    config.write_text(
+        "server: {host: 0.0.0.0, port: 1}\n"
+        "auth: {jwt_secret: a-real-secret-of-some-length-0123456789}\n"
+        f"security: {{encryption_keys: [{REAL_KEY}]}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WAYPOST_ADMIN_PASSWORD"}
+    done = subprocess.run(
+        [sys.executable, "-m", "waypost.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "cannot start: first start: set WAYPOST_ADMIN_PASSWORD" in done.stderr
+    assert "Traceback" not in done.stderr
