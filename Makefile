@@ -22,13 +22,16 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-# Every suite that touches the database runs on SQLite, then again on PostgreSQL (127.0.0.1:5432,
-# or $$WAYPOST_TEST_POSTGRES_URL). Pure translation and provider tests do not touch it: they run once.
-DATABASE_SUITES := tests/store tests/identity tests/control tests/cli tests/api tests/e2e tests/conformance tests/test_settings.py
+# The whole suite runs on SQLite, on every core (pytest-xdist). Then the suites where the database
+# itself is under test (the store, identity, the control plane, the CLI) run again on PostgreSQL
+# (127.0.0.1:5432, or $$WAYPOST_TEST_POSTGRES_URL). End-to-end, conformance and API-shape tests go
+# through the same repositories whatever the backend, so they run once.
+DATABASE_SUITES := tests/store tests/identity tests/control tests/cli
+WORKERS ?= auto
 
 test: lint
-	$(BIN)/pytest
-	WAYPOST_TEST_DATABASE=postgresql $(BIN)/pytest $(DATABASE_SUITES)
+	$(BIN)/pytest -n $(WORKERS)
+	WAYPOST_TEST_DATABASE=postgresql $(BIN)/pytest -n $(WORKERS) $(DATABASE_SUITES)
 
 bench: setup
 	bench/run

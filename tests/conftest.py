@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.conformance.results"]
 
 # .ci/run sets this: in CI a test that would skip (a missing server, package or tool) fails instead.
 REQUIRE_ALL = os.environ.get("WAYPOST_REQUIRE_SERVICES") == "1"

@@ -15,6 +15,7 @@ from tests.e2e.clients import TOOL, Answer, ask_anthropic, ask_openai
 from tests.fakes import FakeUpstream, Reply
 
 MODEL = "conformance-model"
+SHORT_TIMEOUT_MODEL = "conformance-model-short-timeout"  # waits 0.5 s for the first byte
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
 PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
 SIGNATURE = "EqQBCkgIARABGAIiQGx3cA=="  # signatures are base64 bytes on every wire
@@ -28,10 +29,12 @@ class Session:
     openai: openai.AsyncOpenAI
     anthropic: anthropic.AsyncAnthropic
 
-    async def ask(self, messages: list[dict[str, Any]], *, stream: bool = False, **kw: Any) -> Answer:
+    async def ask(
+        self, messages: list[dict[str, Any]], *, stream: bool = False, model: str = MODEL, **kw: Any
+    ) -> Answer:
         if self.client == "openai":
-            return await ask_openai(self.openai, MODEL, messages, stream=stream, **kw)
-        return await ask_anthropic(self.anthropic, MODEL, messages, stream=stream, **kw)
+            return await ask_openai(self.openai, model, messages, stream=stream, **kw)
+        return await ask_anthropic(self.anthropic, model, messages, stream=stream, **kw)
 
     def view(self) -> View:
         body = self.fake.last.json
@@ -351,9 +354,9 @@ async def _upstream_auth(s: Session) -> None:
 
 @scenario("error_timeout", "Upstream timeout: 504")
 async def _timeout(s: Session) -> None:
-    s.reply(Reply(latency_s=1.5))  # the matrix's gateway waits 0.5 s for the first byte
+    s.reply(Reply(latency_s=1.5))
     try:
-        await s.ask([user("hi")])
+        await s.ask([user("hi")], model=SHORT_TIMEOUT_MODEL)
     except s.error() as err:
         assert err.status_code == 504  # type: ignore[attr-defined]
     else:

@@ -1,4 +1,7 @@
-"""Records each matrix cell's outcome so docs/compatibility.md can be regenerated from a run."""
+"""Records each matrix cell's outcome so docs/compatibility.md can be regenerated from a run.
+
+A plugin of the root conftest rather than a conftest of its own: under xdist only the controller
+sees every worker's reports, and it loads the root conftest alone."""
 
 from __future__ import annotations
 
@@ -21,5 +24,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
-    if _outcomes:
+    # Under xdist the controller receives every worker's reports: only it writes the file.
+    if _outcomes and not hasattr(session.config, "workerinput"):
         RESULTS.write_text(json.dumps(_outcomes, indent=1, sort_keys=True))
