@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
-
-import uvicorn
 
 from tests.dbs import fresh_database
 from waypost.app import create_app
+from waypost.server import GatewayServer, server_config
 from waypost.settings import DatabaseSettings, Settings
 
 GATEWAY_KEY = "wp-test-key-0123456789"  # an API token of the administrator, seeded by serve()
@@ -97,11 +100,28 @@ async def running(config: Settings) -> AsyncIterator[Running]:
         if config.database.url == DEFAULT_DATABASE_URL:
             section = await stack.enter_async_context(fresh_database(migrated=True))
             config = config.model_copy(update={"database": DatabaseSettings.model_validate(section)})
+        config = with_secrets_file(config)
         app = create_app(config, configure_logs=False)
         base = await stack.enter_async_context(_run(app))
         container = container_of(app)
         await seed_token(container, GATEWAY_KEY)
         yield Running(base, container)
+
+
+@cache
+def _secrets_directory() -> str:
+    directory = tempfile.mkdtemp(prefix="waypost-secrets-")
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
+def with_secrets_file(config: Settings) -> Settings:
+    """On PostgreSQL, which has no database file to keep generated secrets beside, a file per schema
+    in a temporary directory (rather than the current one): gateways on one database agree."""
+    if config.security.secrets_file is not None or config.database.url.startswith("sqlite"):
+        return config
+    path = f"{_secrets_directory()}/secrets-{config.database.postgres_schema or 'public'}.json"
+    return config.model_copy(update={"security": config.security.model_copy(update={"secrets_file": path})})
 
 
 @asynccontextmanager
@@ -110,16 +130,8 @@ async def _run(app: Any) -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="on",
-            http="httptools",
-            proxy_headers=False,
-            timeout_graceful_shutdown=1,
-        )
-    )
+    # Built as ``waypost serve`` builds it (limits, deadlines, logging), with a short drain.
+    server = GatewayServer(server_config(app, container_of(app).settings, timeout_graceful_shutdown=1))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(1000):

@@ -147,9 +147,9 @@ def test_open_mode_refused_off_loopback(tmp_path: Path) -> None:
         )
 
 
-def test_default_jwt_secret_refused_off_loopback(tmp_path: Path) -> None:
+def test_missing_jwt_secret_refused_off_loopback(tmp_path: Path) -> None:
     text = "server: {host: 0.0.0.0}\nsecurity: {encryption_keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]}\n"
-    with pytest.raises(ConfigError, match=r"auth\.jwt_secret: the built-in default is refused"):
+    with pytest.raises(ConfigError, match=r"auth\.jwt_secret: a secret is required"):
         load_settings(write(tmp_path, text), {})
 
 
@@ -194,7 +194,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_config_check_accepts_valid_file(tmp_path: Path) -> None:
-    result = run_cli("config", "check", "--config", str(write(tmp_path, MINIMAL)))
+    # A loopback upstream is one `serve` allows only with allow_private_targets; `check` agrees.
+    text = MINIMAL + "security: {allow_private_targets: true}\n"
+    result = run_cli("config", "check", "--config", str(write(tmp_path, text)))
     assert result.returncode == 0, result.stderr
     assert "ok: 1 model(s) (gpt-4)" in result.stdout
 
@@ -301,3 +303,58 @@ def test_serve_with_several_workers_answers(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# -- a refused config never repeats a secret --------------------------------------------------
+
+SECRET = "s3cr3t-value-0123456789"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"models: [{{name: a, provider: gemini, base_url: 'https://x/v1?key={SECRET}'}}]",
+        f"models: [{{name: a, provider: openai, base_url: 'https://user:{SECRET}@x/v1'}}]",
+        f"models: [{{name: a, provider: bedrock, aws: {{endpoint_url: 'https://x?token={SECRET}'}}}}]",
+        f"database: {{url: 'mysql://user:{SECRET}@db/waypost'}}",
+        "models: [{name: a, provider: openai, api_key: 1234567890123}]",
+        f"models: [{{name: a, provider: openai, headers: {{Authorization: [{SECRET}]}}}}]",
+        f"models: [{{name: a, provider: openai, api_key: 'env://1BAD,{SECRET}'}}]",
+        f'models: [{{name: a, provider: openai, api_key: "{SECRET}}}]',  # invalid YAML
+    ],
+    ids=[
+        "url-query",
+        "url-password",
+        "aws-endpoint",
+        "database-url",
+        "numeric-key",
+        "header",
+        "env-default",
+        "yaml",
+    ],
+)
+def test_a_config_error_never_repeats_a_secret(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), {})
+    message = str(err.value)
+    assert SECRET not in message
+    assert "1234567890123" not in message
+    assert message.split(":")[0], "the message still names the key"
+
+
+def test_a_refused_base_url_names_its_key_and_shows_the_url_without_its_query(tmp_path: Path) -> None:
+    text = f"models: [{{name: a, provider: gemini, base_url: 'https://x/v1?key={SECRET}'}}]"
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), {})
+    assert str(err.value) == (
+        "models[0].base_url: must be an http(s) URL without query, fragment or credentials "
+        "(got 'https://x/v1?key=[redacted]')"
+    )
+
+
+def test_config_check_never_prints_a_secret(tmp_path: Path) -> None:
+    path = write(tmp_path, f"models: [{{name: a, provider: gemini, base_url: 'https://x/v1?key={SECRET}'}}]")
+    done = run_cli("config", "check", "--config", str(path))
+    assert done.returncode != 0
+    assert "models[0].base_url" in done.stdout + done.stderr
+    assert SECRET not in done.stdout + done.stderr

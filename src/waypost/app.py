@@ -25,13 +25,16 @@ from waypost.core.errors import GatewayError, NotFound
 from waypost.observability.access import AccessLog
 from waypost.observability.logging import configure_logging
 from waypost.pipeline.auth import Authenticator
+from waypost.pipeline.bounds import RequestBounds
 from waypost.providers.http import HttpClient
+from waypost.providers.kinds import calls_upstream
 from waypost.providers.registry import build_providers
 from waypost.routing.catalog import ModelCatalog
 from waypost.routing.registry import ModelRegistry
 from waypost.routing.router import Router
 from waypost.security.bootstrap import StartupError, start_container
 from waypost.security.crypto import SecretBox
+from waypost.security.generated_secrets import resolve_secrets
 from waypost.security.jwt_tokens import JwtCodec
 from waypost.security.passwords import PasswordHasher
 from waypost.security.urlguard import OutboundPolicy
@@ -130,12 +133,13 @@ def build_container(settings: Settings) -> Container:
     check_config_urls(settings, policy)
     http = HttpClient(policy)
     providers = build_providers({m.provider for m in settings.models}, http)
-    router = Router(ModelRegistry(settings.models), providers)
+    router = Router(ModelRegistry(settings.models), providers, RequestBounds.from_settings(settings))
+    resolved = resolve_secrets(settings)  # configured, or generated and kept in a file on loopback
     store = Store.from_settings(settings.database)
-    secrets = SecretBox.from_settings(settings)
+    secrets = SecretBox(resolved.encryption_keys)
     catalog = ModelCatalog(settings, store, secrets, router, http)
     auth = settings.auth
-    jwt = JwtCodec(auth.jwt_secret, auth.jwt_algorithm, auth.access_token_ttl)
+    jwt = JwtCodec(resolved.jwt_secret, auth.jwt_algorithm, auth.access_token_ttl)
     authenticator = Authenticator(
         store, jwt, catalog, ttl=auth.cache_ttl, open_as=auth.admin_email if auth.open else None
     )
@@ -159,14 +163,16 @@ def build_container(settings: Settings) -> Container:
     )
 
 
-def check_config_urls(settings: Settings, policy: OutboundPolicy) -> None:
-    """Config-file models meet the outbound URL rules too (DNS is checked at call time)."""
+def check_config_urls(settings: Settings, policy: OutboundPolicy | None = None) -> None:
+    """Config-file models meet the outbound URL rules too (DNS is checked at call time). Run by
+    ``serve`` (building the app) and by ``waypost config check``, so both refuse the same files."""
+    policy = policy or OutboundPolicy.from_settings(settings.security)
     for i, model in enumerate(settings.models):
         urls = {"base_url": model.resolved_base_url()}
         if model.aws is not None and model.aws.endpoint_url:
             urls["aws.endpoint_url"] = model.aws.endpoint_url
         for key, url in urls.items():
-            if not url or model.provider in ("mock", "auto"):
+            if not url or not calls_upstream(model.provider):
                 continue
             try:
                 policy.check_url(url)

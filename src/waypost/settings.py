@@ -27,17 +27,13 @@ from pydantic import (
     model_validator,
 )
 
+# Provider types with code behind them (any other ``provider`` value must name a preset) and
+# their default base URLs come from the one table of provider types.
+from waypost.providers.kinds import DEFAULT_BASE_URLS, PROVIDER_TYPES
 from waypost.providers.presets import builtin_presets
 
 ENV_PREFIX = "WAYPOST_"
-# Provider types with code behind them; any other ``provider`` value must name a preset.
-PROVIDER_TYPES = ("openai", "anthropic", "mock", "bedrock", "gemini", "ollama", "azure", "auto")
-DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com",
-    "ollama": "http://127.0.0.1:11434",
-}
+SECRETS_FILE_NAME = "waypost-secrets.json"  # generated secrets, when none are configured
 
 
 class ConfigError(Exception):
@@ -55,6 +51,14 @@ class ServerSettings(_Strict):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
     public_url: str | None = None  # how browsers reach the gateway (OIDC redirect URIs)
+    public_api_docs: bool = False  # serve /admin/openapi.json and /admin/docs without credentials
+    # Slow or stalled clients (docs/configuration.md, "Server"): seconds for a request's line and
+    # headers, then for its whole body; past them 408 (or the connection is closed).
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(60.0, gt=0)
+    # Past these 431: header fields per request, and bytes of the URL plus every header name and value.
+    max_header_count: int = Field(100, ge=16)
+    max_header_bytes: int = Field(32 * 1024, ge=4096)
 
 
 class Timeouts(_Strict):
@@ -130,7 +134,8 @@ class PresetSettings(_Strict):
 
 def _plain_http_url(value: str | None) -> str | None:
     if value is not None and not re.match(r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", value):
-        raise ValueError(f"must be an http(s) URL without query, fragment or credentials, got {value!r}")
+        # The value itself is not repeated: a query may hold a key (the error names the key path).
+        raise ValueError("must be an http(s) URL without query, fragment or credentials")
     return value.rstrip("/") if value else value
 
 
@@ -148,6 +153,8 @@ class ModelSettings(_Strict):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     fallbacks: list[str] = Field(default_factory=list)
     default_max_tokens: int = Field(4096, ge=1)
+    # The model's own maximum output (tokens), when known: a request asking for more is refused.
+    max_output_tokens: int | None = Field(None, ge=1)
     mock: MockSettings = Field(default_factory=MockSettings)
     aws: AwsSettings | None = None  # bedrock
     api_version: str | None = None  # azure: the api-version query value; gemini: the path version
@@ -179,16 +186,24 @@ class ModelSettings(_Strict):
                 raise ValueError(f"invalid header {key!r}")
         return value
 
+    @model_validator(mode="after")
+    def _default_within_maximum(self) -> ModelSettings:
+        # The default fills requests that name no max_tokens, so it may not exceed the maximum.
+        ceiling = self.max_output_tokens
+        if ceiling is not None and self.default_max_tokens > ceiling:
+            if "default_max_tokens" in self.model_fields_set:
+                raise ValueError(
+                    f"default_max_tokens ({self.default_max_tokens}) is above max_output_tokens ({ceiling})"
+                )
+            self.default_max_tokens = ceiling
+        return self
+
     @property
     def target_model(self) -> str:
         return self.upstream_model or self.name
 
     def resolved_base_url(self) -> str:
         return self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")
-
-
-DEFAULT_JWT_SECRET = "waypost-insecure-default-jwt-secret-change-me"  # refused off loopback
-DEV_ENCRYPTION_KEY = "d2F5cG9zdC1kZXZlbG9wbWVudC1rZXktbm90LXNhZmU="  # Fernet; refused off loopback
 
 
 class PasswordHashing(_Strict):
@@ -228,7 +243,9 @@ class AuthSettings(_Strict):
     token through as the bootstrap admin."""
 
     open: bool = False
-    jwt_secret: str = Field(DEFAULT_JWT_SECRET, min_length=32)  # HMAC keys shorter than the hash are weak
+    # HMAC keys shorter than the hash are weak. Unset (loopback only): a random one is generated on
+    # first start and kept in ``security.secrets_file``.
+    jwt_secret: str | None = Field(None, min_length=32)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_ttl: int = Field(900, ge=30, le=86400)  # seconds
     refresh_token_ttl: int = Field(30 * 86400, ge=300)
@@ -263,9 +280,16 @@ class SecuritySettings(_Strict):
 
     # Fernet keys (``waypost secrets generate-key``). The first encrypts; the others still decrypt,
     # so a key is rotated by putting the new one first and running ``waypost secrets rotate``.
+    # Empty (loopback only): a random key is generated on first start and kept in ``secrets_file``.
     encryption_keys: list[str] = Field(default_factory=list)
+    # Where generated secrets are kept (mode 0600). Unset: beside the SQLite database, otherwise
+    # beside the config file (the current directory without one).
+    secrets_file: str | None = None
     allow_private_targets: bool = False  # allow loopback/private/link-local upstreams (never metadata)
     allowed_base_urls: list[str] = Field(default_factory=list)  # glob patterns; empty: any public URL
+    # Body fields that would steer a downstream proxy (api_base, api_key, extra_body, *_config...):
+    # dropped (named in X-Waypost-Dropped) or refused with a 400. See docs/configuration.md.
+    steering_fields: Literal["drop", "refuse"] = "drop"
 
     @field_validator("encryption_keys")
     @classmethod
@@ -283,6 +307,19 @@ class SecuritySettings(_Strict):
         return value
 
 
+class LimitsSettings(_Strict):
+    """Upper bounds on request fields, so every request has a bounded worst case. A request above
+    one is refused with a 400 naming the field (docs/configuration.md, "Request limits")."""
+
+    max_output_tokens: int = Field(131072, ge=1)  # max_tokens & co.; a model's own maximum may be lower
+    max_choices: int = Field(128, ge=1)  # n (x best_of x prompts on legacy completions)
+    max_messages: int = Field(100_000, ge=1)
+    max_tools: int = Field(1024, ge=1)
+    max_stop_sequences: int = Field(64, ge=1)
+    max_embedding_inputs: int = Field(2048, ge=1)
+    max_embedding_dimensions: int = Field(8192, ge=1)
+
+
 class LoggingSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = Field(True, alias="json")
@@ -295,6 +332,7 @@ class Settings(_Strict):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     presets: dict[str, PresetSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
 
@@ -349,8 +387,8 @@ class Settings(_Strict):
             where = f"server.host is {self.server.host!r}, not a loopback address"
             if self.auth.open:
                 raise ValueError(f"auth.open: an open gateway is only allowed on loopback ({where})")
-            if self.auth.jwt_secret == DEFAULT_JWT_SECRET:
-                raise ValueError(f"auth.jwt_secret: the built-in default is refused ({where})")
+            if self.auth.jwt_secret is None:
+                raise ValueError(f"auth.jwt_secret: a secret is required ({where})")
             if not self.security.encryption_keys:
                 raise ValueError(f"security.encryption_keys: a key is required ({where})")
         return self
@@ -455,8 +493,9 @@ def resolve_env_refs(node: Any, environ: Mapping[str, str], path: list[str | int
     if isinstance(node, str) and node.startswith("env://"):
         match = _ENV_REF.match(node)
         if not match:
+            shown = node.partition(",")[0]  # a default after the comma may be a secret
             raise ConfigError(
-                f"{_path(path)}: malformed reference {node!r} (expected env://VAR or env://VAR,default)"
+                f"{_path(path)}: malformed reference {shown!r} (expected env://VAR or env://VAR,default)"
             )
         var, default = match.group(1), match.group(2)
         if var in environ:
@@ -467,16 +506,45 @@ def resolve_env_refs(node: Any, environ: Mapping[str, str], path: list[str | int
     return node
 
 
+# Keys whose values are secrets: a message about them never repeats the value.
+_SECRET_KEY = re.compile(r"key|secret|token|passw|headers|cookie|credential", re.I)
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@")
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s'\"]*")
+
+
+def _without_url_secrets(text: str) -> str:
+    """``text`` with the password and query values of any URL in it replaced."""
+    return _QUERY_VALUE.sub(r"\1[redacted]", _URL_PASSWORD.sub(r"\1[redacted]@", text))
+
+
 def _format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the key. The offending value is shown only where it cannot
+    be a secret (never under a key like ``api_key`` or ``headers``, never a URL's query or
+    password), so that a refused config never prints a credential."""
     lines = []
     for err in exc.errors():
         loc = [p for p in err["loc"] if p not in ("function-after[_cross_checks(), Settings]",)]
         msg = err["msg"].removeprefix("Value error, ")
         where = _path(list(loc)) if loc else ""
-        if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
-            msg += f" (got {err['input']!r})"
-        lines.append(f"{where}: {msg}" if where and not msg.startswith(where) else msg)
+        value = err.get("input")
+        secret = any(isinstance(part, str) and _SECRET_KEY.search(part) for part in loc)
+        if secret:
+            if isinstance(value, str) and value:
+                msg = msg.replace(value, "[redacted]")
+        elif "input" in err and err["type"] not in ("missing",) and not isinstance(value, (dict, list)):
+            msg += f" (got {value!r})"
+        lines.append(_without_url_secrets(f"{where}: {msg}" if where and not msg.startswith(where) else msg))
     return "\n".join(lines)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, without the quoted line PyYAML adds (it may hold a secret)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return (
+            f"{exc.problem or exc.context or 'cannot parse'} (line {mark.line + 1}, column {mark.column + 1})"
+        )
+    return "cannot parse the file"
 
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -491,7 +559,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         try:
             doc = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+            raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
         if not isinstance(doc, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
     doc = apply_env_overrides(doc, environ)
@@ -509,4 +577,11 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         if match and match.group(2) != ":memory:":
             absolute = Path(path).resolve().parent / match.group(2)
             settings.database.url = f"{match.group(1)}{absolute}"
+        # So does a relative secrets file; and with no SQLite file to keep them beside (PostgreSQL),
+        # generated secrets are kept beside the config file too.
+        security = settings.security
+        if security.secrets_file is not None:
+            security.secrets_file = str(Path(path).resolve().parent / security.secrets_file)
+        elif not url.startswith("sqlite"):
+            security.secrets_file = str(Path(path).resolve().parent / SECRETS_FILE_NAME)
     return settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from tests.conformance.conftest import RESULTS
+from tests.conformance.results import RESULTS
 from tests.conformance.scenarios import SCENARIOS
 from tests.conformance.targets import TARGETS
 

@@ -138,6 +138,17 @@ async def test_an_id_token_with_a_bad_signature_is_refused(api: Control, idp: Fa
     assert resp.status_code == 401
 
 
+async def test_an_id_token_whose_key_set_is_down_is_a_401(api: Control, idp: FakeOidcProvider) -> None:
+    assert (await api.http.get(await to_callback(api))).status_code == 200  # the keys are cached
+    idp.jwks_down = True
+    idp.token_kid = "a-key-nobody-published"
+    resp = await api.http.get(await to_callback(api))
+    assert resp.status_code == 401
+    assert resp.json()["error"]["type"] == "authentication_error"
+    assert "key set could not be fetched" in message(resp)
+    assert idp.jwks_hits == 2
+
+
 async def test_the_provider_refusing_the_login_is_a_401(api: Control, idp: FakeOidcProvider) -> None:
     idp.deny = True
     resp = await api.http.get(await to_callback(api))

@@ -1,4 +1,5 @@
-"""The OpenAPI document describes every control-plane route, typed and tagged."""
+"""The OpenAPI document describes every control-plane route, typed and tagged, and is shown only to
+authenticated callers unless configured public."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.control.client import Control, control
+from tests.control.client import Control, control, message
 from tests.harness import settings
 
 ROUTES = {
@@ -70,7 +71,7 @@ async def api() -> AsyncIterator[Control]:
 
 
 async def test_the_document_lists_every_route(api: Control) -> None:
-    resp = await api.get("/admin/openapi.json", token=None)
+    resp = await api.get("/admin/openapi.json")
     assert resp.status_code == 200
     doc = resp.json()
     assert doc["info"]["title"] == "Waypost control plane"
@@ -79,7 +80,7 @@ async def test_the_document_lists_every_route(api: Control) -> None:
 
 
 async def test_every_operation_is_tagged_and_its_answer_typed(api: Control) -> None:
-    doc = (await api.get("/admin/openapi.json", token=None)).json()
+    doc = (await api.get("/admin/openapi.json")).json()
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert op.get("tags"), (method, path)
@@ -91,13 +92,39 @@ async def test_every_operation_is_tagged_and_its_answer_typed(api: Control) -> N
 
 
 async def test_the_docs_page_is_served(api: Control) -> None:
-    resp = await api.get("/admin/docs", token=None)
+    resp = await api.get("/admin/docs")
     assert resp.status_code == 200
     assert "/admin/openapi.json" in resp.text
 
 
+@pytest.mark.parametrize("path", ["/admin/openapi.json", "/admin/docs"])
+@pytest.mark.parametrize("token", [None, "wp-not-a-real-token-0000000000"])
+async def test_the_docs_need_credentials(api: Control, path: str, token: str | None) -> None:
+    resp = await api.get(path, token=token)
+    assert resp.status_code == 401
+    assert resp.json()["error"]["type"] == "authentication_error"
+    assert message(resp)
+    assert "paths" not in resp.text
+
+
+async def test_any_signed_in_person_may_read_the_docs(api: Control) -> None:
+    bob = await api.person("bob@example.com")  # no permissions at all
+    assert (await api.get("/admin/openapi.json", token=bob.token)).status_code == 200
+    assert (await api.get("/admin/docs", token=bob.token)).status_code == 200
+
+
+async def test_docs_configured_public_need_no_credentials() -> None:
+    async with control(settings(server={"public_api_docs": True})) as api:
+        document = await api.get("/admin/openapi.json", token=None)
+        page = await api.get("/admin/docs", token=None)
+        users = await api.get("/admin/users", token=None)
+    assert document.status_code == 200 and document.json()["info"]["title"] == "Waypost control plane"
+    assert page.status_code == 200
+    assert users.status_code == 401  # the API itself still needs credentials
+
+
 async def test_errors_are_documented_in_the_shape_they_are_sent(api: Control) -> None:
-    doc = (await api.get("/admin/openapi.json", token=None)).json()
+    doc = (await api.get("/admin/openapi.json")).json()
     error = {"$ref": "#/components/schemas/ErrorBody"}
     for path, ops in doc["paths"].items():
         for method, op in ops.items():

@@ -7,6 +7,7 @@ from typing import Any
 from tests.control.client import control
 from tests.harness import model, settings
 from waypost.security.crypto import generate_key
+from waypost.security.generated_secrets import secrets_file_path
 
 
 def checks(body: dict[str, Any]) -> dict[str, bool]:
@@ -21,12 +22,22 @@ async def test_development_defaults_are_reported_as_degraded() -> None:
     assert body["status"] == "degraded"
     assert checks(body) == {
         "database": True,
-        "encryption_key": False,  # the development key
-        "jwt_secret": False,  # the built-in default
+        "encryption_key": True,  # generated, which is fine on loopback
+        "jwt_secret": True,  # generated too
         "admin_password": True,  # the harness sets one
         "outbound_guard": False,  # the harness allows private targets for its loopback fakes
     }
     assert all(c["detail"] for c in body["checks"])
+
+
+async def test_generated_secrets_are_reported_with_the_file_they_are_kept_in() -> None:
+    async with control(settings(model("echo", "mock"))) as api:
+        body = (await api.get("/admin/status")).json()
+        path = secrets_file_path(api.container.settings)
+    details = {c["name"]: c["detail"] for c in body["checks"]}
+    for name in ("encryption_key", "jwt_secret"):
+        assert "generated" in details[name] and str(path) in details[name], details[name]
+    assert "reads the stored secrets" in details["encryption_key"]
 
 
 async def test_a_safe_configuration_is_ok() -> None:

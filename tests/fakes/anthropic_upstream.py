@@ -414,9 +414,8 @@ class AnthropicUpstream(FakeUpstream):
             return self.error_response(400, str(exc))
         reply = self.take_reply()
         answer = _Answer(reply, body)
-        error_frame = _event(
-            "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-        )
+        error = {"type": "overloaded_error", "message": reply.error_message or "Overloaded"}
+        error_frame = _event("error", {"type": "error", "error": error})
         return await self.respond(
             request,
             reply,

@@ -69,6 +69,11 @@ class Reply:
     """Model name in the answer; defaults to the requested one."""
     raw_body: bytes | None = None
     """Sent verbatim with ``status`` (``text/event-stream`` when streaming), to test malformed upstreams."""
+    garbage: bytes | None = None
+    """What no parser should accept (a 20 MB line, bytes that are not JSON or not UTF-8, a corrupt
+    event-stream message): a stream sends it after ``garbage_after_chunks`` frames, then ends; a
+    non-streamed answer is it alone, with status 200 and no ``Content-Length`` (chunked)."""
+    garbage_after_chunks: int = 0
 
 
 @dataclass(frozen=True)
@@ -339,6 +344,8 @@ class FakeUpstream(LoopbackServer):
                 raise _ConnectionDropped
             if reply.stall_after_chunks is not None:
                 await self._hang()
+            if reply.garbage is not None:
+                return await self.send_garbage(request, reply.garbage, all_headers)
             return web.Response(
                 body=compact_json(body()), headers={**all_headers, "content-type": "application/json"}
             )
@@ -364,6 +371,9 @@ class FakeUpstream(LoopbackServer):
             if sent == reply.error_event_after_chunks:
                 await response.write(error_frame)
                 break
+            if reply.garbage is not None and sent == reply.garbage_after_chunks:
+                await write_garbage(response, reply.garbage)
+                break
             if sent == len(frames):
                 break
             if sent > 0:
@@ -371,3 +381,21 @@ class FakeUpstream(LoopbackServer):
             await response.write(frames[sent])
         await response.write_eof()
         return response
+
+    async def send_garbage(
+        self, request: web.Request, garbage: bytes, headers: Mapping[str, str]
+    ) -> web.StreamResponse:
+        """``garbage`` as a 200 JSON answer of unannounced length."""
+        response = web.StreamResponse(headers={**headers, "content-type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await write_garbage(response, garbage)
+        await response.write_eof()
+        return response
+
+
+async def write_garbage(response: web.StreamResponse, garbage: bytes) -> None:
+    """Write in 64 KiB pieces, as a real server would, so that the reader sees many chunks."""
+    piece = 64 * 1024
+    for start in range(0, len(garbage), piece):
+        await response.write(garbage[start : start + piece])

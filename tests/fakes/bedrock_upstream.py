@@ -30,7 +30,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
-from tests.fakes.base import FakeUpstream, Reply, compact_json, estimate_tokens, split_text
+from tests.fakes.base import FakeUpstream, Reply, compact_json, estimate_tokens, split_text, write_garbage
 from tests.fakes.bedrock_validation import ValidationError, validate_converse
 from tests.fakes.eventstream_encoder import event, exception
 
@@ -221,6 +221,9 @@ class BedrockUpstream(FakeUpstream):
             return response
         frames = answer.frames()
         for sent in range(len(frames) + 1):
+            if reply.garbage is not None and sent == reply.garbage_after_chunks:
+                await write_garbage(response, reply.garbage)
+                break
             if sent == reply.reset_after_chunks:
                 raise ConnectionResetError  # the base middleware aborts the connection
             if sent == reply.stall_after_chunks:

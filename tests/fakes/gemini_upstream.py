@@ -311,7 +311,8 @@ class GeminiUpstream(FakeUpstream):
             return await self.respond(
                 request, reply, stream=False, body=answer.chunks, frames=list, error_frame=b"", headers={}
             )
-        error = error_body(503, "The model is overloaded. Please try again later.", "UNAVAILABLE")
+        message = reply.error_message or "The model is overloaded. Please try again later."
+        error = error_body(503, message, "UNAVAILABLE")
         return await self.respond(
             request,
             reply,

@@ -32,6 +32,7 @@ Knobs (plain attributes, change them between steps):
     token_kid           the kid put in ID token headers (default None: the published key's kid)
     discovery_issuer    the issuer the discovery document claims (default: the real one)
     omit_id_token       /token answers without an id_token
+    jwks_down           /jwks answers 503 (the key set is unavailable; still counted in jwks_hits)
 
 Records: ``authorize_requests`` and ``token_requests`` (the query / form dicts as received),
 ``discovery_hits``, ``jwks_hits``. ``rotate_key()`` replaces the signing key (new kid).
@@ -104,6 +105,7 @@ class FakeOidcProvider(LoopbackServer):
         self.token_kid: str | None = None
         self.discovery_issuer: str | None = None
         self.omit_id_token = False
+        self.jwks_down = False
         # The log.
         self.authorize_requests: list[dict[str, str]] = []
         self.token_requests: list[dict[str, str]] = []
@@ -198,6 +200,8 @@ class FakeOidcProvider(LoopbackServer):
 
     async def _jwks(self, request: web.Request) -> web.Response:
         self.jwks_hits += 1
+        if self.jwks_down:
+            return _page(503, "the key set is unavailable")
         return web.json_response({"keys": [self.public_jwk()]})
 
     async def _authorize(self, request: web.Request) -> web.Response:

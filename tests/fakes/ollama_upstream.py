@@ -262,7 +262,12 @@ class OllamaUpstream(FakeUpstream):
             stream=body.get("stream", True) is not False,  # Ollama streams unless told not to
             body=answer.whole,
             frames=answer.lines,
-            error_frame=_line({"error": "an error was encountered while running the model: unexpected EOF"}),
+            error_frame=_line(
+                {
+                    "error": reply.error_message
+                    or "an error was encountered while running the model: unexpected EOF"
+                }
+            ),
             headers={},
         )
 

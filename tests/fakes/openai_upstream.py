@@ -418,13 +418,8 @@ class OpenAIUpstream(FakeUpstream):
             stream and isinstance(options, dict) and options.get("include_usage") is True
         ) and not self.ignore_include_usage
         answer = _Answer(reply, body)
-        error_frame = (
-            b"data: "
-            + compact_json(
-                error_body("The server had an error while processing your request.", "server_error")
-            )
-            + b"\n\n"
-        )
+        message = reply.error_message or "The server had an error while processing your request."
+        error_frame = b"data: " + compact_json(error_body(message, "server_error")) + b"\n\n"
         return await self.respond(
             request,
             reply,

@@ -4,19 +4,29 @@ development defaults are refused off loopback."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
+from cryptography.fernet import Fernet, InvalidToken
 
 from tests.harness import ADMIN_EMAIL, ADMIN_PASSWORD, FAST_HASHING, running, settings
 from waypost.app import create_app
 from waypost.security.bootstrap import DEFAULT_ADMIN_PASSWORD, StartupError, start_container
-from waypost.settings import Settings
+from waypost.security.generated_secrets import secrets_file_path
+from waypost.security.jwt_tokens import JwtCodec
+from waypost.settings import DatabaseSettings, Settings
+from waypost.store import Store
 
 REAL_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+# What older versions used when nothing was configured; both are public.
+OLD_JWT_SECRET = "waypost-insecure-default-jwt-secret-change-me"
+OLD_DEV_KEY = "d2F5cG9zdC1kZXZlbG9wbWVudC1rZXktbm90LXNhZmU="
 OFF_LOOPBACK = {
     "server": {"host": "0.0.0.0"},
     "security": {"encryption_keys": [REAL_KEY]},
@@ -103,6 +113,69 @@ async def test_the_encryption_canary_is_written_once(database: dict[str, Any]) -
         second = await gw.container.store.kv.get("encryption_canary")
     assert first is not None
     assert first == second
+
+
+async def login(url: str) -> str:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        resp = await http.post("/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    assert resp.status_code == 200, resp.text
+    token: str = resp.json()["access_token"]
+    return token
+
+
+async def me(url: str, token: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        return await http.get("/me", headers={"authorization": f"Bearer {token}"})
+
+
+async def test_without_configured_secrets_a_restart_reuses_the_generated_ones(
+    database: dict[str, Any],
+) -> None:
+    async with running(settings(database=database)) as gw:
+        token = await login(gw.url)
+        path = secrets_file_path(gw.container.settings)
+        first = path.read_bytes()
+    async with running(settings(database=database)) as gw:
+        assert secrets_file_path(gw.container.settings) == path
+        resp = await me(gw.url, token)  # signed before the restart
+    assert resp.status_code == 200, resp.text
+    assert path.read_bytes() == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_an_access_token_signed_with_the_old_built_in_secret_is_refused(
+    database: dict[str, Any],
+) -> None:
+    async with running(settings(database=database)) as gw:
+        admin = await gw.container.store.users.by_email(ADMIN_EMAIL)
+        forged = JwtCodec(OLD_JWT_SECRET, "HS256", 900).issue(admin.id, ADMIN_EMAIL, "admin")
+        resp = await me(gw.url, forged)
+        assert (await me(gw.url, await login(gw.url))).status_code == 200
+    assert resp.status_code == 401
+    assert resp.json()["error"]["type"] == "authentication_error"
+
+
+async def test_secrets_stored_under_the_old_development_key_are_re_encrypted_at_start(
+    database: dict[str, Any],
+) -> None:
+    legacy = Fernet(OLD_DEV_KEY.encode())
+    store = Store.from_settings(DatabaseSettings.model_validate(database))
+    await store.upgrade()
+    await store.secrets.create("openai", ciphertext=legacy.encrypt(b"sk-old-value").decode())
+    await store.kv.set("encryption_canary", legacy.encrypt(b"waypost encryption canary").decode())
+    await store.close()
+
+    async with running(settings(database=database)) as gw:
+        store = gw.container.store
+        kept = orjson.loads(secrets_file_path(gw.container.settings).read_bytes())
+        secret = await store.secrets.ciphertext("openai")
+        canary = await store.kv.get("encryption_canary")
+    generated = Fernet(kept["encryption_key"])
+    assert generated.decrypt(secret.encode()) == b"sk-old-value"
+    assert generated.decrypt(canary.encode()) == b"waypost encryption canary"
+    for row in (secret, canary):
+        with pytest.raises(InvalidToken):
+            legacy.decrypt(row.encode())
 
 
 def test_serve_refuses_a_missing_admin_password_with_the_reason_alone(tmp_path: Path) -> None:

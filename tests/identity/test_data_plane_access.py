@@ -252,6 +252,11 @@ async def test_request_bodies_cannot_redirect_the_upstream(database: dict[str, A
     assert upstream.hits == 1
     assert elsewhere.hits == 0
     assert upstream.last.headers["authorization"] == "Bearer sk-real"
+    # Nor do the fields reach the upstream, which may itself be a proxy that honours them.
+    sent = upstream.last.json
+    assert not {"base_url", "api_base", "api_key", "extra_body"} & set(sent)
+    assert sent["metadata"] == {}
+    assert "metadata.base_url" in resp.headers["x-waypost-dropped"]
 
 
 async def test_an_invalid_database_model_is_skipped_and_the_others_load(database: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from waypost.core.errors import (
     UpstreamAuthError,
     UpstreamBadRequest,
     UpstreamError,
+    UpstreamInvalid,
     UpstreamTimeout,
 )
 from waypost.core.events import MessageEnd, StreamEvent, TextDelta, fold
@@ -267,7 +268,7 @@ async def test_a_corrupt_frame_interrupts_the_stream_after_the_frames_before_it(
     bad = corrupt(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "bad"}}))
     fake.enqueue(Reply(raw_body=good + bad))
     seen: list[StreamEvent] = []
-    with pytest.raises(StreamInterrupted, match="checksum"):
+    with pytest.raises(UpstreamInvalid, match="invalid stream: an event-stream message checksum"):
         async for batch in provider.stream(HI, deployment(fake), CTX):
             seen += batch
     assert [e.text for e in seen if isinstance(e, TextDelta)] == ["fine"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from waypost.security.crypto import SecretBox, SecretUnreadable, generate_key
-from waypost.settings import DEV_ENCRYPTION_KEY, SecuritySettings
+from waypost.settings import SecuritySettings
 
 OLD, NEW = generate_key(), generate_key()
 
@@ -53,16 +53,17 @@ def test_garbage_ciphertext_is_unreadable() -> None:
         SecretBox([OLD]).decrypt("not-a-fernet-token")
 
 
-def test_from_settings_uses_the_configured_keys() -> None:
-    box = SecretBox.from_settings(SecuritySettings(encryption_keys=[NEW, OLD]))
-    assert not box.primary_is_dev_key
-    assert SecretBox([NEW]).decrypt(box.encrypt("v")) == "v"
+def test_a_key_added_for_reading_never_encrypts() -> None:
+    box = SecretBox([NEW]).also_reading(OLD)
+    assert box.decrypt(SecretBox([OLD]).encrypt("v")) == "v"
+    assert not SecretBox([OLD]).reads(box.encrypt("v"))
+    assert SecretBox([NEW]).reads(box.encrypt("v"))
 
 
-def test_from_settings_without_keys_falls_back_to_the_dev_key() -> None:
-    box = SecretBox.from_settings(SecuritySettings())
-    assert box.primary_is_dev_key
-    assert SecretBox([DEV_ENCRYPTION_KEY]).decrypt(box.encrypt("v")) == "v"
+def test_reads_tells_which_ciphertexts_a_box_can_decrypt() -> None:
+    assert SecretBox([OLD]).reads(SecretBox([OLD]).encrypt("v"))
+    assert not SecretBox([NEW]).reads(SecretBox([OLD]).encrypt("v"))
+    assert not SecretBox([NEW]).reads("not-a-fernet-token")
 
 
 def test_generated_keys_are_valid_and_distinct() -> None:

@@ -297,6 +297,62 @@ async def test_an_unknown_key_id_refetches_the_cached_key_set_only_once(
     assert idp.jwks_hits == 2
 
 
+async def test_a_flood_of_unknown_key_ids_costs_one_refetch_per_interval(
+    http: HttpClient, idp: FakeOidcProvider
+) -> None:
+    token, discovery = await token_for(http, idp)
+    await oidc.verify_id_token(http, token, discovery, "waypost", "n")
+    for i in range(20):
+        idp.token_kid = f"made-up-{i}"
+        assert "does not publish" in await rejected(http, idp)
+    assert idp.jwks_hits == 2  # the first fetch, and one refetch for all the unknown key ids
+
+
+async def test_an_unknown_key_id_while_the_key_set_is_down_is_unauthorized(
+    http: HttpClient, idp: FakeOidcProvider
+) -> None:
+    token, discovery = await token_for(http, idp)
+    await oidc.verify_id_token(http, token, discovery, "waypost", "n")
+    idp.jwks_down = True
+    idp.token_kid = "made-up"
+    message = await rejected(http, idp)
+    assert "cannot be verified: its key set could not be fetched" in message
+    assert "503" in message
+    assert "does not publish" in await rejected(http, idp)  # no second fetch within the interval
+    assert idp.jwks_hits == 2
+
+
+async def test_the_cached_keys_still_verify_while_the_key_set_is_down(
+    http: HttpClient, idp: FakeOidcProvider
+) -> None:
+    token, discovery = await token_for(http, idp)
+    await oidc.verify_id_token(http, token, discovery, "waypost", "n")
+    idp.jwks_down = True
+    await oidc.verify_id_token(http, idp.make_id_token("n"), discovery, "waypost", "n")
+    assert idp.jwks_hits == 1
+
+
+async def test_a_key_set_down_from_the_start_is_unauthorized_and_not_refetched_at_once(
+    http: HttpClient, idp: FakeOidcProvider
+) -> None:
+    idp.jwks_down = True
+    for _ in range(5):
+        assert "cannot be verified" in await rejected(http, idp)
+    assert idp.jwks_hits == 1
+
+
+async def test_after_the_interval_an_unknown_key_id_refetches_again(
+    http: HttpClient, idp: FakeOidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(oidc, "JWKS_REFETCH_SECONDS", 0.0)  # every interval has passed
+    token, discovery = await token_for(http, idp)
+    await oidc.verify_id_token(http, token, discovery, "waypost", "n")
+    idp.token_kid = "made-up"
+    for _ in range(3):
+        await rejected(http, idp)
+    assert idp.jwks_hits == 4
+
+
 # -- the e-mail -----------------------------------------------------------------------------------
 
 

@@ -221,6 +221,14 @@ def test_decode_unmodelled_claude_code_fields_are_noted_not_rejected() -> None:
         assert name in note
 
 
+def test_decode_does_not_call_steering_fields_kept() -> None:
+    # They never reach an upstream (the router's bounds stage drops or refuses them).
+    req = decode_request({**claude_code_body(), "base_url": "http://evil", "user_config": {}})
+    note = next(n for n in req.notes if n.startswith("fields kept only"))
+    assert "base_url" not in note
+    assert "user_config" not in note
+
+
 def test_decode_tool_choice_auto_with_parallel_allowed() -> None:
     assert decode_request(claude_code_body()).tool_choice == ToolChoice("auto", parallel=True)
 

@@ -35,9 +35,9 @@ def decode(raw: bytes, chunk: int = 0) -> list[StreamEvent]:
     pieces = [raw[i : i + chunk] for i in range(0, len(raw), chunk)] if chunk else [raw]
     out: list[StreamEvent] = []
     for piece in pieces:
-        for line in splitter.feed(piece):
-            out += decoder.feed(ollama.line_object(line))
-    assert splitter.rest() == b""
+        for line in splitter.feed_frames(piece)[0]:
+            out += decoder.feed(json.loads(line))
+    assert splitter.end_frames() == []
     return out
 
 
@@ -116,21 +116,11 @@ def test_stream_and_single_answer_fold_to_the_same_response() -> None:
 def test_an_error_line_interrupts_the_stream_after_what_came_before() -> None:
     splitter = ollama.LineSplitter()
     decoder = ollama.StreamDecoder(RID)
-    lines = splitter.feed(recorded("stream_error.ndjson"))
-    before = decoder.feed(ollama.line_object(lines[0]))
+    lines, _ = splitter.feed_frames(recorded("stream_error.ndjson"))
+    before = decoder.feed(json.loads(lines[0]))
     assert TextDelta(0, "Partial") in before
     with pytest.raises(StreamInterrupted, match="unexpected EOF"):
-        decoder.feed(ollama.line_object(lines[1]))
-
-
-def test_a_line_that_is_not_json_interrupts_the_stream() -> None:
-    with pytest.raises(StreamInterrupted, match="not JSON"):
-        ollama.line_object(b"{not json")
-
-
-def test_a_line_that_is_not_an_object_interrupts_the_stream() -> None:
-    with pytest.raises(StreamInterrupted, match="not an object"):
-        ollama.line_object(b"[1, 2]")
+        decoder.feed(json.loads(lines[1]))
 
 
 def test_lines_after_done_are_ignored() -> None:
@@ -142,18 +132,29 @@ def test_lines_after_done_are_ignored() -> None:
 
 def test_a_final_line_without_its_newline_is_kept_for_the_end() -> None:
     splitter = ollama.LineSplitter()
-    assert splitter.feed(b'{"a": 1}\n{"b"') == [b'{"a": 1}']
-    assert splitter.feed(b": 2}") == []
-    assert splitter.rest() == b'{"b": 2}'
+    assert splitter.feed_frames(b'{"a": 1}\n{"b"') == ([b'{"a": 1}'], b"")
+    assert splitter.feed_frames(b": 2}") == ([], b"")
+    assert splitter.end_frames() == [b'{"b": 2}']
 
 
 def test_crlf_and_blank_lines_are_tolerated() -> None:
     splitter = ollama.LineSplitter()
-    lines = splitter.feed(b'{"message": {"content": "x"}}\r\n\r\n{"done": true}\r\n')
-    assert [ollama.line_object(line) for line in lines] == [{"message": {"content": "x"}}, {"done": True}]
+    lines, _ = splitter.feed_frames(b'{"message": {"content": "x"}}\r\n\r\n{"done": true}\r\n')
+    assert [json.loads(line) for line in lines] == [{"message": {"content": "x"}}, {"done": True}]
 
 
 def test_an_endless_line_is_refused() -> None:
     splitter = ollama.LineSplitter(max_line=16)
-    with pytest.raises(StreamInterrupted, match="longer than the limit"):
-        splitter.feed(b"x" * 17)
+    assert splitter.feed_frames(b"x" * 10) == ([], b"")
+    with pytest.raises(ValueError, match="longer than 16 bytes"):
+        splitter.feed_frames(b"x" * 7)
+
+
+def test_a_long_line_split_over_many_chunks_comes_out_whole() -> None:
+    splitter = ollama.LineSplitter()
+    line = b'{"message": {"content": "' + b"y" * 100_000 + b'"}}'
+    pieces = [line[i : i + 1000] for i in range(0, len(line), 1000)]
+    out = [splitter.feed_frames(piece)[0] for piece in pieces]
+    assert out == [[]] * len(pieces)
+    assert splitter.feed_frames(b"\n{") == ([line], b"")
+    assert splitter.end_frames() == [b"{"]

@@ -180,6 +180,23 @@ def test_n_above_one_is_noted() -> None:
     assert any("n > 1" in n for n in decode_request(minimal(n=2)).notes)
 
 
+def test_n_is_the_number_of_choices_and_one_by_default() -> None:
+    assert decode_request(minimal(n=3)).choices == 3
+    assert decode_request(minimal()).choices == 1
+
+
+@pytest.mark.parametrize("value", [21, -1, 1.5])
+def test_top_logprobs_outside_the_apis_range_is_refused(value: Any) -> None:
+    with pytest.raises(BadRequest) as err:
+        decode_request(minimal(logprobs=True, top_logprobs=value))
+    assert err.value.param == "top_logprobs"
+
+
+def test_top_logprobs_up_to_twenty_stays_in_raw() -> None:
+    req = decode_request(minimal(logprobs=True, top_logprobs=20))
+    assert req.raw is not None and req.raw["top_logprobs"] == 20
+
+
 # -- content parts -------------------------------------------------------------------------------
 
 

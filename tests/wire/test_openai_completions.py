@@ -132,12 +132,31 @@ def test_token_prompts_are_kept_for_openai_upstreams_and_noted(prompt: Any) -> N
         ({"model": "m", "prompt": {"text": "a"}}, "prompt"),
         ({"model": "m", "prompt": "p", "max_tokens": "ten"}, "max_tokens"),
         ({"model": "m", "prompt": "p", "stop": 3}, "stop"),
+        ({"model": "m", "prompt": "p", "logprobs": 6}, "logprobs"),
+        ({"model": "m", "prompt": "p", "best_of": 21}, "best_of"),
+        ({"model": "m", "prompt": "p", "best_of": 0}, "best_of"),
+        ({"model": "m", "prompt": "p", "n": 0}, "n"),
     ],
 )
 def test_invalid_requests_name_the_offending_field(body: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as err:
         decode_request(body)
     assert err.value.param == param
+
+
+@pytest.mark.parametrize(
+    ("body", "choices"),
+    [
+        ({"prompt": "p"}, 1),
+        ({"prompt": "p", "n": 3}, 3),
+        ({"prompt": "p", "n": 2, "best_of": 5}, 5),
+        ({"prompt": ["a", "b", "c"], "n": 2}, 6),
+        ({"prompt": [[1, 2], [3], [4]]}, 3),
+        ({"prompt": [1, 2, 3], "n": 2}, 2),
+    ],
+)
+def test_choices_count_every_completion_the_upstream_generates(body: dict[str, Any], choices: int) -> None:
+    assert decode_request({"model": "m", **body}).choices == choices
 
 
 # -- upstream requests ----------------------------------------------------------------------------

@@ -94,6 +94,11 @@ def test_fields_not_modelled_are_noted_and_kept_in_raw() -> None:
     assert req.notes == ["fields kept only for OpenAI-compatible upstreams: input_type"]
 
 
+def test_steering_fields_are_not_called_kept() -> None:
+    req = decode_request({"model": "m", "input": "x", "input_type": "query", "api_key": "sk-x"})
+    assert req.notes == ["fields kept only for OpenAI-compatible upstreams: input_type"]
+
+
 def test_a_client_body_is_forwarded_with_only_the_model_replaced() -> None:
     req = decode_request({"model": "alias", "input": ["a"], "encoding_format": "base64", "input_type": "q"})
     assert encode_request(req, "text-embedding-3-small") == {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from waypost.wire.sse import SSEParser, encode_sse
+import pytest
+
+from waypost.wire.sse import SSEParser, encode_frame, encode_sse
 
 STREAM = b'event: message_start\ndata: {"a":1}\n\n: keep-alive comment\n\ndata: {"b":2}\n\ndata: [DONE]\n\n'
 
@@ -61,3 +63,46 @@ def test_feed_frames_returns_the_raw_bytes_of_complete_events_only() -> None:
 def test_encode_sse_round_trips() -> None:
     raw = encode_sse(b'{"k":"v"}', "ping") + encode_sse(b"[DONE]")
     assert parse_in_pieces(raw, 3) == [("ping", '{"k":"v"}'), (None, "[DONE]")]
+
+
+def test_an_event_longer_than_the_limit_is_refused() -> None:
+    parser = SSEParser(max_buffer=100)
+    assert parser.feed_frames(b"data: " + b"x" * 60) == ([], b"")
+    with pytest.raises(ValueError, match="longer than 100 bytes"):
+        parser.feed_frames(b"x" * 60)
+
+
+def test_a_huge_event_in_many_pieces_comes_out_whole() -> None:
+    parser = SSEParser()
+    payload = b"y" * 300_000
+    raw = b"data: " + payload + b"\n\n"
+    pieces = [raw[i : i + 1000] for i in range(0, len(raw), 1000)]
+    out = [parser.feed_frames(piece) for piece in pieces]
+    assert out[:-1] == [([], b"")] * (len(pieces) - 1)
+    assert out[-1] == ([(None, payload)], raw)
+
+
+def test_a_blank_line_split_between_two_reads_ends_the_event() -> None:
+    parser = SSEParser()
+    assert parser.feed_frames(b"data: a\n") == ([], b"")
+    assert parser.feed_frames(b"\ndata: b") == ([(None, b"a")], b"data: a\n\n")
+    assert parser.feed_frames(b"\n\n") == ([(None, b"b")], b"data: b\n\n")
+
+
+def test_a_crlf_split_between_two_reads_is_one_line_end() -> None:
+    parser = SSEParser()
+    assert parser.feed_frames(b"data: a\r\n\r") == ([], b"")
+    assert parser.feed_frames(b"\n") == ([(None, b"a")], b"data: a\n\n")
+
+
+def test_an_unterminated_event_at_the_end_of_the_body_is_dropped() -> None:
+    parser = SSEParser()
+    parser.feed_frames(b"data: cut")
+    assert parser.end_frames() == []
+    assert parser.feed_frames(b"data: next\n\n")[0] == [(None, b"next")]
+
+
+def test_encode_frame_writes_a_parsed_frame_back() -> None:
+    raw = b"event: x\ndata: one\ndata: two\n\ndata: {}\n\n"
+    frames, _ = SSEParser().feed_frames(raw)
+    assert b"".join(encode_frame(f) for f in frames) == raw

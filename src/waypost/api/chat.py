@@ -93,8 +93,10 @@ class Call(Generic[R]):
             headers["x-waypost-attempts"] = str(served.attempts)
         notes = self.notes()
         if notes:
-            # Header values must be ASCII; the full notes are in the access log.
-            headers["x-waypost-dropped"] = "; ".join(notes).encode("ascii", "replace").decode()[:1000]
+            # Header values must be printable ASCII (notes quote client-chosen keys and types, which
+            # may hold CR/LF); the full notes are in the access log.
+            text = "; ".join(notes)[:1000]
+            headers["x-waypost-dropped"] = "".join(c if " " <= c <= "~" else "?" for c in text)
         return headers
 
     def log(self, status: int, usage: Usage | None, error: GatewayError | None = None) -> None:
@@ -165,6 +167,8 @@ async def handle_chat(
     except GatewayError as err:
         if call is not None:
             call.log(err.status, None, err)
+        else:  # refused before it was decoded: credentials, body size, JSON
+            container.access_log.refused(rid, scope["path"], err, started)
         await send_error(send, fmt, err, rid)
     except ClientGone:
         if call is not None:

@@ -68,6 +68,8 @@ async def serve_json(
     except GatewayError as err:
         if exchange is not None and exchange.call is not None:
             exchange.call.log(err.status, None, err)
+        else:  # refused before it was decoded: credentials, body size, JSON, fields
+            container.access_log.refused(rid, scope["path"], err, started)
         await send_error(send, fmt, err, rid)
     except ClientGone:
         if exchange is not None and exchange.call is not None:

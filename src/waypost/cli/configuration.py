@@ -14,13 +14,20 @@ ConfigOption = typer.Option(
 )
 
 
-def load_config(config: Path | None) -> Settings:
-    """The settings from ``config`` (or ``$WAYPOST_CONFIG``); exit 2 listing every problem."""
+def load_config(config: Path | None, *, serving: bool = False) -> Settings:
+    """The settings from ``config`` (or ``$WAYPOST_CONFIG``); exit 2 listing every problem. With
+    ``serving``, also what building the app checks (the models' outbound URLs): ``serve`` and
+    ``config check`` refuse the same files, with the same message."""
     path = config or (Path(os.environ["WAYPOST_CONFIG"]) if os.environ.get("WAYPOST_CONFIG") else None)
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        if serving:
+            from waypost.app import check_config_urls  # the app's imports only for these two commands
+
+            check_config_urls(settings)
     except ConfigError as exc:
         typer.echo(f"error: invalid configuration{f' in {path}' if path else ''}:", err=True)
         for line in str(exc).splitlines():
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(2) from None
+    return settings

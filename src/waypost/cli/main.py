@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -10,7 +11,9 @@ import typer
 
 from waypost.cli import identity, local, models, stored_secrets, tokens, users
 from waypost.cli.configuration import ConfigOption, load_config
-from waypost.settings import Settings
+from waypost.settings import ConfigError, Settings
+
+log = logging.getLogger("waypost.server")
 
 app = typer.Typer(help="Waypost: an LLM gateway.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
@@ -28,8 +31,8 @@ app.add_typer(users.permissions_app, name="permissions")
 
 @config_app.command("check")
 def config_check(config: Path | None = ConfigOption) -> None:
-    """Validate a config file; print each error with the key it concerns."""
-    settings = load_config(config)
+    """Validate a config file as ``serve`` does; print each error with the key it concerns."""
+    settings = load_config(config, serving=True)
     names = ", ".join(m.name for m in settings.models) or "none"
     typer.echo(
         f"ok: {len(settings.models)} model(s) ({names}); listening on {settings.server.host}:{settings.server.port}"
@@ -42,10 +45,11 @@ def serve(
     host: str | None = typer.Option(None, help="Override server.host."),
     port: int | None = typer.Option(None, help="Override server.port."),
 ) -> None:
-    """Run the gateway."""
-    import uvicorn
+    """Run the gateway; SIGTERM (or Ctrl-C) lets in-flight requests finish, then exits 0."""
+    from waypost.observability.logging import configure_logging
+    from waypost.server import run
 
-    settings = load_config(config)
+    settings = load_config(config, serving=True)
     if host is not None or port is not None:
         settings = settings.model_copy(
             update={
@@ -59,31 +63,17 @@ def serve(
         except Exception as exc:  # the open-mode check depends on the host
             typer.echo(f"error: invalid configuration: {exc}", err=True)
             raise typer.Exit(2) from None
-    server = settings.server
+    # From here on every line on stderr is a log line in the configured format.
+    configure_logging(settings.logging.level, settings.logging.json_format)
     if settings.open_mode:
-        typer.echo(
-            "warning: auth.open is set: calls without a token act as the bootstrap admin (loopback only)",
-            err=True,
-        )
-    options = {
-        "host": server.host,
-        "port": server.port,
-        "log_level": "warning",
-        "access_log": False,
-        "http": "httptools",
-        "loop": "uvloop",
-        "timeout_graceful_shutdown": 30,
-        "server_header": False,
-        "proxy_headers": False,  # the gateway does not use client addresses
-    }
-    if server.workers > 1:
-        if config is not None:
-            os.environ["WAYPOST_CONFIG"] = str(config.resolve())
-        uvicorn.run("waypost.app:app_from_env", factory=True, workers=server.workers, **options)  # type: ignore[arg-type]
-    else:
-        from waypost.app import create_app
-
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        log.warning("auth.open is set: calls without a token act as the bootstrap admin (loopback only)")
+    if settings.server.workers > 1 and config is not None:
+        os.environ["WAYPOST_CONFIG"] = str(config.resolve())  # each worker loads it
+    try:
+        run(settings)
+    except ConfigError as exc:  # found while building the app
+        log.error("cannot start: %s", exc)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -12,12 +12,13 @@ import yaml
 
 from waypost.cli.client import UrlOption, fail, fetch, ref, send
 from waypost.cli.output import JsonOption, fields, joined, key, print_answer, print_json, print_rows, yes_no
+from waypost.providers.kinds import PROVIDER_TYPES
 
 app = typer.Typer(help="Manage models (admin).", no_args_is_help=True)
 
 NameArg = typer.Argument(..., help="Model name (what callers put in `model`).")
 ProviderOption = typer.Option(
-    None, "--provider", "-p", help="openai, anthropic, bedrock, gemini, ... or a preset."
+    None, "--provider", "-p", help=f"{', '.join(PROVIDER_TYPES)}, or a preset name."
 )
 BaseUrlOption = typer.Option(None, "--base-url", help="Upstream base URL.")
 UpstreamOption = typer.Option(None, "--upstream-model", help="The model name the upstream knows.")

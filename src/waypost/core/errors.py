@@ -81,6 +81,22 @@ class PayloadTooLarge(GatewayError):
     anthropic_type = "request_too_large"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not send its request (headers or body) in time."""
+
+    status = 408
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
+class HeadersTooLarge(GatewayError):
+    """Too many request header fields, or too many bytes of them."""
+
+    status = 431
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
 class RateLimited(GatewayError):
     status = 429
     retryable = True
@@ -134,6 +150,11 @@ class UpstreamTimeout(GatewayError):
 
 class StreamInterrupted(UpstreamError):
     """The upstream stream broke after it began (reset, stall, or an error event)."""
+
+
+class UpstreamInvalid(UpstreamError):
+    """The upstream sent something its own format does not allow: a body or stream frame that
+    is not JSON, not UTF-8, over a size limit, or framed wrongly. Its message says so."""
 
 
 def from_upstream_status(

@@ -169,6 +169,9 @@ class ChatRequest:
     model: str
     messages: list[Message]
     max_tokens: int | None = None
+    # How many completions the upstream generates for this request (OpenAI ``n``; on legacy
+    # completions ``max(n, best_of)`` per prompt). Only same-format upstreams honour more than one.
+    choices: int = 1
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None

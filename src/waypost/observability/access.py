@@ -14,6 +14,9 @@ from typing import Any
 
 import orjson
 
+from waypost.core.errors import GatewayError
+from waypost.settings import LoggingSettings
+
 
 class AccessLog:
     def __init__(self, *, enabled: bool, json_format: bool, fd: int = 2) -> None:
@@ -24,6 +27,27 @@ class AccessLog:
         self._scheduled = False
         self._second = -1
         self._second_text = ""
+
+    @classmethod
+    def from_settings(cls, settings: LoggingSettings) -> AccessLog:
+        """On when ``logging.access_log`` is and the level shows info lines."""
+        return cls(
+            enabled=settings.access_log and settings.level in ("debug", "info"),
+            json_format=settings.json_format,
+        )
+
+    def refused(self, request_id: str, path: str, err: GatewayError, started: float | None = None) -> None:
+        """The line of a request refused before it was understood: malformed, too slow, too
+        large, unauthenticated, or a body that does not decode. ``started`` is its
+        ``time.perf_counter()`` when known."""
+        if not self.enabled:
+            return
+        fields: dict[str, Any] = {"request_id": request_id, "path": path, "status": err.status}
+        if started is not None:
+            fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        fields["error"] = type(err).__name__
+        fields["detail"] = err.message
+        self.write(fields)
 
     def write(self, fields: dict[str, Any]) -> None:
         if not self.enabled:

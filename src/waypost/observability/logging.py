@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Record attributes that are not ``extra=`` fields; uvicorn adds an ANSI-coloured copy of its message.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,9 +44,17 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, json_format: bool) -> None:
+    """One handler, on the root logger, so that every line on stderr has the same format: ours and
+    the HTTP server's (uvicorn, run with ``log_config=None`` and this level) at ``level``, other
+    libraries' and Python warnings at warning and above. A plain-text line in a JSON log breaks
+    whatever reads it."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
-    root = logging.getLogger("waypost")
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    root.setLevel(logging.WARNING)
+    ours = logging.getLogger("waypost")
+    ours.handlers.clear()
+    ours.setLevel(level.upper())
+    ours.propagate = True
+    logging.captureWarnings(True)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 
-from waypost.core.errors import GatewayError, StreamInterrupted, UpstreamError
-from waypost.core.events import MessageEnd, RawFrame, StreamEvent
+from waypost.core.errors import StreamInterrupted, UpstreamError
+from waypost.core.events import MessageEnd, StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_body
+from waypost.providers.streaming import END, SHOWN, json_object, read_stream
 from waypost.wire import anthropic_messages
-from waypost.wire.sse import SSEParser, encode_sse
+from waypost.wire.sse import Frame, SSEParser, encode_frame
 
 NAME = "anthropic"
 DEFAULT_VERSION = "2023-06-01"
@@ -29,6 +29,26 @@ GENERATION_ONLY_FIELDS = (
     "metadata",
     "service_tier",
 )
+
+
+class _EventFrames:
+    """Messages API stream frames: ``event: NAME`` + ``data: {...}`` until ``message_stop``."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self) -> None:
+        self._decoder = anthropic_messages.StreamDecoder()
+
+    def feed(self, frame: Frame, out: list[StreamEvent]) -> int:
+        event, data = frame
+        obj = json_object(data)
+        name = event.decode() if event is not None else str(obj.get("type", ""))
+        events = self._decoder.feed(name, obj)
+        out += events
+        return END if events and type(events[-1]) is MessageEnd else SHOWN
+
+    def finish(self) -> list[StreamEvent]:
+        raise StreamInterrupted(f"{NAME} upstream stream ended without message_stop", provider=NAME)
 
 
 class AnthropicProvider:
@@ -72,7 +92,7 @@ class AnthropicProvider:
             dep=dep,
         ) as resp:
             data = await resp.read()
-        result = anthropic_messages.decode_response(json_body(data, NAME))
+            result = anthropic_messages.decode_response(json_body(data, NAME))
         if ctx.client_format == self.dialect:
             result.raw = data
         return result
@@ -101,63 +121,13 @@ class AnthropicProvider:
             )
         return tokens
 
-    async def stream(
-        self, req: ChatRequest, dep: Deployment, ctx: CallContext
-    ) -> AsyncIterator[list[StreamEvent]]:
+    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, ctx)
         headers["accept"] = "text/event-stream"
-        relay = ctx.client_format == self.dialect
-        decoder = anthropic_messages.StreamDecoder()
-        parser = SSEParser()
-        async with self.http.post(
-            url,
-            self._body(req, dep, True),
-            headers,
+        return read_stream(
+            self.http.post(url, self._body(req, dep, True), headers, provider=NAME, dep=dep),
+            SSEParser(),
+            lambda _headers: _EventFrames(),
             provider=NAME,
-            dep=dep,
-        ) as resp:
-            while chunk := await resp.read_chunk():
-                frames, raw = parser.feed_frames(chunk)
-                if not frames:
-                    continue
-                batch: list[StreamEvent] = []
-                ended = False
-                done = 0  # frames fully decoded
-                try:
-                    for event, data in frames:
-                        obj = _event_object(data)
-                        name = event.decode() if event is not None else str(obj.get("type", ""))
-                        for ev in decoder.feed(name, obj):
-                            ended = ended or isinstance(ev, MessageEnd)
-                            batch.append(ev)
-                        done += 1
-                        if ended:
-                            break
-                except GatewayError:
-                    # What arrived before the failure still reaches the client, then the error.
-                    if batch:
-                        if relay:
-                            batch.append(RawFrame(b"".join(_frame(e, d) for e, d in frames[:done])))
-                        yield batch
-                    raise
-                if relay:
-                    batch.append(RawFrame(raw))
-                yield batch
-                if ended:
-                    return
-        decoder.finish()
-        raise StreamInterrupted("anthropic upstream stream ended without message_stop", provider=NAME)
-
-
-def _event_object(data: bytes) -> dict[str, Any]:
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise StreamInterrupted("anthropic upstream sent an event that is not JSON", provider=NAME) from None
-    if not isinstance(obj, dict):
-        raise StreamInterrupted("anthropic upstream sent an event that is not an object", provider=NAME)
-    return obj
-
-
-def _frame(event: bytes | None, data: bytes) -> bytes:
-    return encode_sse(data, event.decode() if event is not None else None)
+            relay=encode_frame if ctx.client_format == self.dialect else None,
+        )

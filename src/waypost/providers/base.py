@@ -50,7 +50,8 @@ class Provider(Protocol):
     def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
         """Canonical events, in batches: one batch per upstream read, so a relay writes once
         for what arrived together. A provider whose ``dialect`` is ``ctx.client_format`` adds
-        ``RawFrame``s carrying the upstream bytes as they came."""
+        ``RawFrame``s carrying the upstream bytes as they came. Providers that call an upstream
+        read it with ``providers.streaming.read_stream``, which keeps these promises for all."""
         ...
 
 

@@ -11,15 +11,16 @@ from typing import Any, TypeVar
 import orjson
 from yarl import URL
 
-from waypost.core.errors import BadRequest, GatewayError, StreamInterrupted, UpstreamAuthError, UpstreamError
+from waypost.core.errors import BadRequest, GatewayError, UpstreamAuthError, UpstreamError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.bedrock_auth import AwsAuth, default_endpoint, sign
 from waypost.providers.http import HttpClient, UpstreamResponse, json_body, parse_retry_after
+from waypost.providers.streaming import END, SHOWN, read_stream
 from waypost.settings import AwsSettings
 from waypost.wire import bedrock_converse, bedrock_embeddings
-from waypost.wire.eventstream import EventStreamDecoder
+from waypost.wire.eventstream import EventMessage, EventStreamDecoder
 
 NAME = "bedrock"
 JSON = "application/json"
@@ -27,6 +28,22 @@ EVENT_STREAM = "application/vnd.amazon.eventstream"
 EMBED_CONCURRENCY = 8  # Titan embeds one text per call: enough in flight, not a flood
 
 T = TypeVar("T")
+
+
+class _Messages:
+    """ConverseStream event-stream messages, until ``metadata`` after ``messageStop``."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self, decoder: bedrock_converse.StreamDecoder) -> None:
+        self._decoder = decoder
+
+    def feed(self, message: EventMessage, out: list[StreamEvent]) -> int:
+        out += self._decoder.feed(message)
+        return END if self._decoder.ended else SHOWN
+
+    def finish(self) -> list[StreamEvent]:
+        return self._decoder.finish()  # a stream may end after messageStop without metadata
 
 
 class BedrockProvider:
@@ -43,44 +60,29 @@ class BedrockProvider:
             req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
         )
         async with self._post(dep, "converse", orjson.dumps(body), JSON) as resp:
-            data = await resp.read()
-            request_id = resp.headers.get("x-amzn-requestid", "")
-        return bedrock_converse.decode_response(
-            json_body(data, NAME), model=dep.upstream_model, response_id=request_id
-        )
+            return bedrock_converse.decode_response(
+                json_body(await resp.read(), NAME),
+                model=dep.upstream_model,
+                response_id=resp.headers.get("x-amzn-requestid", ""),
+            )
 
-    async def stream(
-        self, req: ChatRequest, dep: Deployment, ctx: CallContext
-    ) -> AsyncIterator[list[StreamEvent]]:
+    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
         body = bedrock_converse.encode_request(
             req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
         )
-        frames = EventStreamDecoder(NAME)
-        async with self._post(dep, "converse-stream", orjson.dumps(body), EVENT_STREAM) as resp:
-            decoder = bedrock_converse.StreamDecoder(
-                model=dep.upstream_model, response_id=resp.headers.get("x-amzn-requestid", "")
+
+        def decoder(headers: Mapping[str, str]) -> _Messages:
+            response_id = headers.get("x-amzn-requestid", "")
+            return _Messages(
+                bedrock_converse.StreamDecoder(model=dep.upstream_model, response_id=response_id)
             )
-            while chunk := await resp.read_chunk():
-                batch: list[StreamEvent] = []
-                try:
-                    for message in frames.feed(chunk):
-                        batch += decoder.feed(message)
-                        if decoder.ended:
-                            break
-                except GatewayError:
-                    # What arrived before the failure still reaches the client, then the error.
-                    if batch:
-                        yield batch
-                    raise
-                if batch:
-                    yield batch
-                if decoder.ended:
-                    return
-            if frames.pending:
-                raise StreamInterrupted("bedrock upstream stream ended inside an event", provider=NAME)
-        tail = decoder.finish()
-        if tail:
-            yield tail
+
+        return read_stream(
+            self._post(dep, "converse-stream", orjson.dumps(body), EVENT_STREAM),
+            EventStreamDecoder(NAME),
+            decoder,
+            provider=NAME,
+        )
 
     # -- embeddings and token counts --------------------------------------------------------
 
@@ -157,6 +159,7 @@ class BedrockProvider:
                 provider=NAME,
                 dep=dep,
                 errors=_error_mapper(dep.name),
+                secrets=(credentials.access_key, credentials.secret_key, credentials.token),
             ) as resp:
                 yield resp
         except UpstreamAuthError:

@@ -3,30 +3,50 @@ embeddings.
 
 The key travels only in the ``x-goog-api-key`` header. A ``?key=`` URL would put it in every log
 line and exception text that mentions the URL; here the URL holds nothing secret, and any error
-text that reaches a client or a log is scrubbed of the key all the same.
+text that reaches a client or a log is scrubbed of the key all the same (``HttpClient.post``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import orjson
 
-from waypost.core.errors import GatewayError, StreamInterrupted
+from waypost.core.errors import GatewayError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_body, parse_retry_after
+from waypost.providers.streaming import SHOWN, json_object, read_stream
 from waypost.wire import gemini
-from waypost.wire.sse import SSEParser
+from waypost.wire.sse import Frame, SSEParser
 
 NAME = "gemini"
 DEFAULT_VERSION = "v1beta"
 # A base URL that already names the version (``.../v1beta``) is used as it is.
 _VERSIONED_BASE = re.compile(r"/v\d+(?:alpha|beta)?\d*$")
+
+T = TypeVar("T")
+
+
+class _ChunkFrames:
+    """Gemini stream frames: one ``GenerateContentResponse`` per event, and no end marker: the
+    end of the body is the end of the answer."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self) -> None:
+        self._decoder = gemini.StreamDecoder()
+
+    def feed(self, frame: Frame, out: list[StreamEvent]) -> int:
+        out += self._decoder.feed(json_object(frame[1]))
+        return SHOWN
+
+    def finish(self) -> list[StreamEvent]:
+        return self._decoder.finish()
 
 
 class GeminiProvider:
@@ -59,21 +79,19 @@ class GeminiProvider:
         headers.update(settings.headers)
         return headers
 
-    async def _call(self, dep: Deployment, method: str, body: dict[str, Any]) -> Any:
-        settings = dep.settings
-        try:
-            async with self.http.post(
-                self._url(dep, method),
-                orjson.dumps(body),
-                self._headers(dep),
-                provider=NAME,
-                dep=dep,
-                errors=self._errors(dep),
-            ) as resp:
-                data = await resp.read()
-        except GatewayError as err:
-            raise _scrubbed(err, settings.api_key) from None
-        return json_body(data, NAME)
+    async def _call(
+        self, dep: Deployment, method: str, body: dict[str, Any], decode: Callable[[Any], T]
+    ) -> T:
+        """POST ``body`` to ``method``; the answer decoded inside the call, where errors are scrubbed."""
+        async with self.http.post(
+            self._url(dep, method),
+            orjson.dumps(body),
+            self._headers(dep),
+            provider=NAME,
+            dep=dep,
+            errors=self._errors(dep),
+        ) as resp:
+            return decode(json_body(await resp.read(), NAME))
 
     @staticmethod
     def _errors(dep: Deployment) -> Callable[[int, Mapping[str, str], bytes], GatewayError]:
@@ -87,74 +105,29 @@ class GeminiProvider:
     # -- capabilities -----------------------------------------------------------------------
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
-        data = await self._call(dep, "generateContent", gemini.encode_request(req))
-        try:
-            return gemini.decode_response(data)
-        except GatewayError as err:
-            raise _scrubbed(err, dep.settings.api_key) from None
+        return await self._call(dep, "generateContent", gemini.encode_request(req), gemini.decode_response)
 
-    async def stream(
-        self, req: ChatRequest, dep: Deployment, ctx: CallContext
-    ) -> AsyncIterator[list[StreamEvent]]:
-        settings = dep.settings
-        decoder = gemini.StreamDecoder()
-        parser = SSEParser()
-        try:
-            async with self.http.post(
-                self._url(dep, "streamGenerateContent") + "?alt=sse",
-                orjson.dumps(gemini.encode_request(req)),
-                self._headers(dep, stream=True),
-                provider=NAME,
-                dep=dep,
-                errors=self._errors(dep),
-            ) as resp:
-                while chunk := await resp.read_chunk():
-                    try:
-                        frames, _ = parser.feed_frames(chunk)
-                    except ValueError:
-                        raise StreamInterrupted(
-                            f"{NAME} upstream sent a stream event beyond the buffer limit", provider=NAME
-                        ) from None
-                    batch: list[StreamEvent] = []
-                    try:
-                        for _, data in frames:
-                            batch += decoder.feed(_chunk_object(data))
-                    except GatewayError:
-                        # What arrived before the failure still reaches the client, then the error.
-                        if batch:
-                            yield batch
-                        raise
-                    if batch:
-                        yield batch
-                # Gemini streams have no end marker: the end of the body is the end of the answer.
-                batch = decoder.finish()
-            yield batch
-        except GatewayError as err:
-            raise _scrubbed(err, settings.api_key) from None
+    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+        opened = self.http.post(
+            self._url(dep, "streamGenerateContent") + "?alt=sse",
+            orjson.dumps(gemini.encode_request(req)),
+            self._headers(dep, stream=True),
+            provider=NAME,
+            dep=dep,
+            errors=self._errors(dep),
+        )
+        return read_stream(opened, SSEParser(), lambda _headers: _ChunkFrames(), provider=NAME)
 
     async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
         body = gemini.encode_count_tokens(req, gemini.model_path(dep.upstream_model))
-        data = await self._call(dep, "countTokens", body)
-        return gemini.decode_token_count(data)
+        return await self._call(dep, "countTokens", body, gemini.decode_token_count)
 
     async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
         model = gemini.model_path(dep.upstream_model)
-        data = await self._call(dep, "batchEmbedContents", gemini.encode_embed_request(req, model))
-        return gemini.decode_embed_response(data, dep.upstream_model, len(req.inputs))
-
-
-def _chunk_object(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise StreamInterrupted(
-            f"{NAME} upstream sent a stream chunk that is not JSON", provider=NAME
-        ) from None
-
-
-def _scrubbed(err: GatewayError, secret: str | None) -> GatewayError:
-    """``err`` without the API key in its text, should an upstream ever echo it."""
-    if secret and secret in err.message:
-        err.message = err.message.replace(secret, "[redacted]")
-        err.args = (err.message,)
-    return err
+        body = gemini.encode_embed_request(req, model)
+        return await self._call(
+            dep,
+            "batchEmbedContents",
+            body,
+            lambda data: gemini.decode_embed_response(data, dep.upstream_model, len(req.inputs)),
+        )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,15 +20,22 @@ from waypost.core.errors import (
     GatewayError,
     StreamInterrupted,
     UpstreamError,
+    UpstreamInvalid,
     UpstreamTimeout,
     from_upstream_status,
 )
 from waypost.providers.base import Deployment
+from waypost.providers.credentials import credentials_of, scrub
 from waypost.security.urlguard import BlockedAddress, OutboundPolicy
 from waypost.settings import Timeouts
 
 MAX_REMEMBERED_URLS = 4096  # URLs known to pass the URL check (addresses are checked at connect time)
 MAX_JSON_BYTES = 1024 * 1024  # get_json/post_form: small documents (OIDC discovery, keys, tokens)
+# A non-streamed answer (chat, embeddings, token counts) larger than this is refused: it bounds
+# what a broken upstream costs. Chat answers are far smaller; 2,048 embeddings of 3,072 dimensions
+# take about 34 MB as base64 (what OpenAI clients ask for) but about 120 MB as JSON floats.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024  # of an error answer: its message is all we use
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -154,6 +161,7 @@ class HttpClient:
         dep: Deployment,
         provider: str,
         errors: Callable[[int, Mapping[str, str], bytes], GatewayError] | None = None,
+        secrets: Iterable[str | None] = (),
     ) -> AsyncIterator[UpstreamResponse]:
         """POST and yield the response once its headers arrived with a 2xx status.
 
@@ -163,22 +171,52 @@ class HttpClient:
         body) for providers whose error type is not in the status alone. A ``URL`` built with
         ``encoded=True`` is sent exactly as given (signed paths must not be re-quoted). Redirects
         are never followed: an upstream has no business sending us elsewhere.
+
+        Every ``GatewayError`` raised here or inside the ``async with`` block (a stream's error
+        event, an answer that cannot be decoded) leaves with the deployment's credentials, and
+        ``secrets`` resolved for this call, scrubbed from its message (``credentials``): decode
+        the answer inside the block.
         """
-        timeouts, verify_tls, model = dep.settings.timeouts, dep.settings.verify_tls, dep.name
+        timeouts = dep.settings.timeouts
+        deadline = asyncio.get_running_loop().time() + timeouts.total
+        try:
+            resp = await self._send(url, body, headers, dep, provider)
+            try:
+                if resp.status >= 300:
+                    raise await _refusal(resp, dep, provider, errors)
+                upstream = UpstreamResponse(resp, deadline, timeouts, provider)
+                try:
+                    yield upstream
+                finally:
+                    upstream.close()
+            finally:
+                # A fully read response returns its connection to the pool; anything else (a
+                # client disconnect, an error mid-stream) closes it so the upstream stops at once.
+                if resp.content.at_eof():
+                    resp.release()
+                else:
+                    resp.close()
+        except GatewayError as err:
+            scrub(err, credentials_of(dep.settings, secrets))
+            raise
+
+    async def _send(
+        self, url: str | URL, body: bytes, headers: dict[str, str], dep: Deployment, provider: str
+    ) -> aiohttp.ClientResponse:
+        """Send the request and wait for the response headers (``first_byte``)."""
+        timeouts, model = dep.settings.timeouts, dep.name
         if self.policy is not None and str(url) not in self._allowed:
             self._guard(url, f"the {provider} upstream for model {model!r}", provider)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeouts.total
         first_byte = min(timeouts.first_byte, timeouts.total)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, connect=timeouts.connect)
         try:
             async with asyncio.timeout(first_byte):
-                resp = await self.session.post(
+                return await self.session.post(
                     url,
                     data=body,
                     headers=headers,
                     timeout=timeout,
-                    ssl=verify_tls,
+                    ssl=dep.settings.verify_tls,
                     allow_redirects=False,
                 )
         except TimeoutError as exc:
@@ -199,34 +237,6 @@ class HttpClient:
             raise UpstreamError(
                 f"{provider} upstream request failed: {type(exc).__name__}", provider=provider
             ) from None
-        try:
-            if resp.status >= 300:
-                try:
-                    async with asyncio.timeout(timeouts.idle):
-                        data = await resp.read()
-                except (TimeoutError, aiohttp.ClientError):
-                    data = b""
-                if 300 <= resp.status < 400:
-                    raise UpstreamError(
-                        f"{provider} upstream answered a redirect ({resp.status}), which is not followed",
-                        provider=provider,
-                        upstream_status=resp.status,
-                    )
-                if errors is not None:
-                    raise errors(resp.status, resp.headers, data)
-                raise status_error(provider, model, resp.status, resp.headers, data)
-            upstream = UpstreamResponse(resp, deadline, timeouts, provider)
-            try:
-                yield upstream
-            finally:
-                upstream.close()
-        finally:
-            # A fully read response returns its connection to the pool; anything else (a client
-            # disconnect, an error mid-stream) closes it so the upstream stops generating at once.
-            if resp.content.at_eof():
-                resp.release()
-            else:
-                resp.close()
 
     async def get_json(
         self,
@@ -333,6 +343,39 @@ def _successful(status: int, answer: Any, body: bytes, what: str) -> Any:
     return answer
 
 
+async def _refusal(
+    resp: aiohttp.ClientResponse,
+    dep: Deployment,
+    provider: str,
+    errors: Callable[[int, Mapping[str, str], bytes], GatewayError] | None,
+) -> GatewayError:
+    """The error for a non-2xx answer, from the start of its body."""
+    try:
+        async with asyncio.timeout(dep.settings.timeouts.idle):
+            data = await _read_at_most(resp.content, MAX_ERROR_BYTES)
+    except (TimeoutError, aiohttp.ClientError):
+        data = b""
+    if 300 <= resp.status < 400:
+        return UpstreamError(
+            f"{provider} upstream answered a redirect ({resp.status}), which is not followed",
+            provider=provider,
+            upstream_status=resp.status,
+        )
+    if errors is not None:
+        return errors(resp.status, resp.headers, data)
+    return status_error(provider, dep.name, resp.status, resp.headers, data)
+
+
+async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body; the rest is left unread (the connection is then closed)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := await content.read(limit - size)):
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
 class UpstreamResponse:
     """A 2xx upstream response, read under the call's single deadline."""
 
@@ -361,9 +404,16 @@ class UpstreamResponse:
         )
 
     async def read(self) -> bytes:
+        """The whole body of a non-streamed answer; one larger than ``MAX_RESPONSE_BYTES`` is an
+        ``UpstreamInvalid``, refused as soon as its ``Content-Length`` (or its size) says so."""
+        length = self._resp.content_length
+        if length is not None and length > MAX_RESPONSE_BYTES:
+            raise self._too_large()
         try:
             async with asyncio.timeout_at(self._deadline):
-                return await self._resp.read()
+                if length is not None:  # aiohttp reads exactly that many bytes
+                    return await self._resp.read()
+                data = await _read_at_most(self._content, MAX_RESPONSE_BYTES + 1)
         except TimeoutError as exc:
             raise self._total_exceeded() from exc
         except aiohttp.ClientError as exc:
@@ -371,6 +421,16 @@ class UpstreamResponse:
                 f"{self._provider} upstream connection failed while reading the response: {type(exc).__name__}",
                 provider=self._provider,
             ) from None
+        if len(data) > MAX_RESPONSE_BYTES:
+            raise self._too_large()
+        return data
+
+    def _too_large(self) -> UpstreamInvalid:
+        return UpstreamInvalid(
+            f"{self._provider} upstream sent an invalid response: a body larger than the limit of "
+            f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB",
+            provider=self._provider,
+        )
 
     async def read_chunk(self) -> bytes:
         """The next piece of the body as it arrives; ``b""`` at its end. A silence longer than
@@ -414,10 +474,20 @@ class UpstreamResponse:
             self._deadline_timer.cancel()
 
 
-def json_body(data: bytes, provider: str) -> Any:
+def json_body(data: bytes, provider: str) -> dict[str, Any]:
+    """A non-streamed answer's JSON object (every API here answers one); anything else (not JSON,
+    not UTF-8, another JSON value) is ``UpstreamInvalid``."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            f"{provider} upstream returned a body that is not JSON", provider=provider
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamInvalid(
+            f"{provider} upstream sent an invalid response: a body that is not JSON ({exc})",
+            provider=provider,
         ) from None
+    if type(body) is not dict:
+        raise UpstreamInvalid(
+            f"{provider} upstream sent an invalid response: a body that is JSON but not an object "
+            f"({type(body).__name__})",
+            provider=provider,
+        )
+    return body

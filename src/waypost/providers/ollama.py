@@ -7,22 +7,42 @@ goes as ``Authorization: Bearer`` (Ollama's cloud, or a server behind an authent
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import orjson
 
-from waypost.core.errors import GatewayError, StreamInterrupted
+from waypost.core.errors import StreamInterrupted
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_body
+from waypost.providers.streaming import END, SHOWN, json_object, read_stream
 from waypost.wire import ollama
 
 NAME = "ollama"
 
+T = TypeVar("T")
+
 
 def _response_id() -> str:
     return f"ollama-{uuid.uuid4().hex[:24]}"
+
+
+class _Lines:
+    """Ollama stream lines: one JSON object each, until the one with ``"done": true``."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self) -> None:
+        self._decoder = ollama.StreamDecoder(_response_id())
+
+    def feed(self, line: bytes, out: list[StreamEvent]) -> int:
+        out += self._decoder.feed(json_object(line))
+        return END if self._decoder.done else SHOWN
+
+    def finish(self) -> list[StreamEvent]:
+        raise StreamInterrupted(f'{NAME} upstream stream ended without its final "done" line', provider=NAME)
 
 
 class OllamaProvider:
@@ -40,65 +60,33 @@ class OllamaProvider:
         headers.update(settings.headers)
         return settings.resolved_base_url() + path, headers
 
-    async def _post(self, dep: Deployment, path: str, body: dict[str, object]) -> bytes:
+    async def _call(self, dep: Deployment, path: str, body: dict[str, Any], decode: Callable[[Any], T]) -> T:
+        """POST ``body``; the answer decoded inside the call, where errors are scrubbed."""
         url, headers = self._request(dep, path)
-        async with self.http.post(
-            url,
-            orjson.dumps(body),
-            headers,
-            provider=NAME,
-            dep=dep,
-        ) as resp:
-            return await resp.read()
+        async with self.http.post(url, orjson.dumps(body), headers, provider=NAME, dep=dep) as resp:
+            return decode(json_body(await resp.read(), NAME))
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
-        data = await self._post(
-            dep, "/api/chat", ollama.encode_request(req, dep.upstream_model, stream=False)
+        body = ollama.encode_request(req, dep.upstream_model, stream=False)
+        return await self._call(
+            dep, "/api/chat", body, lambda data: ollama.decode_response(data, _response_id())
         )
-        return ollama.decode_response(json_body(data, NAME), _response_id())
 
-    async def stream(
-        self, req: ChatRequest, dep: Deployment, ctx: CallContext
-    ) -> AsyncIterator[list[StreamEvent]]:
+    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, "/api/chat", "application/x-ndjson")
         body = orjson.dumps(ollama.encode_request(req, dep.upstream_model, stream=True))
-        decoder = ollama.StreamDecoder(_response_id())
-        lines = ollama.LineSplitter()
-        async with self.http.post(
-            url,
-            body,
-            headers,
+        return read_stream(
+            self.http.post(url, body, headers, provider=NAME, dep=dep),
+            ollama.LineSplitter(),
+            lambda _headers: _Lines(),
             provider=NAME,
-            dep=dep,
-        ) as resp:
-            while True:
-                chunk = await resp.read_chunk()
-                if chunk:
-                    complete = lines.feed(chunk)
-                else:  # the end: a last line without its newline still counts
-                    tail = lines.rest()
-                    complete = [tail] if tail else []
-                batch: list[StreamEvent] = []
-                try:
-                    for line in complete:
-                        batch += decoder.feed(ollama.line_object(line))
-                        if decoder.done:
-                            break
-                except GatewayError:
-                    # What arrived before the failure still reaches the client, then the error.
-                    if batch:
-                        yield batch
-                    raise
-                if batch:
-                    yield batch
-                if decoder.done or not chunk:
-                    break
-        if not decoder.done:
-            raise StreamInterrupted(
-                'ollama upstream stream ended without its final "done" line', provider=NAME
-            )
+        )
 
     async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
         body = ollama.encode_embed_request(req, dep.upstream_model)
-        data = await self._post(dep, "/api/embed", body)
-        return ollama.decode_embed_response(json_body(data, NAME), dep.upstream_model, len(req.inputs))
+        return await self._call(
+            dep,
+            "/api/embed",
+            body,
+            lambda data: ollama.decode_embed_response(data, dep.upstream_model, len(req.inputs)),
+        )

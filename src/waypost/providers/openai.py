@@ -9,29 +9,60 @@ Subclasses for servers with other URLs or credentials (Azure) override ``_url`` 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from waypost.core.errors import GatewayError, StreamInterrupted, UpstreamError
-from waypost.core.events import RawFrame, StreamEvent
+from waypost.core.errors import StreamInterrupted, UpstreamError
+from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_body
+from waypost.providers.streaming import END, HIDDEN, SHOWN, json_object, read_stream
 from waypost.wire import openai_chat, openai_completions, openai_embeddings
-from waypost.wire.sse import SSEParser, encode_sse
+from waypost.wire.sse import Frame, SSEParser, encode_frame
 
 NAME = "openai"
 CHAT_PATH = "/chat/completions"
 COMPLETIONS_PATH = "/completions"
 EMBEDDINGS_PATH = "/embeddings"
 
+T = TypeVar("T")
+
 
 class _ChunkDecoder(Protocol):
     def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]: ...
 
     def finish(self) -> list[StreamEvent]: ...
+
+
+class _ChunkFrames:
+    """OpenAI stream frames: ``data: {chunk}`` until ``data: [DONE]``."""
+
+    __slots__ = ("_decoder", "_hide_usage", "_provider")
+
+    def __init__(self, decoder: _ChunkDecoder, hide_usage: bool, provider: str) -> None:
+        self._decoder = decoder
+        self._hide_usage = hide_usage
+        self._provider = provider
+
+    def feed(self, frame: Frame, out: list[StreamEvent]) -> int:
+        data = frame[1]
+        if data == b"[DONE]":
+            out += self._decoder.finish()
+            return END
+        chunk = json_object(data)
+        out += self._decoder.feed(chunk)
+        # We always ask for the usage chunk (metering needs it); hide it if the client did not ask.
+        if self._hide_usage and not chunk.get("choices") and chunk.get("usage"):
+            return HIDDEN
+        return SHOWN
+
+    def finish(self) -> list[StreamEvent]:
+        raise StreamInterrupted(
+            f"{self._provider} upstream stream ended without [DONE]", provider=self._provider
+        )
 
 
 class OpenAIProvider:
@@ -55,7 +86,10 @@ class OpenAIProvider:
         headers.update(settings.headers)
         return headers
 
-    async def _post_json(self, dep: Deployment, path: str, body: dict[str, Any]) -> bytes:
+    async def _call(
+        self, dep: Deployment, path: str, body: dict[str, Any], decode: Callable[[Any], T]
+    ) -> tuple[T, bytes]:
+        """POST ``body``; the answer decoded (inside the call, where errors are scrubbed) and as it came."""
         async with self.http.post(
             self._url(dep, path),
             orjson.dumps(body),
@@ -63,107 +97,54 @@ class OpenAIProvider:
             provider=self.provider_name,
             dep=dep,
         ) as resp:
-            return await resp.read()
+            data = await resp.read()
+            return decode(json_body(data, self.provider_name)), data
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
         if req.source_format == openai_completions.FORMAT:
             body = openai_completions.encode_request(req, dep.upstream_model, stream=False)
-            data = await self._post_json(dep, COMPLETIONS_PATH, body)
-            result = openai_completions.decode_response(json_body(data, NAME))
+            result, data = await self._call(dep, COMPLETIONS_PATH, body, openai_completions.decode_response)
             relay = ctx.client_format == openai_completions.FORMAT
         else:
             body = openai_chat.encode_request(req, dep.upstream_model, stream=False)
-            data = await self._post_json(dep, CHAT_PATH, body)
-            result = openai_chat.decode_response(json_body(data, NAME))
+            result, data = await self._call(dep, CHAT_PATH, body, openai_chat.decode_response)
             relay = ctx.client_format == self.dialect
         if relay:
             result.raw = data
         return result
 
     def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+        decoder: _ChunkDecoder
         if req.source_format == openai_completions.FORMAT:
+            path = COMPLETIONS_PATH
             body = openai_completions.encode_request(req, dep.upstream_model, stream=True)
             relay = ctx.client_format == openai_completions.FORMAT
-            return self._stream(dep, COMPLETIONS_PATH, body, openai_completions.StreamDecoder(), req, relay)
-        body = openai_chat.encode_request(req, dep.upstream_model, stream=True)
-        relay = ctx.client_format == self.dialect
-        return self._stream(dep, CHAT_PATH, body, openai_chat.StreamDecoder(), req, relay)
+            decoder = openai_completions.StreamDecoder()
+        else:
+            path = CHAT_PATH
+            body = openai_chat.encode_request(req, dep.upstream_model, stream=True)
+            relay = ctx.client_format == self.dialect
+            decoder = openai_chat.StreamDecoder()
+        headers = self._headers(dep)
+        headers["accept"] = "text/event-stream"
+        frames = _ChunkFrames(decoder, openai_chat.needs_include_usage_strip(req), self.provider_name)
+        return read_stream(
+            self.http.post(
+                self._url(dep, path), orjson.dumps(body), headers, provider=self.provider_name, dep=dep
+            ),
+            SSEParser(),
+            lambda _headers: frames,
+            provider=self.provider_name,
+            relay=encode_frame if relay else None,
+        )
 
     async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
         body = openai_embeddings.encode_request(req, dep.upstream_model)
-        data = await self._post_json(dep, EMBEDDINGS_PATH, body)
-        result = openai_embeddings.decode_response(json_body(data, NAME))
+        result, _ = await self._call(dep, EMBEDDINGS_PATH, body, openai_embeddings.decode_response)
         expected = len(req.token_inputs) if req.token_inputs is not None else len(req.inputs)
         if len(result.vectors) != expected:
             raise UpstreamError(
-                f"openai upstream returned {len(result.vectors)} embeddings for {expected} inputs",
-                provider=NAME,
+                f"{self.provider_name} upstream returned {len(result.vectors)} embeddings for {expected} inputs",
+                provider=self.provider_name,
             )
         return result
-
-    async def _stream(
-        self,
-        dep: Deployment,
-        path: str,
-        body: dict[str, Any],
-        decoder: _ChunkDecoder,
-        req: ChatRequest,
-        relay: bool,
-    ) -> AsyncIterator[list[StreamEvent]]:
-        headers = self._headers(dep)
-        headers["accept"] = "text/event-stream"
-        # We always ask for the usage chunk (metering needs it); hide it if the client did not ask.
-        hide_usage = openai_chat.needs_include_usage_strip(req)
-        parser = SSEParser()
-        async with self.http.post(
-            self._url(dep, path),
-            orjson.dumps(body),
-            headers,
-            provider=self.provider_name,
-            dep=dep,
-        ) as resp:
-            while chunk := await resp.read_chunk():
-                frames, raw = parser.feed_frames(chunk)
-                if not frames:
-                    continue
-                batch: list[StreamEvent] = []
-                kept: list[bytes] = []  # the frames the client may see
-                hidden = done = False
-                try:
-                    for _, data in frames:
-                        if data == b"[DONE]":
-                            batch += decoder.finish()
-                            kept.append(data)
-                            done = True
-                            break
-                        obj = _chunk_object(data)
-                        batch += decoder.feed(obj)
-                        if hide_usage and not obj.get("choices") and obj.get("usage"):
-                            hidden = True
-                        else:
-                            kept.append(data)
-                except GatewayError:
-                    # What arrived before the failure still reaches the client, then the error.
-                    if batch:
-                        if relay:
-                            batch.append(RawFrame(b"".join(encode_sse(d) for d in kept)))
-                        yield batch
-                    raise
-                if relay:
-                    batch.append(RawFrame(b"".join(encode_sse(d) for d in kept) if hidden else raw))
-                yield batch
-                if done:
-                    return
-        raise StreamInterrupted("openai upstream stream ended without [DONE]", provider=NAME)
-
-
-def _chunk_object(data: bytes) -> dict[str, Any]:
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise StreamInterrupted(
-            "openai upstream sent a stream chunk that is not JSON", provider=NAME
-        ) from None
-    if not isinstance(obj, dict):
-        raise StreamInterrupted("openai upstream sent a stream chunk that is not an object", provider=NAME)
-    return obj

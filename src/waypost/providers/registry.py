@@ -1,5 +1,5 @@
-"""Provider types by name. Imported lazily: a gateway that uses no Bedrock model never loads
-botocore."""
+"""Provider objects for the provider types in use, built from the table in ``kinds``. Each class
+is imported only when a model needs it: a gateway that uses no Bedrock model never loads botocore."""
 
 from __future__ import annotations
 
@@ -7,24 +7,16 @@ import importlib
 
 from waypost.providers.base import Provider
 from waypost.providers.http import HttpClient
-
-PROVIDER_CLASSES = {
-    "openai": "waypost.providers.openai:OpenAIProvider",
-    "anthropic": "waypost.providers.anthropic:AnthropicProvider",
-    "mock": "waypost.providers.mock:MockProvider",
-    "bedrock": "waypost.providers.bedrock:BedrockProvider",
-    "gemini": "waypost.providers.gemini:GeminiProvider",
-    "ollama": "waypost.providers.ollama:OllamaProvider",
-    "azure": "waypost.providers.azure:AzureProvider",
-}
+from waypost.providers.kinds import PROVIDER_KINDS
 
 
 def build_providers(types: set[str], http: HttpClient) -> dict[str, Provider]:
     """One provider object per type in use; each takes the shared HTTP client."""
     out: dict[str, Provider] = {}
     for name in sorted(types):
-        if name not in PROVIDER_CLASSES:
+        kind = PROVIDER_KINDS.get(name)
+        if kind is None or kind.implementation is None:
             continue  # "auto" has no provider of its own
-        module, _, cls = PROVIDER_CLASSES[name].partition(":")
+        module, _, cls = kind.implementation.partition(":")
         out[name] = getattr(importlib.import_module(module), cls)(http)
     return out

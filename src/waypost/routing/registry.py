@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from waypost.core.errors import ModelNotFound
 from waypost.providers.base import Deployment
+from waypost.providers.kinds import PROVIDER_KINDS
 from waypost.settings import ModelSettings, is_loopback
 
 MAX_CHAIN = 8  # a model plus at most seven fallbacks, however the lists nest
@@ -83,7 +84,8 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goo
 
 def has_credentials(settings: ModelSettings, environ: Mapping[str, str]) -> bool:
     """Whether a model can be called at all: what ``auto`` selection checks."""
-    if settings.provider in ("mock", "ollama"):
+    kind = PROVIDER_KINDS.get(settings.provider)
+    if kind is not None and not kind.needs_credentials:
         return True
     if settings.provider == "bedrock":
         aws = settings.aws

@@ -3,7 +3,8 @@ failures before the first byte, then each fallback once. Attempts are bounded.
 
 One loop serves every operation (chat, streams, embeddings, token counts): an operation is
 a function of (provider, deployment). Deployments whose provider lacks the capability an
-operation needs are skipped.
+operation needs are skipped, and so are those whose output maximum a chat request exceeds
+(``pipeline.bounds``: checked once per request, before the first upstream call).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TypeVar
 from waypost.core.errors import BadRequest, GatewayError, ModelNotFound, UpstreamBadRequest, UpstreamError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from waypost.pipeline.bounds import RequestBounds
 from waypost.providers.base import CallContext, Deployment, EmbeddingProvider, Provider, TokenCounter
 from waypost.routing.registry import ModelRegistry
 from waypost.settings import RetryPolicy
@@ -56,9 +58,12 @@ class Served:
 
 
 class Router:
-    def __init__(self, registry: ModelRegistry, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self, registry: ModelRegistry, providers: Mapping[str, Provider], bounds: RequestBounds | None = None
+    ) -> None:
         self.registry = registry
         self.providers = providers
+        self.bounds = bounds if bounds is not None else RequestBounds()
 
     async def run(
         self,
@@ -68,8 +73,10 @@ class Router:
         *,
         capability: type | None = None,
         what: str = "chat",
+        request: ChatRequest | None = None,
     ) -> tuple[T, Served]:
-        """``operation`` on each deployment of ``model`` in turn until one succeeds."""
+        """``operation`` on each deployment of ``model`` in turn until one succeeds. With a chat
+        ``request``, only the deployments whose output maximum it fits are tried."""
         registry = self.registry  # one registry for the whole call, even if a reload swaps it
         principal = ctx.principal
         if principal is not None and not principal.may_use(registry.resolve(model).name):
@@ -82,6 +89,8 @@ class Router:
             chain = [d for d in chain if isinstance(self.providers[d.provider], capability)]
             if not chain:
                 raise BadRequest(f"The model {model!r} does not support {what}.", param="model")
+        if request is not None:
+            chain = self.bounds.fitting(request, chain)
         attempts = 0
         last: GatewayError | None = None
         providers = self.providers
@@ -103,7 +112,10 @@ class Router:
         raise last
 
     async def complete(self, req: ChatRequest, ctx: CallContext) -> tuple[ChatResponse, Served]:
-        return await self.run(req.model, ctx, lambda provider, dep: provider.complete(req, dep, ctx))
+        self.bounds.admit_chat(req)
+        return await self.run(
+            req.model, ctx, lambda provider, dep: provider.complete(req, dep, ctx), request=req
+        )
 
     async def stream(self, req: ChatRequest, ctx: CallContext) -> tuple[list[StreamEvent], Batches, Served]:
         """Open the stream on the first deployment that answers: its first batch of events, the
@@ -122,7 +134,8 @@ class Router:
                 await batches.aclose()  # type: ignore[attr-defined]
                 raise
 
-        (first, rest), served = await self.run(req.model, ctx, open_stream)
+        self.bounds.admit_chat(req)
+        (first, rest), served = await self.run(req.model, ctx, open_stream, request=req)
         return first, rest, served
 
     async def embed(self, req: EmbeddingRequest, ctx: CallContext) -> tuple[EmbeddingResponse, Served]:
@@ -130,6 +143,7 @@ class Router:
             assert isinstance(provider, EmbeddingProvider)
             return await provider.embed(req, dep, ctx)
 
+        self.bounds.admit_embedding(req)
         return await self.run(req.model, ctx, embed, capability=EmbeddingProvider, what="embeddings")
 
     async def count_tokens(self, req: ChatRequest, ctx: CallContext) -> tuple[int, Served] | None:
@@ -139,6 +153,7 @@ class Router:
             assert isinstance(provider, TokenCounter)
             return await provider.count_tokens(req, dep, ctx)
 
+        self.bounds.admit_fields(req)  # a count generates nothing: only the steering fields matter
         try:
             return await self.run(req.model, ctx, count, capability=TokenCounter, what="token counting")
         except BadRequest:

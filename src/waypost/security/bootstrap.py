@@ -1,5 +1,5 @@
-"""First start: the administrator account, and a canary that tells whether the encryption keys
-still read what is stored."""
+"""Every start: the administrator account on the first one, stored secrets moved off the old
+development key, and a canary that tells whether the encryption keys still read what is stored."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from waypost.core.errors import Conflict
+from waypost.security.key_rotation import CANARY_KEY, CANARY_TEXT, migrate_from_legacy_dev_key
 from waypost.security.passwords import weak_password_reason
 
 if TYPE_CHECKING:
@@ -17,8 +18,6 @@ log = logging.getLogger("waypost.bootstrap")
 
 # Accepted only in loopback-only mode, and reported by GET /admin/status until changed.
 DEFAULT_ADMIN_PASSWORD = "waypost-admin"
-CANARY_KEY = "encryption_canary"
-CANARY_TEXT = "waypost encryption canary"
 
 
 class StartupError(Exception):
@@ -26,7 +25,8 @@ class StartupError(Exception):
 
 
 async def start_container(container: Container) -> None:
-    """Migrate (unless turned off), create the administrator on first start, load database models."""
+    """Migrate (unless turned off), create the administrator on first start, move stored secrets off
+    the legacy development key, load database models."""
     if container.settings.database.auto_migrate:
         await container.store.upgrade()
     await bootstrap(container)
@@ -36,6 +36,7 @@ async def start_container(container: Container) -> None:
 async def bootstrap(container: Container) -> None:
     await _ensure_admin(container)
     store = container.store
+    await migrate_from_legacy_dev_key(store, container.secrets)
     if await store.kv.get(CANARY_KEY) is None:
         await store.kv.set(CANARY_KEY, container.secrets.encrypt(CANARY_TEXT))
 

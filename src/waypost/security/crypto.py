@@ -5,7 +5,6 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from waypost.core.errors import GatewayError
-from waypost.settings import DEV_ENCRYPTION_KEY, SecuritySettings, Settings
 
 
 class SecretUnreadable(GatewayError):
@@ -39,16 +38,17 @@ class SecretBox:
         self._keys = list(keys)
         self._fernet = MultiFernet([Fernet(key.encode("ascii")) for key in keys])
 
-    @classmethod
-    def from_settings(cls, settings: Settings | SecuritySettings) -> SecretBox:
-        """``security.encryption_keys``, or the development key when none is configured (loopback only:
-        the settings refuse that combination elsewhere)."""
-        security = settings.security if isinstance(settings, Settings) else settings
-        return cls(security.encryption_keys or [DEV_ENCRYPTION_KEY])
+    def also_reading(self, key: str) -> SecretBox:
+        """A box with the same primary key that also decrypts with ``key`` (never encrypts with it)."""
+        return SecretBox([*self._keys, key])
 
-    @property
-    def primary_is_dev_key(self) -> bool:
-        return self._keys[0] == DEV_ENCRYPTION_KEY
+    def reads(self, ciphertext: str) -> bool:
+        """Whether one of the keys decrypts ``ciphertext``."""
+        try:
+            self._fernet.decrypt(ciphertext.encode("ascii"))
+        except (InvalidToken, UnicodeError):
+            return False
+        return True
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")

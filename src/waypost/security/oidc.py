@@ -1,8 +1,11 @@
 """OpenID Connect single sign-on: discovery, authorization code + PKCE, ID token verification.
 
 Every network call goes through ``HttpClient`` (outbound guard, timeouts, no redirects). Discovery
-documents and key sets are cached per ``HttpClient`` (one per app) for ``CACHE_SECONDS``; an ID token
-signed with a key the cached set lacks refetches the set once (the IdP rotated its keys).
+documents and key sets are cached per ``HttpClient`` (one per app) for ``CACHE_SECONDS``. An ID token
+signed with a key the cached set lacks refetches the set (the IdP may have rotated its keys), but at
+most once per ``JWKS_REFETCH_SECONDS``, and a failed fetch is not retried sooner either: a flood of
+tokens with made-up key ids costs the IdP one request per interval. A token whose key cannot be
+found or fetched cannot be verified, which is a 401, never a gateway error.
 ID tokens must be signed with an asymmetric algorithm: ``none`` and HMAC (which would make the
 client secret a signing key) are refused whatever the IdP advertises.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import time
 import weakref
@@ -22,11 +26,12 @@ from urllib.parse import quote
 import jwt
 from yarl import URL
 
-from waypost.core.errors import Forbidden, Unauthorized, UpstreamError
+from waypost.core.errors import Forbidden, Unauthorized, UpstreamError, UpstreamTimeout
 from waypost.providers.http import HttpClient, json_error_message
 from waypost.settings import OidcProviderSettings
 
 CACHE_SECONDS = 3600.0
+JWKS_REFETCH_SECONDS = 60.0  # least time between two refetches for unknown key ids, or after a failure
 LEEWAY_SECONDS = 60  # clock skew between the IdP and us
 ASYMMETRIC_ALGORITHMS = (
     "RS256",
@@ -55,9 +60,20 @@ class Discovery:
 
 
 @dataclass(slots=True)
+class _KeySet:
+    """One IdP's signing keys as last fetched, and when fetches happened (monotonic seconds)."""
+
+    keys: list[dict[str, Any]] | None = None
+    fetched_at: float = -math.inf  # the last successful fetch
+    # The last fetch that may not be repeated within JWKS_REFETCH_SECONDS: a refetch for an unknown
+    # key id, or one that failed.
+    limited_at: float = -math.inf
+
+
+@dataclass(slots=True)
 class _Cache:
     discovery: dict[str, tuple[float, Discovery]] = field(default_factory=dict)
-    jwks: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict)
+    jwks: dict[str, _KeySet] = field(default_factory=dict)
 
 
 _caches: weakref.WeakKeyDictionary[HttpClient, _Cache] = weakref.WeakKeyDictionary()
@@ -279,13 +295,25 @@ def _bad_token(problem: str) -> Unauthorized:
 
 
 async def _signing_key(http: HttpClient, discovery: Discovery, kid: object, alg: str) -> jwt.PyJWK:
-    hit = _cache(http).jwks.get(discovery.jwks_uri)
-    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
-        found = _pick(hit[1], kid, alg)
-        if found is None:  # the IdP may have rotated its keys since: look once more
-            found = _pick(await _fetch_jwks(http, discovery), kid, alg)
-    else:
-        found = _pick(await _fetch_jwks(http, discovery), kid, alg)
+    key_set = _cache(http).jwks.setdefault(discovery.jwks_uri, _KeySet())
+    now = time.monotonic()
+    may_fetch = now - key_set.limited_at >= JWKS_REFETCH_SECONDS
+    stale = key_set.keys is None or now - key_set.fetched_at >= CACHE_SECONDS
+    found = _pick(key_set.keys or [], kid, alg)
+    unreachable: str | None = None
+    if (stale or found is None) and may_fetch:
+        if not stale:  # the IdP may have rotated its keys since: look once more, not again soon
+            key_set.limited_at = now
+        try:
+            found = _pick(await _fetch_jwks(http, discovery, key_set), kid, alg)
+        except (UpstreamError, UpstreamTimeout) as err:
+            key_set.limited_at = now
+            unreachable = err.message
+    elif stale:  # only a failed fetch holds back a stale set's refresh
+        unreachable = "a fetch failed moments ago; retried after a pause"
+    if found is None and unreachable is not None:
+        # Expired keys, if any, were tried; without the key the signature cannot be checked.
+        raise _bad_token(f"cannot be verified: its key set could not be fetched ({unreachable})")
     if found is None:
         raise _bad_token("is signed with a key the identity provider does not publish")
     try:
@@ -294,14 +322,14 @@ async def _signing_key(http: HttpClient, discovery: Discovery, kid: object, alg:
         raise _bad_token(f"names a published key that does not fit {alg}") from None
 
 
-async def _fetch_jwks(http: HttpClient, discovery: Discovery) -> list[dict[str, Any]]:
+async def _fetch_jwks(http: HttpClient, discovery: Discovery, key_set: _KeySet) -> list[dict[str, Any]]:
     doc = await http.get_json(discovery.jwks_uri, what=f"the identity provider {discovery.issuer}")
     raw = doc.get("keys") if isinstance(doc, dict) else None
     if not isinstance(raw, list):
         raise _idp_error(discovery.issuer, "answered a key set (jwks_uri) without 'keys'")
-    keys = [k for k in raw if isinstance(k, dict) and k.get("use", "sig") == "sig"]
-    _cache(http).jwks[discovery.jwks_uri] = (time.monotonic(), keys)
-    return keys
+    key_set.keys = [k for k in raw if isinstance(k, dict) and k.get("use", "sig") == "sig"]
+    key_set.fetched_at = time.monotonic()
+    return key_set.keys
 
 
 def _pick(keys: list[dict[str, Any]], kid: object, alg: str) -> dict[str, Any] | None:

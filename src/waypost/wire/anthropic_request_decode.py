@@ -28,6 +28,7 @@ from waypost.core.types import (
     ToolResultPart,
 )
 from waypost.wire.anthropic_mapping import compact_json
+from waypost.wire.steering import is_steering_key
 
 # Top-level fields the canonical model carries; any other is kept only in ``raw``.
 _MODELLED_FIELDS = frozenset(
@@ -358,7 +359,8 @@ def decode_request(body: Any) -> ChatRequest:
     if obj.get("output_config") is not None:
         dec.output_config(obj["output_config"], req)
 
-    others = sorted(k for k in obj if k not in _MODELLED_FIELDS)
+    # Steering fields never reach an upstream (pipeline.bounds drops or refuses them).
+    others = sorted(k for k in obj if k not in _MODELLED_FIELDS and not is_steering_key(k))
     if others:
         dec.note("fields kept only for Anthropic upstreams: " + ", ".join(others))
     req.notes += dec.notes

@@ -243,8 +243,11 @@ def _payload(payload: bytes) -> dict[str, Any]:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise StreamInterrupted(
-            "bedrock upstream sent an event that is not JSON", provider=PROVIDER
+            "bedrock upstream sent an invalid stream: an event payload that is not JSON", provider=PROVIDER
         ) from None
     if not isinstance(data, dict):
-        raise StreamInterrupted("bedrock upstream sent an event that is not an object", provider=PROVIDER)
+        raise StreamInterrupted(
+            "bedrock upstream sent an invalid stream: an event payload that is not an object",
+            provider=PROVIDER,
+        )
     return data

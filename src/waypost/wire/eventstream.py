@@ -1,4 +1,5 @@
-"""An incremental decoder of the AWS event stream (``application/vnd.amazon.eventstream``).
+"""An incremental reader of the AWS event stream (``application/vnd.amazon.eventstream``) on top
+of botocore's own decoder.
 
 Each message on the wire is::
 
@@ -7,37 +8,35 @@ Each message on the wire is::
     payload
     message CRC32 (uint32, over everything before it)
 
-All integers are big-endian. Bytes arrive in arbitrary pieces, so ``feed`` keeps what it cannot
-yet decode. A bad checksum or an impossible length means the stream cannot be trusted from that
-point on: the decoder raises ``StreamInterrupted`` and stays failed.
+botocore (``botocore.eventstream.EventStreamBuffer``) checks the checksums and the length limits
+and decodes the typed headers; this module only decides when to hand it bytes. It gives botocore
+each message's prelude as soon as it arrives, so a corrupt prelude or an impossible length fails
+at once, then the rest of the message in one piece: botocore appends to one ``bytes`` buffer,
+which would cost the square of a large message's size if it were fed every network read.
+
+Anything botocore refuses (``ChecksumMismatch``, ``InvalidHeadersLength``,
+``InvalidPayloadLength``, ``DuplicateHeader``, an unknown header type, a truncated header) is
+raised as ``ValueError`` from the iterator at the message where it is found, so the messages
+before it are still delivered; the reader stays failed afterwards. botocore is imported with
+this module, which only the Bedrock provider loads.
 """
 
 from __future__ import annotations
 
 import struct
-import uuid
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, ParserError
 
 from waypost.core.errors import StreamInterrupted
 
 PRELUDE_LENGTH = 12
 MIN_MESSAGE_LENGTH = PRELUDE_LENGTH + 4
-# The limits the AWS SDKs enforce; anything larger is corruption, not a big event.
-MAX_HEADERS_LENGTH = 128 * 1024
-MAX_PAYLOAD_LENGTH = 24 * 1024 * 1024
 
-HeaderValue = bool | int | bytes | str | uuid.UUID
+HeaderValue = bool | int | bytes | str  # botocore gives timestamps as int, UUIDs as 16 bytes
 
-_PRELUDE = struct.Struct(">III")
-_FIXED: dict[int, struct.Struct] = {
-    2: struct.Struct(">b"),  # byte
-    3: struct.Struct(">h"),  # short
-    4: struct.Struct(">i"),  # integer
-    5: struct.Struct(">q"),  # long
-    8: struct.Struct(">q"),  # timestamp, milliseconds since the epoch
-}
+_LENGTHS = struct.Struct(">II")
 
 
 @dataclass(slots=True)
@@ -56,100 +55,99 @@ class EventMessage:
 class EventStreamDecoder:
     """Feed raw body chunks; iterate the complete messages they finish."""
 
-    __slots__ = ("_buffer", "_failed", "_provider")
+    __slots__ = ("_buffer", "_failed", "_inside", "_parts", "_provider", "_size", "_wanted")
 
     def __init__(self, provider: str = "bedrock") -> None:
-        self._buffer = bytearray()
+        self._buffer = EventStreamBuffer()
+        self._parts: list[bytes] = []  # bytes not yet given to botocore
+        self._size = 0
+        self._wanted = PRELUDE_LENGTH  # what botocore needs next: a prelude, or the rest of a message
+        self._inside = False  # botocore holds a checked prelude and waits for the rest
         self._failed = False
         self._provider = provider
 
     @property
     def pending(self) -> int:
         """Bytes received that do not yet form a complete message."""
-        return len(self._buffer)
+        return self._size + (PRELUDE_LENGTH if self._inside else 0)
+
+    def feed_frames(self, data: bytes) -> tuple[Iterator[EventMessage], bytes]:
+        """The messages ``data`` completes, in order, and no raw bytes (an event stream is never
+        relayed as it came). Corruption raises ``ValueError`` from the iterator."""
+        return self._messages(data), b""
+
+    def end_frames(self) -> list[EventMessage]:
+        """At the end of the body: a message cut off part-way is a broken stream."""
+        if self.pending and not self._failed:
+            raise StreamInterrupted(
+                f"{self._provider} upstream stream ended inside an event", provider=self._provider
+            )
+        return []
 
     def feed(self, data: bytes) -> Iterator[EventMessage]:
-        """Add ``data`` and yield every message now complete, in order.
+        """Add ``data`` and iterate the messages now complete, in order."""
+        return self._messages(data)
 
-        Corruption raises from the iterator at the message where it is found, so the messages
-        before it are still delivered.
-        """
+    def _messages(self, data: bytes) -> Iterator[EventMessage]:
         if self._failed:
-            raise self._error("the event stream was already corrupt")
-        self._buffer += data
-        return self._drain()
+            raise ValueError("the event stream was already corrupt")
+        if data:
+            self._parts.append(data)
+            self._size += len(data)
+        if self._size < self._wanted:
+            return
+        buf = b"".join(self._parts)
+        self._parts.clear()
+        pos = 0
+        try:
+            while len(buf) - pos >= self._wanted:
+                piece = buf[pos : pos + self._wanted]
+                pos += self._wanted
+                message = self._decode(piece)
+                if message is None:  # a valid prelude: now the rest of its message
+                    total, _ = _LENGTHS.unpack_from(piece)
+                    self._inside = True
+                    self._wanted = total - PRELUDE_LENGTH
+                else:
+                    self._inside = False
+                    self._wanted = PRELUDE_LENGTH
+                    yield message
+        finally:  # also when the reader stops early (after the end marker)
+            if not self._failed:
+                if pos < len(buf):
+                    self._parts.append(buf[pos:])
+                self._size = len(buf) - pos
 
-    def _drain(self) -> Iterator[EventMessage]:
-        while len(self._buffer) >= PRELUDE_LENGTH:
-            total, headers_length, prelude_crc = _PRELUDE.unpack_from(self._buffer)
-            if zlib.crc32(self._buffer[:8]) != prelude_crc:
-                raise self._fail("event stream prelude checksum mismatch")
-            if total < MIN_MESSAGE_LENGTH or headers_length > MAX_HEADERS_LENGTH:
-                raise self._fail("event stream message has an impossible length")
-            payload_length = total - MIN_MESSAGE_LENGTH - headers_length
-            if payload_length < 0 or payload_length > MAX_PAYLOAD_LENGTH:
-                raise self._fail("event stream message has an impossible length")
-            if len(self._buffer) < total:
-                return
-            frame = bytes(self._buffer[:total])
-            del self._buffer[:total]
-            (message_crc,) = struct.unpack_from(">I", frame, total - 4)
-            if zlib.crc32(frame[: total - 4]) != message_crc:
-                raise self._fail("event stream message checksum mismatch")
-            headers_end = PRELUDE_LENGTH + headers_length
-            try:
-                headers = _parse_headers(frame[PRELUDE_LENGTH:headers_end])
-            except (ValueError, struct.error, IndexError, UnicodeDecodeError):
-                raise self._fail("event stream message has malformed headers") from None
-            yield EventMessage(headers, frame[headers_end : total - 4])
+    def _decode(self, piece: bytes) -> EventMessage | None:
+        """Give botocore the next piece; the message it completes, if any."""
+        if not self._inside:
+            total, headers_length = _LENGTHS.unpack_from(piece)
+            # botocore lets these through and then reads garbage (or nothing) as a message.
+            if total < MIN_MESSAGE_LENGTH or headers_length > total - MIN_MESSAGE_LENGTH:
+                raise self._fail(f"an event-stream message has an impossible length ({total} bytes)")
+        self._buffer.add_data(piece)
+        try:
+            message = next(self._buffer)
+        except StopIteration:
+            return None
+        except (ParserError, struct.error, KeyError, IndexError, ValueError) as exc:
+            raise self._fail(self._reason(exc)) from None
+        return EventMessage(message.headers, message.payload)
 
-    def _fail(self, message: str) -> StreamInterrupted:
+    def _reason(self, exc: Exception) -> str:
+        if isinstance(exc, ChecksumMismatch):
+            where = "message" if self._inside else "prelude"
+            return f"an event-stream {where} checksum does not match"
+        if isinstance(exc, ParserError):  # header or payload too long, a duplicate header
+            return f"an event-stream message is invalid: {exc}"
+        if isinstance(exc, KeyError):
+            return "an event-stream header has an unknown type"
+        # struct.error, IndexError: a truncated header; ValueError: a name or value not UTF-8.
+        return "an event-stream message has malformed headers"
+
+    def _fail(self, reason: str) -> ValueError:
         self._failed = True
-        self._buffer.clear()
-        return self._error(message)
-
-    def _error(self, message: str) -> StreamInterrupted:
-        return StreamInterrupted(f"{self._provider} upstream {message}", provider=self._provider)
-
-
-def _parse_headers(data: bytes) -> dict[str, HeaderValue]:
-    headers: dict[str, HeaderValue] = {}
-    pos = 0
-    end = len(data)
-    while pos < end:
-        name_length = data[pos]
-        pos += 1
-        raw_name = data[pos : pos + name_length]
-        if name_length == 0 or len(raw_name) != name_length:
-            raise ValueError("truncated header name")
-        name = raw_name.decode("utf-8")
-        pos += name_length
-        kind = data[pos]
-        pos += 1
-        value: HeaderValue
-        if kind == 0:
-            value = True
-        elif kind == 1:
-            value = False
-        elif kind in _FIXED:
-            fixed = _FIXED[kind]
-            (value,) = fixed.unpack_from(data, pos)
-            pos += fixed.size
-        elif kind in (6, 7):
-            (length,) = struct.unpack_from(">H", data, pos)
-            pos += 2
-            raw = data[pos : pos + length]
-            if len(raw) != length:
-                raise ValueError("truncated header value")
-            pos += length
-            value = raw if kind == 6 else raw.decode("utf-8")
-        elif kind == 9:
-            raw = data[pos : pos + 16]
-            if len(raw) != 16:
-                raise ValueError("truncated uuid header")
-            pos += 16
-            value = uuid.UUID(bytes=raw)
-        else:
-            raise ValueError(f"unknown header type {kind}")
-        headers[name] = value
-    return headers
+        self._parts.clear()
+        self._size = 0
+        self._inside = False
+        return ValueError(reason)

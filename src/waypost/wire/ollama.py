@@ -29,7 +29,7 @@ from waypost.wire.ollama_response import (
     tool_call_id,
     usage_from_ollama,
 )
-from waypost.wire.ollama_stream import LineSplitter, StreamDecoder, line_object
+from waypost.wire.ollama_stream import LineSplitter, StreamDecoder
 
 __all__ = [
     "FORMAT",
@@ -43,7 +43,6 @@ __all__ = [
     "encode_request",
     "error_text",
     "finish_from_ollama",
-    "line_object",
     "tool_arguments_object",
     "tool_call_id",
     "usage_from_ollama",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from waypost.core.errors import StreamInterrupted
 from waypost.core.events import (
     BlockKind,
@@ -34,43 +32,52 @@ from waypost.wire.ollama_response import (
     usage_from_ollama,
 )
 
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a line still without its newline past this is not a line
+
 
 class LineSplitter:
-    """Feed raw bytes as they arrive; get the complete, non-empty lines back."""
+    """Feed raw bytes as they arrive; get the complete, non-empty lines back.
 
-    __slots__ = ("_buf", "max_line")
+    A line still incomplete after ``max_line`` bytes raises ``ValueError``. Its pieces are kept
+    in a list and joined once, when the newline arrives, so a long line costs linear time.
+    """
 
-    def __init__(self, max_line: int = 16 * 1024 * 1024) -> None:
-        self._buf = b""
+    __slots__ = ("_parts", "_size", "max_line")
+
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
         self.max_line = max_line
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf + chunk if self._buf else chunk
-        end = buf.rfind(b"\n")
+    def feed_frames(self, chunk: bytes) -> tuple[list[bytes], bytes]:
+        """The lines ``chunk`` completes (blank lines dropped) and no raw bytes: NDJSON is never
+        relayed as it came, no client speaks it."""
+        end = chunk.rfind(b"\n")
         if end < 0:
-            if len(buf) > self.max_line:
-                raise StreamInterrupted("ollama upstream sent a stream line longer than the limit")
-            self._buf = buf
-            return []
-        self._buf = buf[end + 1 :]
-        return [line for line in buf[:end].split(b"\n") if line.strip()]
+            self._size += len(chunk)
+            if self._size > self.max_line:
+                self._parts.clear()
+                raise ValueError(f"a stream line is longer than {self.max_line} bytes")
+            if chunk:
+                self._parts.append(chunk)
+            return [], b""
+        if self._parts:
+            self._parts.append(chunk)
+            chunk = b"".join(self._parts)
+            self._parts.clear()
+            end = chunk.rfind(b"\n")
+        rest = chunk[end + 1 :]
+        self._size = len(rest)
+        if rest:
+            self._parts.append(rest)
+        return [line for line in chunk[:end].split(b"\n") if line.strip()], b""
 
-    def rest(self) -> bytes:
-        """What is left after the last newline (a final line without one)."""
-        rest, self._buf = self._buf, b""
-        return rest if rest.strip() else b""
-
-
-def line_object(line: bytes) -> dict[str, Any]:
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        raise StreamInterrupted(
-            "ollama upstream sent a stream line that is not JSON", provider="ollama"
-        ) from None
-    if not isinstance(obj, dict):
-        raise StreamInterrupted("ollama upstream sent a stream line that is not an object", provider="ollama")
-    return obj
+    def end_frames(self) -> list[bytes]:
+        """At the end of the body: a last line without its newline still counts."""
+        rest = b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        return [rest] if rest.strip() else []
 
 
 class StreamDecoder:

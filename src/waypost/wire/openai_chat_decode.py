@@ -38,6 +38,7 @@ _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required"]] = {
     "required": "required",
 }
 _RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
+MAX_TOP_LOGPROBS = 20  # the API's own bound
 
 
 def _kind(value: Any) -> str:
@@ -79,7 +80,9 @@ def _str(obj: dict[str, Any], key: str, param: str, *, required: bool = False) -
     return value
 
 
-def _int(obj: dict[str, Any], key: str, param: str, *, minimum: int | None = None) -> int | None:
+def _int(
+    obj: dict[str, Any], key: str, param: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
@@ -92,6 +95,12 @@ def _int(obj: dict[str, Any], key: str, param: str, *, minimum: int | None = Non
     if minimum is not None and value < minimum:
         raise BadRequest(
             f"Invalid '{param}': integer below minimum value. Expected a value >= {minimum}, "
+            f"but got {value} instead.",
+            param=param,
+        )
+    if maximum is not None and value > maximum:
+        raise BadRequest(
+            f"Invalid '{param}': integer above maximum value. Expected a value <= {maximum}, "
             f"but got {value} instead.",
             param=param,
         )
@@ -491,15 +500,18 @@ def decode_request(body: Any) -> ChatRequest:
         tool_choice = tool_choice or ToolChoice(mode="auto")
         tool_choice.parallel = parallel
     stream_options = _dict(body, "stream_options", "stream_options") or {}
-    n = _int(body, "n", "n", minimum=1)
-    if n is not None and n > 1:
+    n = _int(body, "n", "n", minimum=1) or 1  # its upper bound is a setting: see pipeline.bounds
+    if n > 1:
         _note(notes, "n > 1: only the first choice is returned")
+    # Not modelled (only same-format upstreams see it), but bounded as the API bounds it.
+    _int(body, "top_logprobs", "top_logprobs", minimum=0, maximum=MAX_TOP_LOGPROBS)
     metadata = _dict(body, "metadata", "metadata")
 
     return ChatRequest(
         model=model,
         messages=messages,
         max_tokens=max_completion if max_completion is not None else max_tokens,
+        choices=n,
         temperature=_float(body, "temperature", "temperature"),
         top_p=_float(body, "top_p", "top_p"),
         top_k=_int(body, "top_k", "top_k", minimum=0),

@@ -41,6 +41,9 @@ from waypost.wire.sse import encode_sse
 
 FORMAT = "openai_completions"
 DONE = b"data: [DONE]\n\n"
+# The API's own bounds; the bound on the completions generated (n x best_of x prompts) is a setting.
+MAX_BEST_OF = 20
+MAX_LOGPROBS = 5
 
 __all__ = [
     "DONE",
@@ -79,10 +82,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _prompt_text(prompt: Any, notes: list[str]) -> str:
-    """The one text a chat translation can carry; notes what it cannot."""
+def _prompt_text(prompt: Any, notes: list[str]) -> tuple[str, int]:
+    """The one text a chat translation can carry, and how many prompts there are (each gets its
+    own completions from an OpenAI-compatible upstream); notes what it cannot carry."""
     if isinstance(prompt, str):
-        return prompt
+        return prompt, 1
     if not isinstance(prompt, list) or not prompt:
         raise BadRequest(
             "'prompt' must be a string, an array of strings, an array of integers or an array of "
@@ -92,7 +96,7 @@ def _prompt_text(prompt: Any, notes: list[str]) -> str:
     if all(isinstance(p, str) for p in prompt):
         if len(prompt) > 1:
             notes.append("prompt: only the first of several prompts is answered by non-OpenAI providers")
-        return str(prompt[0])
+        return str(prompt[0]), len(prompt)
     tokens = all(_is_int(t) for t in prompt) or all(
         isinstance(p, list) and p and all(_is_int(t) for t in p) for p in prompt
     )
@@ -103,7 +107,7 @@ def _prompt_text(prompt: Any, notes: list[str]) -> str:
             param="prompt",
         )
     notes.append("prompt: token-id prompts can only be answered by OpenAI-compatible upstreams")
-    return ""
+    return "", len(prompt) if isinstance(prompt[0], list) else 1
 
 
 def decode_request(body: Any) -> ChatRequest:
@@ -116,23 +120,25 @@ def decode_request(body: Any) -> ChatRequest:
     if body.get("prompt") is None:
         raise BadRequest("Missing required parameter: 'prompt'.", param="prompt")
     notes: list[str] = []
-    text = _prompt_text(body["prompt"], notes)
+    text, prompts = _prompt_text(body["prompt"], notes)
     for name in ("suffix", "logit_bias"):
         if body.get(name) is not None:
             notes.append(f"{name} dropped (chat models have no equivalent)")
     if _bool(body, "echo", "echo"):
         notes.append("echo dropped: the answer does not repeat the prompt")
-    if _int(body, "logprobs", "logprobs", minimum=0) is not None:
+    if _int(body, "logprobs", "logprobs", minimum=0, maximum=MAX_LOGPROBS) is not None:
         notes.append("logprobs dropped")
-    for name in ("n", "best_of"):
-        count = _int(body, name, name, minimum=1)
-        if count is not None and count > 1:
+    n = _int(body, "n", "n", minimum=1) or 1
+    best_of = _int(body, "best_of", "best_of", minimum=1, maximum=MAX_BEST_OF) or 1
+    for name, count in (("n", n), ("best_of", best_of)):
+        if count > 1:
             notes.append(f"{name} > 1: only one completion is returned")
     stream_options = _dict(body, "stream_options", "stream_options") or {}
     return ChatRequest(
         model=model,
         messages=[Message(role="user", content=[TextPart(text=text)])],
         max_tokens=_int(body, "max_tokens", "max_tokens", minimum=0),
+        choices=max(n, best_of) * prompts,  # best_of are generated, n of them returned
         temperature=_float(body, "temperature", "temperature"),
         top_p=_float(body, "top_p", "top_p"),
         stop=_decode_stop(body),

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from waypost.core.errors import BadRequest, UpstreamError
 from waypost.core.types import EmbeddingRequest, EmbeddingResponse, Usage
 from waypost.wire.openai_chat import encode_error
+from waypost.wire.steering import is_steering_key
 
 FORMAT = "openai"
 FLOAT32_MAX = 3.4028234663852886e38
@@ -124,7 +125,8 @@ def decode_request(body: Any) -> EmbeddingRequest:
         source_format=FORMAT,
         raw=body,
     )
-    others = sorted(k for k in body if k not in _MODELLED_FIELDS)
+    # Steering fields never reach an upstream (pipeline.bounds drops or refuses them).
+    others = sorted(k for k in body if k not in _MODELLED_FIELDS and not is_steering_key(k))
     if others:
         req.notes.append("fields kept only for OpenAI-compatible upstreams: " + ", ".join(others))
     return req

@@ -18,6 +18,7 @@ from waypost.api.control.schemas import (
 )
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from waypost.providers.kinds import calls_upstream
 from waypost.routing.catalog import CatalogEntry
 from waypost.security.principal import Principal
 from waypost.security.secret_refs import refs_in
@@ -67,7 +68,7 @@ async def _changed(container: Container) -> None:
 
 async def _check_destinations(container: Container, model: ModelSettings) -> None:
     """Every URL the model will call must pass the outbound policy now (400 naming the field)."""
-    if model.provider not in ("mock", "auto") and (url := model.resolved_base_url()):
+    if calls_upstream(model.provider) and (url := model.resolved_base_url()):
         await container.policy.check_resolved(url, field="base_url")
     if model.aws is not None and model.aws.endpoint_url:
         await container.policy.check_resolved(model.aws.endpoint_url, field="aws.endpoint_url")

@@ -17,7 +17,7 @@ from waypost.api.control.schemas import (
 from waypost.api.control.views import secret_out
 from waypost.api.state import Container
 from waypost.core.errors import Conflict, NotFound
-from waypost.security.bootstrap import CANARY_KEY
+from waypost.security.key_rotation import reencrypt_stored
 from waypost.security.principal import Principal
 from waypost.security.secret_refs import refs_in
 
@@ -73,13 +73,7 @@ async def rotate_secrets(
 ) -> RotateResult:
     """Re-encrypts each value with the primary (first) key of ``security.encryption_keys``, so an
     older key can then be removed from the list."""
-    store = container.store
-    current = await store.secrets.all_ciphertexts()
-    rotated = {name: container.secrets.rotate(text, name=name) for name, text in current.items()}
-    count = await store.secrets.replace_ciphertexts(rotated, expected=current)
-    canary = await store.kv.get(CANARY_KEY)
-    if canary is not None:  # the status page checks the keys against it: keep it readable by the new key
-        await store.kv.set(CANARY_KEY, container.secrets.rotate(canary, name=CANARY_KEY))
+    count = await reencrypt_stored(container.store, container.secrets)
     await container.catalog.reload()
     return RotateResult(rotated=count)
 

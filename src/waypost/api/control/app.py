@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waypost import __version__
@@ -24,6 +25,7 @@ from waypost.api.control import (
     me,
     status,
 )
+from waypost.api.control.dependencies import current_principal
 from waypost.api.control.schemas import ErrorBody
 from waypost.api.errors import error_response
 from waypost.api.formats import OPENAI
@@ -37,6 +39,8 @@ log = logging.getLogger("waypost.control")
 # refused before it is buffered, since /auth/login takes bodies from anyone.
 MAX_BODY_BYTES = 1024 * 1024
 TOO_LARGE = f"The request body is larger than the control plane accepts ({MAX_BODY_BYTES} bytes)."
+OPENAPI_URL = "/admin/openapi.json"
+DOCS_URL = "/admin/docs"
 
 TAGS = [
     {"name": "auth", "description": "Log in with a password or single sign-on; refresh and log out."},
@@ -63,8 +67,8 @@ def build_control_app(container: Container) -> FastAPI:
         title="Waypost control plane",
         version=__version__,
         description="Accounts, permissions, models, API tokens and secrets of a Waypost gateway.",
-        openapi_url="/admin/openapi.json",
-        docs_url="/admin/docs",
+        openapi_url=None,  # served by _add_docs, behind authentication
+        docs_url=None,
         redoc_url=None,
         openapi_tags=TAGS,
     )
@@ -74,11 +78,26 @@ def build_control_app(container: Container) -> FastAPI:
     for module in (auth, me, admin_users, admin_groups, admin_models, admin_tokens, admin_secrets, status):
         app.include_router(module.router, responses=ERRORS)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _add_docs(app, public=container.settings.server.public_api_docs)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+def _add_docs(app: FastAPI, *, public: bool) -> None:
+    """The OpenAPI document and its Swagger page, for authenticated callers (any API token or access
+    token) unless ``server.public_api_docs``: the document maps the whole admin surface."""
+    dependencies = [] if public else [Depends(current_principal)]
+
+    @app.get(OPENAPI_URL, include_in_schema=False, dependencies=dependencies)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(DOCS_URL, include_in_schema=False, dependencies=dependencies)
+    async def swagger_page() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} - Swagger UI")
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -6,17 +6,14 @@ becomes the secret ``model.<name>.<field>`` and the config holds ``secret://mode
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from waypost.core.errors import BadRequest
+from waypost.providers.credentials import AWS_CREDENTIALS, CREDENTIAL_HEADER
 from waypost.security.secret_refs import SECRET_REF
 
 MASK = "********"
-AWS_CREDENTIALS = ("access_key_id", "secret_access_key", "session_token")
-# Header names that carry credentials (Authorization, x-api-key, api-key, x-goog-api-key, cookies...).
-CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature", re.I)
 
 
 def credential_paths(config: dict[str, Any]) -> Iterator[tuple[str, ...]]:

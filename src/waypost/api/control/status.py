@@ -12,9 +12,10 @@ from waypost.api.control.dependencies import ContainerDep, human_principal
 from waypost.api.control.schemas import Check, StatusOut
 from waypost.api.state import Container
 from waypost.core.errors import GatewayError
-from waypost.security.bootstrap import CANARY_KEY, CANARY_TEXT, DEFAULT_ADMIN_PASSWORD
+from waypost.security.bootstrap import DEFAULT_ADMIN_PASSWORD
+from waypost.security.generated_secrets import secrets_file_path
+from waypost.security.key_rotation import CANARY_KEY, CANARY_TEXT
 from waypost.security.principal import Principal
-from waypost.settings import DEFAULT_JWT_SECRET
 
 router = APIRouter(tags=["status"])
 
@@ -29,12 +30,15 @@ async def _database(container: Container) -> Check:
     return Check(name="database", ok=True, detail=f"reachable, migration {revision}")
 
 
+def _generated(container: Container) -> str:
+    """How a generated secret is described: where it is kept, and that it may stay so on loopback only."""
+    return f"generated at first start and kept in {secrets_file_path(container.settings)} (loopback only)"
+
+
 async def _encryption_key(container: Container) -> Check:
     name = "encryption_key"
-    if not container.settings.security.encryption_keys:
-        return Check(name=name, ok=False, detail="no security.encryption_keys: the development key is in use")
-    if container.secrets.primary_is_dev_key:
-        return Check(name=name, ok=False, detail="the primary encryption key is the development key")
+    settings = container.settings
+    source = "configured" if settings.security.encryption_keys else _generated(container)
     canary = await container.store.kv.get(CANARY_KEY)
     if canary is None:
         return Check(name=name, ok=False, detail="no canary stored yet (the gateway writes one at start)")
@@ -43,14 +47,17 @@ async def _encryption_key(container: Container) -> Check:
     except GatewayError:
         ok = False
     if not ok:
-        return Check(name=name, ok=False, detail="none of the configured keys reads the stored secrets")
-    return Check(name=name, ok=True, detail="configured, and reads the stored secrets")
+        return Check(name=name, ok=False, detail=f"{source}, but no key reads the stored secrets")
+    if not settings.security.encryption_keys and not settings.loopback_only:
+        return Check(name=name, ok=False, detail=f"{source}: set security.encryption_keys")
+    return Check(name=name, ok=True, detail=f"{source}, and reads the stored secrets")
 
 
 def _jwt_secret(container: Container) -> Check:
-    if container.settings.auth.jwt_secret == DEFAULT_JWT_SECRET:
-        return Check(name="jwt_secret", ok=False, detail="auth.jwt_secret is the built-in default")
-    return Check(name="jwt_secret", ok=True, detail="set")
+    settings = container.settings
+    if settings.auth.jwt_secret is not None:
+        return Check(name="jwt_secret", ok=True, detail="configured")
+    return Check(name="jwt_secret", ok=settings.loopback_only, detail=_generated(container))
 
 
 async def _admin_password(container: Container, verdicts: dict[str, bool]) -> Check:
