@@ -1,0 +1,187 @@
+"""`bench/ab BASE [TARGET]`: the cost of a change on the request path, measured side by side.
+
+Both builds' ``src/`` (a git ref each; TARGET defaults to the working tree) run from this
+repository's virtualenv as one-worker gateways in front of one mock upstream, pinned as the benchmark
+pins them (servers on the last CPU, mock and load driver on the others). Runs alternate between the
+builds, non-streamed and 20-chunk streamed, and each run's server CPU per request is read from
+``/proc``. The report (stdout and ``bench/out/ab-BASE-TARGET.md``) gives every run and the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench import procfs, servers
+from bench.runner import CHAT_PATH, GATEWAY_KEY, _seed_database
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "out"
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+# Both builds get explicit secrets, so older builds (which had built-in ones) and newer builds (which
+# generate them into a file) start from the same configuration.
+JWT_SECRET = "bench-ab-jwt-secret-0123456789abcdef"
+FERNET_KEY = "YmVuY2gtYWItZmVybmV0LWtleS0wMTIzNDU2Nzg5YWI="
+MODES = ("plain", "stream")
+
+
+def _cpus() -> tuple[str, str]:
+    """(server CPU, CPUs for the mock and the driver), as the benchmark pins them."""
+    last = (os.cpu_count() or 1) - 1
+    return str(last), ",".join(str(c) for c in range(last)) or "0"
+
+
+def extract(ref: str | None, into: Path) -> Path:
+    """``src/`` of ``ref`` (or of the working tree) copied to ``into/src``."""
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
+    if ref is None:
+        shutil.copytree(REPO / "src", into / "src")
+        return into
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, "src"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def start(root: Path, upstream_port: int, server_cpu: str) -> tuple[subprocess.Popen[bytes], int]:
+    database = root / "waypost.db"
+    asyncio.run(_seed_database(f"sqlite:///{database}"))
+    port = servers.free_port()
+    config = {
+        "server": {"host": "127.0.0.1", "port": port, "workers": 1},
+        "database": {"url": f"sqlite:///{database}"},
+        "auth": {"jwt_secret": JWT_SECRET},
+        "security": {"allow_private_targets": True, "encryption_keys": [FERNET_KEY]},
+        "logging": {"level": "warning"},
+        "models": [
+            {
+                "name": "bench-model",
+                "provider": "openai",
+                "base_url": f"http://127.0.0.1:{upstream_port}/v1",
+                "api_key": "sk-mock",
+                "public": True,
+            }
+        ],
+    }
+    (root / "waypost.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    log = (root / "server.log").open("wb")
+    argv = ["taskset", "-c", server_cpu, PYTHON, "-m", "waypost.cli", "serve", "--config", "waypost.yaml"]
+    process = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(3000):
+        if servers.health_status("127.0.0.1", port, "/health") == 200:
+            return process, port
+        if process.poll() is not None:
+            raise SystemExit(f"{root.name} did not start:\n" + (root / "server.log").read_text()[-2000:])
+        time.sleep(0.01)
+    raise SystemExit(f"{root.name} did not answer /health")
+
+
+def drive(port: int, pid: int, stream: bool, args: argparse.Namespace, load_cpus: str) -> tuple[float, int]:
+    """One run: (server CPU ms per request, requests per second)."""
+    argv = [
+        "taskset", "-c", load_cpus, PYTHON, "-m", "bench.load",
+        "--url", f"http://127.0.0.1:{port}{CHAT_PATH}", "-c", str(args.concurrency),
+        "--duration", str(args.duration), "--warmup", "1", "--wait-go",
+        "--header", f"Authorization: Bearer {GATEWAY_KEY}",
+    ]  # fmt: skip
+    if stream:
+        argv.append("--stream")
+    driver = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert driver.stdout is not None and driver.stdin is not None
+    json.loads(driver.stdout.readline())  # connected and warmed up
+    before = procfs.cpu_seconds(pid)
+    driver.stdin.write("go\n")
+    driver.stdin.flush()
+    result = json.loads(driver.stdout.readline())
+    spent = procfs.cpu_spent(before, procfs.cpu_seconds(pid))
+    driver.wait()
+    if result["errors"] or not result["requests"]:
+        raise SystemExit(f"run failed: {result}")
+    return spent / result["requests"] * 1000, result["requests"] / args.duration
+
+
+def report(
+    names: list[str], runs: dict[tuple[str, str], list[tuple[float, float]]], args: argparse.Namespace
+) -> str:
+    lines = [
+        f"A/B at concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.duration:g} s, "
+        f"load average {os.getloadavg()[0]:.2f} at the end",
+        "",
+        "| leg | build | CPU ms/req, each run | median CPU ms/req | median req/s |",
+        "|---|---|---|---|---|",
+    ]
+    for mode in MODES:
+        for name in names:
+            cpu = [c for c, _ in runs[(name, mode)]]
+            rate = [r for _, r in runs[(name, mode)]]
+            each = ", ".join(f"{c:.3f}" for c in cpu)
+            lines.append(
+                f"| {mode} | {name} | {each} | {statistics.median(cpu):.3f} | {statistics.median(rate):.0f} |"
+            )
+        base, target = (statistics.median(c for c, _ in runs[(n, mode)]) for n in names)
+        lines.append(f"| {mode} | change | | {(target - base) / base * 100:+.1f} % | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/ab", description=__doc__.split("\n\n")[0])
+    parser.add_argument("base", help="the git ref measured first (e.g. the commit before the change)")
+    parser.add_argument("target", nargs="?", help="the git ref to compare (default: the working tree)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args(argv)
+    names = [args.base, args.target or "working-tree"]
+    server_cpu, load_cpus = _cpus()
+    roots = [extract(ref, OUT / f"ab-{i}") for i, ref in enumerate((args.base, args.target))]
+    mock_port = servers.free_port()
+    mock = subprocess.Popen(
+        ["taskset", "-c", load_cpus, PYTHON, "-m", "bench.mock_upstream", "--port", str(mock_port)], cwd=REPO
+    )
+    started: list[tuple[subprocess.Popen[bytes], int]] = []
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    try:
+        time.sleep(1.0)
+        started = [start(root, mock_port, server_cpu) for root in roots]
+        for round_ in range(args.rounds):
+            order = [0, 1] if round_ % 2 == 0 else [1, 0]
+            for mode in MODES:
+                for i in order:
+                    process, port = started[i]
+                    cpu, rate = drive(port, process.pid, mode == "stream", args, load_cpus)
+                    runs.setdefault((names[i], mode), []).append((cpu, rate))
+                    print(
+                        f"round {round_} {mode:6} {names[i]}: {cpu:.3f} ms CPU/req, {rate:.0f} req/s",
+                        flush=True,
+                    )
+    finally:
+        for process, _ in started:
+            process.terminate()
+            process.wait(30)
+        mock.terminate()
+        mock.wait(30)
+    text = report(names, runs, args)
+    safe = "-".join(n.replace("/", "_") for n in names)
+    (OUT / f"ab-{safe}.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
