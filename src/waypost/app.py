@@ -143,11 +143,6 @@ def build_container(settings: Settings) -> Container:
     authenticator = Authenticator(
         store, jwt, catalog, ttl=auth.cache_ttl, open_as=auth.admin_email if auth.open else None
     )
-    log_settings = settings.logging
-    access_log = AccessLog(
-        enabled=log_settings.access_log and log_settings.level in ("debug", "info"),
-        json_format=log_settings.json_format,
-    )
     return Container(
         settings=settings,
         http=http,
@@ -159,7 +154,7 @@ def build_container(settings: Settings) -> Container:
         policy=policy,
         jwt=jwt,
         passwords=PasswordHasher(auth.password_hashing),
-        access_log=access_log,
+        access_log=AccessLog.from_settings(settings.logging),
     )
 
 

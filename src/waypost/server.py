@@ -39,6 +39,7 @@ from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.app import create_app
 from waypost.core.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout
 from waypost.observability.access import AccessLog
+from waypost.security.generated_secrets import resolve_secrets
 from waypost.settings import ServerSettings, Settings
 
 # Where a connection is in its current request.
@@ -299,8 +300,16 @@ def run(settings: Settings) -> None:
     ``ConfigError`` when the app cannot be built; exits with status 3 when it cannot start."""
     workers = settings.server.workers
     if workers > 1:
+        # Each worker builds its own app. What building it may refuse beyond the settings (the
+        # generated-secrets file: unreadable, damaged, readable by others) is checked here first,
+        # so that the refusal is the one ``ConfigError`` of a single worker, not a traceback in
+        # every worker; and a first start creates the file once, before the workers.
+        resolve_secrets(settings)
         config = server_config("waypost.app:app_from_env", settings, factory=True, workers=workers)
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
+        if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+            sys.exit(STARTUP_FAILURE)  # uvicorn stopped the others; the worker logged why
         return
     server = GatewayServer(server_config(create_app(settings), settings))
     try:

@@ -27,6 +27,9 @@ from pydantic import (
     model_validator,
 )
 
+# What names a credential: the one rule, shared with the scrubbing of upstream text.
+from waypost.providers.credentials import CREDENTIAL_NAME, REDACTED
+
 # Provider types with code behind them (any other ``provider`` value must name a preset) and
 # their default base URLs come from the one table of provider types.
 from waypost.providers.kinds import DEFAULT_BASE_URLS, PROVIDER_TYPES
@@ -506,15 +509,20 @@ def resolve_env_refs(node: Any, environ: Mapping[str, str], path: list[str | int
     return node
 
 
-# Keys whose values are secrets: a message about them never repeats the value.
-_SECRET_KEY = re.compile(r"key|secret|token|passw|headers|cookie|credential", re.I)
 _URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@")
 _QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s'\"]*")
 
 
 def _without_url_secrets(text: str) -> str:
     """``text`` with the password and query values of any URL in it replaced."""
-    return _QUERY_VALUE.sub(r"\1[redacted]", _URL_PASSWORD.sub(r"\1[redacted]@", text))
+    return _QUERY_VALUE.sub(rf"\1{REDACTED}", _URL_PASSWORD.sub(rf"\1{REDACTED}@", text))
+
+
+def _is_secret(loc: list[str | int]) -> bool:
+    """Whether the value at ``loc`` may be a secret: its key's own name says so (``api_key``,
+    ``aws.secret_access_key``, ``encryption_keys[0]``), or it is one of a model's ``headers``."""
+    name = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    return "headers" in loc or CREDENTIAL_NAME.search(name) is not None
 
 
 def _format_validation_error(exc: ValidationError) -> str:
@@ -527,10 +535,9 @@ def _format_validation_error(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         where = _path(list(loc)) if loc else ""
         value = err.get("input")
-        secret = any(isinstance(part, str) and _SECRET_KEY.search(part) for part in loc)
-        if secret:
+        if _is_secret(loc):
             if isinstance(value, str) and value:
-                msg = msg.replace(value, "[redacted]")
+                msg = msg.replace(value, REDACTED)
         elif "input" in err and err["type"] not in ("missing",) and not isinstance(value, (dict, list)):
             msg += f" (got {value!r})"
         lines.append(_without_url_secrets(f"{where}: {msg}" if where and not msg.startswith(where) else msg))

@@ -367,3 +367,21 @@ async def test_a_key_given_as_a_configured_header_counts_as_credentials(
     async with gateway(tmp_path, models, {}) as client:
         text, _ = await ask(client, "best")
     assert text == "from cheap"
+
+
+async def test_any_credential_header_counts_as_credentials_as_it_is_scrubbed(
+    tmp_path: Path, dear: OpenAIUpstream
+) -> None:
+    # The same rule as for what is scrubbed from upstream text (docs/providers.md): an API
+    # gateway's own key header counts, not only the four best-known ones.
+    async with OpenAIUpstream() as apim:
+        apim.default_reply = Reply(text="from apim")
+        models: list[dict[str, Any]] = [
+            {"name": "best", "provider": "auto", "candidates": ["dear", "apim"]},
+            priced("dear", dear, 10.0),
+            priced("apim", apim, 0.5, headers={"Ocp-Apim-Subscription-Key": "apim-key-0123456789"}),
+        ]
+        async with gateway(tmp_path, models, {}) as client:
+            text, _ = await ask(client, "best")
+        assert apim.last.headers["ocp-apim-subscription-key"] == "apim-key-0123456789"
+    assert text == "from apim"

@@ -16,7 +16,7 @@ from botocore.credentials import Credentials, RefreshableCredentials
 
 from tests.fakes import Reply
 from tests.fakes.bedrock_upstream import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, BedrockUpstream, corrupt
-from tests.fakes.eventstream_encoder import event
+from tests.fakes.eventstream_encoder import encode_message, event
 from waypost.core.errors import (
     BadRequest,
     GatewayError,
@@ -259,16 +259,29 @@ async def test_a_mid_stream_exception_delivers_what_came_before_then_raises_it_m
     assert [e.text for e in seen if isinstance(e, TextDelta)] == ["a ", "b "]
 
 
-async def test_a_corrupt_frame_interrupts_the_stream_after_the_frames_before_it(
-    fake: BedrockUpstream, provider: BedrockProvider
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (
+            corrupt(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "bad"}})),
+            "an event-stream message checksum",
+        ),
+        (
+            encode_message({":event-type": "contentBlockDelta", ":message-type": "event"}, b"{nope"),
+            "an event payload that is not JSON",
+        ),
+    ],
+    ids=["corrupt-frame", "payload-not-json"],
+)
+async def test_an_invalid_frame_ends_the_stream_as_invalid_after_the_frames_before_it(
+    fake: BedrockUpstream, provider: BedrockProvider, bad: bytes, problem: str
 ) -> None:
     good = event("messageStart", {"role": "assistant"}) + event(
         "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "fine"}}
     )
-    bad = corrupt(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "bad"}}))
     fake.enqueue(Reply(raw_body=good + bad))
     seen: list[StreamEvent] = []
-    with pytest.raises(UpstreamInvalid, match="invalid stream: an event-stream message checksum"):
+    with pytest.raises(UpstreamInvalid, match=f"bedrock upstream sent an invalid stream: {problem}"):
         async for batch in provider.stream(HI, deployment(fake), CTX):
             seen += batch
     assert [e.text for e in seen if isinstance(e, TextDelta)] == ["fine"]

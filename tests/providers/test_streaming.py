@@ -16,9 +16,8 @@ from waypost.core.events import RawFrame, StreamEvent, TextDelta, UsageUpdate, f
 from waypost.core.types import ChatRequest, Message, TextPart
 from waypost.providers.anthropic import AnthropicProvider
 from waypost.providers.base import CallContext, Deployment
-from waypost.providers.http import HttpClient
+from waypost.providers.http import HttpClient, json_object
 from waypost.providers.openai import OpenAIProvider
-from waypost.providers.streaming import json_object
 from waypost.settings import ModelSettings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

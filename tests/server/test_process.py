@@ -51,6 +51,25 @@ def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("WAYPOST_")}
 
 
+def run_to_exit(*args: str) -> subprocess.CompletedProcess[str]:
+    """``waypost ARGS`` run to its end (a refused start ends by itself), its output captured. Past
+    the timeout its whole process group is killed: workers must not outlive a failed test."""
+    with subprocess.Popen(
+        cli(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def wait_until_live(port: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
@@ -148,46 +167,50 @@ def test_a_malformed_request_is_answered_in_json_and_logged(stopped: Stopped) ->
 def test_serve_and_config_check_refuse_the_same_base_url(tmp_path: Path) -> None:
     bad = {"name": "meta", "provider": "openai", "base_url": "http://169.254.169.254/v1", "api_key": "k"}
     config = write_config(tmp_path, server={"port": free_port()}, models=[bad])
-    check = subprocess.run(
-        cli("config", "check", "--config", str(config)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment(),
-        check=False,
-    )
-    serve = subprocess.run(
-        cli("serve", "--config", str(config)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment(),
-        check=False,
-    )
+    check = run_to_exit("config", "check", "--config", str(config))
+    serve = run_to_exit("serve", "--config", str(config))
     assert (check.returncode, serve.returncode) == (2, 2)
     assert "models[0].base_url: " in check.stderr
     assert check.stderr == serve.stderr
     assert "Traceback" not in serve.stderr
 
 
-def test_a_configuration_error_found_while_building_the_app_is_one_log_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("workers", "content", "mode"),
+    [
+        (1, "{}", 0o644),  # generated secrets readable by others
+        (2, '{"jwt_secret": ', 0o600),  # damaged: each worker would build its app and fail
+    ],
+    ids=["one-worker-readable-by-others", "two-workers-damaged"],
+)
+def test_a_configuration_error_found_while_building_the_app_is_one_log_line(
+    tmp_path: Path, workers: int, content: str, mode: int
+) -> None:
     secrets = tmp_path / "secrets.json"
-    secrets.write_text("{}")
-    secrets.chmod(0o644)  # generated secrets readable by others: refused when the app is built
+    secrets.write_text(content)
+    secrets.chmod(mode)
     config = tmp_path / "waypost.yaml"
     config.write_text(
-        yaml.safe_dump({"server": {"port": free_port()}, "security": {"secrets_file": str(secrets)}})
+        yaml.safe_dump(
+            {"server": {"port": free_port(), "workers": workers}, "security": {"secrets_file": str(secrets)}}
+        )
     )
-    serve = subprocess.run(
-        cli("serve", "--config", str(config)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment(),
-        check=False,
-    )
-    assert serve.returncode == 2
+    serve = run_to_exit("serve", "--config", str(config))
+    assert serve.returncode == 2, serve.stderr
     lines = [json.loads(line) for line in serve.stderr.splitlines() if line.strip()]
     assert len(lines) == 1  # the reason alone, as a log line: no traceback
     assert lines[0]["msg"].startswith("cannot start: ")
     assert str(secrets) in lines[0]["msg"]
+
+
+def test_a_worker_that_cannot_start_ends_the_server_with_status_3_as_one_worker_does(tmp_path: Path) -> None:
+    # The database cannot be created (its directory would be inside a file): every worker's
+    # start fails, and so does the server, as a single worker's would.
+    (tmp_path / "file").touch()
+    config = write_config(
+        tmp_path,
+        server={"port": free_port(), "workers": 2},
+        database={"url": f"sqlite:///{tmp_path}/file/waypost.db"},
+    )
+    serve = run_to_exit("serve", "--config", str(config))
+    assert serve.returncode == 3, serve.stderr

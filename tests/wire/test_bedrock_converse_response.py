@@ -255,10 +255,11 @@ def test_a_stream_that_ends_after_message_stop_without_metadata_completes() -> N
     assert isinstance(events[-1], MessageEnd) and fold(events).text() == "Hello! How can I help?"
 
 
-def test_an_event_payload_that_is_not_json_is_a_stream_interruption() -> None:
+def test_an_event_payload_that_is_not_json_is_a_value_error_for_the_stream_loop() -> None:
+    # providers.streaming turns it into UpstreamInvalid, as for every provider's garbage.
     frame = encode_message({":event-type": "contentBlockDelta", ":message-type": "event"}, b"{nope")
     (message,) = EventStreamDecoder().feed(frame)
-    with pytest.raises(StreamInterrupted):
+    with pytest.raises(ValueError, match="an event payload that is not JSON"):
         StreamDecoder(model=MODEL).feed(message)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from waypost.wire.steering import is_steering_key, steering_fields, without_steering
+from waypost.wire.steering import is_steering_key, without_steering
 
 
 def chat(**extra: Any) -> dict[str, Any]:
@@ -92,8 +92,8 @@ def test_a_body_without_steering_fields_is_returned_as_it_is() -> None:
     assert without_steering(body)[0] is body
 
 
-def test_steering_fields_lists_the_paths() -> None:
-    assert steering_fields(chat(extra_query={"a": 1}, metadata={"x": {"api_version": "1"}})) == [
+def test_the_paths_of_the_fields_are_listed_in_order() -> None:
+    assert without_steering(chat(extra_query={"a": 1}, metadata={"x": {"api_version": "1"}}))[1] == [
         "extra_query",
         "metadata.x.api_version",
     ]

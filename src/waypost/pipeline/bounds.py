@@ -90,7 +90,7 @@ class RequestBounds:
                 param=found[0],
             )
         req.raw = cleaned
-        req.notes.append(STEERING_NOTE + ", ".join(_printable(path) for path in found))
+        req.notes.append(STEERING_NOTE + ", ".join(_short(path) for path in found))
 
     def output_limit(self, dep: Deployment) -> int:
         """The most output tokens a request may ask of ``dep``: its own maximum, within the ceiling."""
@@ -151,7 +151,7 @@ def _choices_param(req: ChatRequest) -> str:
     return "best_of" if best_of > n else "n"
 
 
-def _printable(path: str) -> str:
-    """A client-chosen key, safe in a response header and short."""
-    text = "".join(c if " " <= c <= "~" else "?" for c in path)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _short(path: str) -> str:
+    """A client-chosen key, at most 80 characters. (``X-Waypost-Dropped`` makes every note
+    printable ASCII, this one too.)"""
+    return path if len(path) <= 80 else path[:77] + "..."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
@@ -10,8 +11,8 @@ from waypost.core.errors import StreamInterrupted, UpstreamError
 from waypost.core.events import MessageEnd, StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse
 from waypost.providers.base import CallContext, Deployment
-from waypost.providers.http import HttpClient, json_body
-from waypost.providers.streaming import END, SHOWN, json_object, read_stream
+from waypost.providers.http import HttpClient, json_object
+from waypost.providers.streaming import END, SHOWN, read_stream
 from waypost.wire import anthropic_messages
 from waypost.wire.sse import Frame, SSEParser, encode_frame
 
@@ -75,24 +76,22 @@ class AnthropicProvider:
         headers.update(settings.headers)
         return url, headers
 
-    def _body(self, req: ChatRequest, dep: Deployment, stream: bool) -> bytes:
-        return orjson.dumps(
-            anthropic_messages.encode_request(
-                req, dep.upstream_model, stream=stream, default_max_tokens=dep.settings.default_max_tokens
-            )
+    @staticmethod
+    def _body(req: ChatRequest, dep: Deployment, stream: bool) -> dict[str, Any]:
+        return anthropic_messages.encode_request(
+            req, dep.upstream_model, stream=stream, default_max_tokens=dep.settings.default_max_tokens
         )
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
         url, headers = self._request(dep, ctx)
-        async with self.http.post(
+        result, data = await self.http.post_json(
             url,
             self._body(req, dep, False),
             headers,
-            provider=NAME,
+            anthropic_messages.decode_response,
             dep=dep,
-        ) as resp:
-            data = await resp.read()
-            result = anthropic_messages.decode_response(json_body(data, NAME))
+            provider=NAME,
+        )
         if ctx.client_format == self.dialect:
             result.raw = data
         return result
@@ -101,33 +100,26 @@ class AnthropicProvider:
         """The API's own count (``POST /v1/messages/count_tokens``): the Messages body without
         the fields only generation takes."""
         url, headers = self._request(dep, ctx, "/messages/count_tokens")
-        body = anthropic_messages.encode_request(
-            req, dep.upstream_model, stream=False, default_max_tokens=dep.settings.default_max_tokens
-        )
+        body = self._body(req, dep, False)
         for name in GENERATION_ONLY_FIELDS:
             body.pop(name, None)
-        async with self.http.post(
-            url,
-            orjson.dumps(body),
-            headers,
-            provider=NAME,
-            dep=dep,
-        ) as resp:
-            data = json_body(await resp.read(), NAME)
-        tokens = data.get("input_tokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-            raise UpstreamError(
-                "anthropic upstream returned a token count without 'input_tokens'", provider=NAME
-            )
+        tokens, _ = await self.http.post_json(url, body, headers, _input_tokens, dep=dep, provider=NAME)
         return tokens
 
     def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, ctx)
         headers["accept"] = "text/event-stream"
         return read_stream(
-            self.http.post(url, self._body(req, dep, True), headers, provider=NAME, dep=dep),
+            self.http.post(url, orjson.dumps(self._body(req, dep, True)), headers, provider=NAME, dep=dep),
             SSEParser(),
             lambda _headers: _EventFrames(),
             provider=NAME,
             relay=encode_frame if ctx.client_format == self.dialect else None,
         )
+
+
+def _input_tokens(answer: dict[str, Any]) -> int:
+    tokens = answer.get("input_tokens")
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+        raise UpstreamError("anthropic upstream returned a token count without 'input_tokens'", provider=NAME)
+    return tokens

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from waypost.core.errors import GatewayError
-from waypost.settings import ModelSettings
+
+if TYPE_CHECKING:  # settings uses CREDENTIAL_NAME for its own error messages
+    from waypost.settings import ModelSettings
 
 REDACTED = "[redacted]"
 # Shorter values are placeholders ("none", "ollama"); replacing them would mangle ordinary words.
 MIN_SECRET_LENGTH = 8
 AWS_CREDENTIALS = ("access_key_id", "secret_access_key", "session_token")
-# Header names whose values are credentials (Authorization, x-api-key, api-key, x-goog-api-key, cookies...).
-CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature", re.I)
+# Names whose values are credentials: of headers (Authorization, x-api-key, api-key, x-goog-api-key,
+# Ocp-Apim-Subscription-Key, cookies...) and of settings (api_key, jwt_secret, client_secret...).
+# The one rule for what is scrubbed, stored encrypted, counted by ``auto`` and kept out of messages.
+CREDENTIAL_NAME = re.compile(r"auth|key|token|secret|passw|cookie|signature|credential", re.I)
 
 
 def credentials_of(settings: ModelSettings, extra: Iterable[str | None] = ()) -> list[str]:
@@ -34,7 +39,7 @@ def credentials_of(settings: ModelSettings, extra: Iterable[str | None] = ()) ->
     if aws is not None:
         values += [getattr(aws, name) for name in AWS_CREDENTIALS]
     for name, value in settings.headers.items():
-        if CREDENTIAL_HEADER.search(name):
+        if CREDENTIAL_NAME.search(name):
             values.append(value)
             # "Bearer xyz": the token alone may come back.
             values.append(value.strip().partition(" ")[2].strip())

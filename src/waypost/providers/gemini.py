@@ -19,8 +19,8 @@ from waypost.core.errors import GatewayError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment
-from waypost.providers.http import HttpClient, json_body, parse_retry_after
-from waypost.providers.streaming import SHOWN, json_object, read_stream
+from waypost.providers.http import HttpClient, json_object, parse_retry_after
+from waypost.providers.streaming import SHOWN, read_stream
 from waypost.wire import gemini
 from waypost.wire.sse import Frame, SSEParser
 
@@ -80,18 +80,14 @@ class GeminiProvider:
         return headers
 
     async def _call(
-        self, dep: Deployment, method: str, body: dict[str, Any], decode: Callable[[Any], T]
+        self, dep: Deployment, method: str, body: dict[str, Any], decode: Callable[[dict[str, Any]], T]
     ) -> T:
-        """POST ``body`` to ``method``; the answer decoded inside the call, where errors are scrubbed."""
-        async with self.http.post(
-            self._url(dep, method),
-            orjson.dumps(body),
-            self._headers(dep),
-            provider=NAME,
-            dep=dep,
-            errors=self._errors(dep),
-        ) as resp:
-            return decode(json_body(await resp.read(), NAME))
+        """POST ``body`` to ``method``; the answer decoded."""
+        url, headers = self._url(dep, method), self._headers(dep)
+        answer, _ = await self.http.post_json(
+            url, body, headers, decode, dep=dep, provider=NAME, errors=self._errors(dep)
+        )
+        return answer
 
     @staticmethod
     def _errors(dep: Deployment) -> Callable[[int, Mapping[str, str], bytes], GatewayError]:

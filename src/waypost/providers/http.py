@@ -9,7 +9,7 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -36,6 +36,8 @@ MAX_JSON_BYTES = 1024 * 1024  # get_json/post_form: small documents (OIDC discov
 # take about 34 MB as base64 (what OpenAI clients ask for) but about 120 MB as JSON floats.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_ERROR_BYTES = 64 * 1024  # of an error answer: its message is all we use
+
+T = TypeVar("T")
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -199,6 +201,27 @@ class HttpClient:
         except GatewayError as err:
             scrub(err, credentials_of(dep.settings, secrets))
             raise
+
+    async def post_json(
+        self,
+        url: str | URL,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        decode: Callable[[dict[str, Any]], T],
+        *,
+        dep: Deployment,
+        provider: str,
+        errors: Callable[[int, Mapping[str, str], bytes], GatewayError] | None = None,
+    ) -> tuple[T, bytes]:
+        """POST ``body`` as JSON and ``decode`` the JSON object answered (a non-streamed call);
+        return that and the answer's bytes (for a same-format relay). ``decode`` runs inside the
+        call, so what it raises (an error object in a 2xx answer, a malformed one) is scrubbed of
+        credentials like the call's own errors."""
+        async with self.post(
+            url, orjson.dumps(body), headers, dep=dep, provider=provider, errors=errors
+        ) as resp:
+            data = await resp.read()
+            return decode(json_body(data, provider)), data
 
     async def _send(
         self, url: str | URL, body: bytes, headers: dict[str, str], dep: Deployment, provider: str
@@ -474,20 +497,25 @@ class UpstreamResponse:
             self._deadline_timer.cancel()
 
 
-def json_body(data: bytes, provider: str) -> dict[str, Any]:
-    """A non-streamed answer's JSON object (every API here answers one); anything else (not JSON,
-    not UTF-8, another JSON value) is ``UpstreamInvalid``."""
+def json_object(data: bytes, what: str = "a frame") -> dict[str, Any]:
+    """The JSON object in ``data``, an upstream's body or stream frame; ``ValueError`` saying what
+    ``what`` was instead (not JSON, not UTF-8, another JSON value). ``read_stream`` reports it as
+    an ``UpstreamInvalid``, as ``json_body`` does."""
     try:
-        body = orjson.loads(data)
+        obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{what} that is not JSON ({exc})") from None
+    if type(obj) is not dict:
+        raise ValueError(f"{what} that is JSON but not an object ({type(obj).__name__})")
+    return obj
+
+
+def json_body(data: bytes, provider: str) -> dict[str, Any]:
+    """A non-streamed answer's JSON object (every API here answers one); anything else is
+    ``UpstreamInvalid``."""
+    try:
+        return json_object(data, "a body")
+    except ValueError as exc:
         raise UpstreamInvalid(
-            f"{provider} upstream sent an invalid response: a body that is not JSON ({exc})",
-            provider=provider,
+            f"{provider} upstream sent an invalid response: {exc}", provider=provider
         ) from None
-    if type(body) is not dict:
-        raise UpstreamInvalid(
-            f"{provider} upstream sent an invalid response: a body that is JSON but not an object "
-            f"({type(body).__name__})",
-            provider=provider,
-        )
-    return body

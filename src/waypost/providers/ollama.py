@@ -16,8 +16,8 @@ from waypost.core.errors import StreamInterrupted
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment
-from waypost.providers.http import HttpClient, json_body
-from waypost.providers.streaming import END, SHOWN, json_object, read_stream
+from waypost.providers.http import HttpClient, json_object
+from waypost.providers.streaming import END, SHOWN, read_stream
 from waypost.wire import ollama
 
 NAME = "ollama"
@@ -60,11 +60,13 @@ class OllamaProvider:
         headers.update(settings.headers)
         return settings.resolved_base_url() + path, headers
 
-    async def _call(self, dep: Deployment, path: str, body: dict[str, Any], decode: Callable[[Any], T]) -> T:
-        """POST ``body``; the answer decoded inside the call, where errors are scrubbed."""
+    async def _call(
+        self, dep: Deployment, path: str, body: dict[str, Any], decode: Callable[[dict[str, Any]], T]
+    ) -> T:
+        """POST ``body`` to ``path``; the answer decoded."""
         url, headers = self._request(dep, path)
-        async with self.http.post(url, orjson.dumps(body), headers, provider=NAME, dep=dep) as resp:
-            return decode(json_body(await resp.read(), NAME))
+        answer, _ = await self.http.post_json(url, body, headers, decode, dep=dep, provider=NAME)
+        return answer
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
         body = ollama.encode_request(req, dep.upstream_model, stream=False)

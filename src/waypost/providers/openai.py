@@ -18,8 +18,8 @@ from waypost.core.errors import StreamInterrupted, UpstreamError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment
-from waypost.providers.http import HttpClient, json_body
-from waypost.providers.streaming import END, HIDDEN, SHOWN, json_object, read_stream
+from waypost.providers.http import HttpClient, json_object
+from waypost.providers.streaming import END, HIDDEN, SHOWN, read_stream
 from waypost.wire import openai_chat, openai_completions, openai_embeddings
 from waypost.wire.sse import Frame, SSEParser, encode_frame
 
@@ -87,18 +87,12 @@ class OpenAIProvider:
         return headers
 
     async def _call(
-        self, dep: Deployment, path: str, body: dict[str, Any], decode: Callable[[Any], T]
+        self, dep: Deployment, path: str, body: dict[str, Any], decode: Callable[[dict[str, Any]], T]
     ) -> tuple[T, bytes]:
-        """POST ``body``; the answer decoded (inside the call, where errors are scrubbed) and as it came."""
-        async with self.http.post(
-            self._url(dep, path),
-            orjson.dumps(body),
-            self._headers(dep),
-            provider=self.provider_name,
-            dep=dep,
-        ) as resp:
-            data = await resp.read()
-            return decode(json_body(data, self.provider_name)), data
+        """POST ``body`` to ``path``; the answer decoded, and as it came."""
+        return await self.http.post_json(
+            self._url(dep, path), body, self._headers(dep), decode, dep=dep, provider=self.provider_name
+        )
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
         if req.source_format == openai_completions.FORMAT:

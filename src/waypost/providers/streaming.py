@@ -22,9 +22,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from itertools import islice
-from typing import Any, Protocol, TypeVar
-
-import orjson
+from typing import Protocol, TypeVar
 
 from waypost.core.errors import GatewayError, UpstreamInvalid
 from waypost.core.events import RawFrame, StreamEvent
@@ -67,17 +65,6 @@ class FrameDecoder(Protocol[F_contra]):
         """The body ended before an ``END`` frame: the closing events where the format has no
         end marker (Gemini), else a ``StreamInterrupted`` naming the marker that never came."""
         ...
-
-
-def json_object(data: bytes) -> dict[str, Any]:
-    """A frame's JSON object; ``ValueError`` (reported by ``read_stream``) for anything else."""
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"a frame that is not JSON ({exc})") from None
-    if type(obj) is not dict:
-        raise ValueError(f"a frame that is JSON but not an object ({type(obj).__name__})")
-    return obj
 
 
 async def read_stream(

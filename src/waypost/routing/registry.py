@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from waypost.core.errors import ModelNotFound
 from waypost.providers.base import Deployment
+from waypost.providers.credentials import CREDENTIAL_NAME
 from waypost.providers.kinds import PROVIDER_KINDS
 from waypost.settings import ModelSettings, is_loopback
 
@@ -79,9 +80,6 @@ _AWS_ENV = (
 )
 
 
-_CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
-
-
 def has_credentials(settings: ModelSettings, environ: Mapping[str, str]) -> bool:
     """Whether a model can be called at all: what ``auto`` selection checks."""
     kind = PROVIDER_KINDS.get(settings.provider)
@@ -94,7 +92,7 @@ def has_credentials(settings: ModelSettings, environ: Mapping[str, str]) -> bool
         return any(environ.get(v) for v in _AWS_ENV)
     if settings.api_key:
         return True
-    if any(name.lower() in _CREDENTIAL_HEADERS for name in settings.headers):
+    if any(CREDENTIAL_NAME.search(name) for name in settings.headers):
         return True  # a credential given as a configured header (e.g. an Entra ID token for Azure)
     # Presets on a loopback address (vllm, lmstudio, llamacpp, ...) need no key.
     return settings.preset is not None and settings.base_url is not None and _is_local(settings.base_url)

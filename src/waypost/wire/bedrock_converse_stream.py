@@ -237,17 +237,14 @@ class StreamDecoder:
 
 
 def _payload(payload: bytes) -> dict[str, Any]:
+    """An event's JSON object; ``ValueError`` for anything else, which the stream loop that feeds
+    this decoder (``providers.streaming``) reports as an upstream that sent an invalid stream."""
     if not payload:
         return {}
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        raise StreamInterrupted(
-            "bedrock upstream sent an invalid stream: an event payload that is not JSON", provider=PROVIDER
-        ) from None
+        raise ValueError("an event payload that is not JSON") from None
     if not isinstance(data, dict):
-        raise StreamInterrupted(
-            "bedrock upstream sent an invalid stream: an event payload that is not an object",
-            provider=PROVIDER,
-        )
+        raise ValueError("an event payload that is not an object")
     return data

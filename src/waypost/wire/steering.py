@@ -79,13 +79,9 @@ def is_steering_key(key: str) -> bool:
     return (key in STEERING_KEYS or key.endswith(STEERING_SUFFIX)) and key not in FORMAT_FIELDS
 
 
-def steering_fields(body: dict[str, Any]) -> list[str]:
-    """The paths (``metadata.base_url``, ``x[0].api_key``) of the steering fields in ``body``."""
-    return without_steering(body)[1]
-
-
 def without_steering(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """``body`` minus its steering fields, and their paths. ``body`` itself when there are none."""
+    """``body`` minus its steering fields, and their paths (``metadata.base_url``,
+    ``x[0].api_key``). ``body`` itself when there are none."""
     found: list[str] = []
     return _scrub_object(body, "", found, CONTENT_FIELDS), found
 

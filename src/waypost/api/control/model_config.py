@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from waypost.core.errors import BadRequest
-from waypost.providers.credentials import AWS_CREDENTIALS, CREDENTIAL_HEADER
+from waypost.providers.credentials import AWS_CREDENTIALS, CREDENTIAL_NAME
 from waypost.security.secret_refs import SECRET_REF
 
 MASK = "********"
@@ -28,7 +28,7 @@ def credential_paths(config: dict[str, Any]) -> Iterator[tuple[str, ...]]:
     headers = config.get("headers")
     if isinstance(headers, dict):
         for key, value in headers.items():
-            if isinstance(value, str) and CREDENTIAL_HEADER.search(key):
+            if isinstance(value, str) and CREDENTIAL_NAME.search(key):
                 yield ("headers", key)
 
 
