@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from bench import procfs, servers
-from bench.runner import CHAT_PATH, GATEWAY_KEY, _seed_database
+from bench.runner import CHAT_PATH, GATEWAY_KEY, _seed_database, waypost_config
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -62,22 +62,10 @@ def start(root: Path, upstream_port: int, server_cpu: str) -> tuple[subprocess.P
     database = root / "waypost.db"
     asyncio.run(_seed_database(f"sqlite:///{database}"))
     port = servers.free_port()
-    config = {
-        "server": {"host": "127.0.0.1", "port": port, "workers": 1},
-        "database": {"url": f"sqlite:///{database}"},
-        "auth": {"jwt_secret": JWT_SECRET},
-        "security": {"allow_private_targets": True, "encryption_keys": [FERNET_KEY]},
-        "logging": {"level": "warning"},
-        "models": [
-            {
-                "name": "bench-model",
-                "provider": "openai",
-                "base_url": f"http://127.0.0.1:{upstream_port}/v1",
-                "api_key": "sk-mock",
-                "public": True,
-            }
-        ],
-    }
+    config = waypost_config(port, upstream_port, database)
+    config["auth"] = {"jwt_secret": JWT_SECRET}
+    config["security"]["encryption_keys"] = [FERNET_KEY]
+    config["logging"] = {"level": "warning"}
     (root / "waypost.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
     log = (root / "server.log").open("wb")

@@ -231,7 +231,16 @@ def waypost_spec(executable: Path, port: int, upstream_port: int) -> servers.Ser
     database = work_dir / "waypost.db"
     database.unlink(missing_ok=True)
     asyncio.run(_seed_database(f"sqlite:///{database}"))
-    config = {
+    config = waypost_config(port, upstream_port, database)
+    config_path = work_dir / "waypost.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    argv = [str(executable), "serve", "--config", str(config_path)]
+    return servers.ServerSpec("waypost", argv, port, cwd=work_dir, start_timeout_s=60.0)
+
+
+def waypost_config(port: int, upstream_port: int, database: Path) -> dict[str, Any]:
+    """The gateway's configuration: one public model on the mock upstream, a SQLite database."""
+    return {
         "server": {"host": "127.0.0.1", "port": port, "workers": 1},
         "database": {"url": f"sqlite:///{database}"},
         "security": {"allow_private_targets": True},  # the mock upstream is on loopback
@@ -245,10 +254,6 @@ def waypost_spec(executable: Path, port: int, upstream_port: int) -> servers.Ser
             }
         ],
     }
-    config_path = work_dir / "waypost.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    argv = [str(executable), "serve", "--config", str(config_path)]
-    return servers.ServerSpec("waypost", argv, port, cwd=work_dir, start_timeout_s=60.0)
 
 
 async def _seed_database(url: str) -> None:
