@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from waypost.api.formats import ClientFormat
-from waypost.wire import openai_completions
+from waypost.wire.openai import completions as openai_completions
 
 COMPLETIONS = ClientFormat(
     name=openai_completions.FORMAT,

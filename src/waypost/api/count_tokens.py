@@ -18,7 +18,7 @@ from waypost.core.errors import BadRequest
 from waypost.core.types import ChatRequest
 from waypost.metering.estimate import estimate_input_tokens
 from waypost.providers.base import CallContext
-from waypost.wire import anthropic_messages
+from waypost.wire.anthropic import messages as anthropic_messages
 
 
 def decode_request(body: object) -> ChatRequest:

@@ -10,7 +10,7 @@ from waypost.api.formats import OPENAI
 from waypost.api.json_endpoint import Answer, Exchange, serve_json
 from waypost.api.state import Container
 from waypost.providers.base import CallContext
-from waypost.wire import openai_embeddings
+from waypost.wire.openai import embeddings as openai_embeddings
 
 
 async def _embeddings(ex: Exchange) -> Answer:

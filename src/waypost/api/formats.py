@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from waypost.core.errors import GatewayError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse
-from waypost.wire import anthropic_messages, openai_chat
+from waypost.wire.anthropic import messages as anthropic_messages
+from waypost.wire.openai import chat as openai_chat
 
 
 class StreamEncoder(Protocol):

@@ -13,7 +13,7 @@ from waypost.core.types import ChatRequest, ChatResponse
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_object
 from waypost.providers.streaming import END, SHOWN, read_stream
-from waypost.wire import anthropic_messages
+from waypost.wire.anthropic import messages as anthropic_messages
 from waypost.wire.sse import Frame, SSEParser, encode_frame
 
 NAME = "anthropic"

@@ -19,7 +19,8 @@ from waypost.providers.bedrock_auth import AwsAuth, default_endpoint, sign
 from waypost.providers.http import HttpClient, UpstreamResponse, json_body, parse_retry_after
 from waypost.providers.streaming import END, SHOWN, read_stream
 from waypost.settings import AwsSettings
-from waypost.wire import bedrock_converse, bedrock_embeddings
+from waypost.wire.bedrock import converse as bedrock_converse
+from waypost.wire.bedrock import embeddings as bedrock_embeddings
 from waypost.wire.eventstream import EventMessage, EventStreamDecoder
 
 NAME = "bedrock"

@@ -20,7 +20,9 @@ from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, Embe
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_object
 from waypost.providers.streaming import END, HIDDEN, SHOWN, read_stream
-from waypost.wire import openai_chat, openai_completions, openai_embeddings
+from waypost.wire.openai import chat as openai_chat
+from waypost.wire.openai import completions as openai_completions
+from waypost.wire.openai import embeddings as openai_embeddings
 from waypost.wire.sse import Frame, SSEParser, encode_frame
 
 NAME = "openai"

@@ -1,0 +1,1 @@
+"""The Anthropic dialect: the Messages API (``messages`` is the import point)."""

@@ -1,0 +1,176 @@
+"""Vocabulary shared by the Anthropic request, response and stream translators: stop reasons,
+usage accounting, error types, and the JSON text of tool inputs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from waypost.core.errors import (
+    GatewayError,
+    Overloaded,
+    PayloadTooLarge,
+    RateLimited,
+    StreamInterrupted,
+    UpstreamAuthError,
+    UpstreamBadRequest,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from waypost.core.types import FinishReason, Usage
+
+STOP_REASON_TO_FINISH: dict[str, FinishReason] = {
+    "end_turn": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "stop_sequence": FinishReason.STOP_SEQUENCE,
+    "refusal": FinishReason.REFUSAL,
+    "pause_turn": FinishReason.PAUSE,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+}
+
+FINISH_TO_STOP_REASON: dict[FinishReason, str] = {
+    FinishReason.STOP: "end_turn",
+    FinishReason.LENGTH: "max_tokens",
+    FinishReason.TOOL_CALLS: "tool_use",
+    FinishReason.STOP_SEQUENCE: "stop_sequence",
+    FinishReason.CONTENT_FILTER: "refusal",
+    FinishReason.REFUSAL: "refusal",
+    FinishReason.PAUSE: "pause_turn",
+}
+
+_TOOL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def finish_from_stop_reason(stop_reason: Any) -> FinishReason | None:
+    if not isinstance(stop_reason, str):
+        return None
+    # An unknown, newer stop reason is still an end of turn; STOP is the least surprising reading.
+    return STOP_REASON_TO_FINISH.get(stop_reason, FinishReason.STOP)
+
+
+def stop_reason_for(finish: FinishReason | None, *, has_tool_calls: bool) -> str:
+    """The Anthropic ``stop_reason`` for a canonical finish.
+
+    Some OpenAI-compatible servers answer ``stop`` although the message carries tool calls;
+    agents loop on ``stop_reason == "tool_use"``, so tool calls win over a plain stop.
+    """
+    if has_tool_calls and finish in (None, FinishReason.STOP):
+        return "tool_use"
+    if finish is None:
+        return "end_turn"
+    return FINISH_TO_STOP_REASON.get(finish, "end_turn")
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return max(value, 0)
+
+
+class UsageCounts:
+    """Anthropic's own usage fields, where ``input_tokens`` excludes cache reads and writes.
+
+    Stream events report some fields and omit others; each field keeps its latest reported value
+    so that the canonical total (which includes the cache) is never computed from a partial view.
+    """
+
+    __slots__ = ("cache_read", "cache_write", "input", "output", "thinking")
+
+    def __init__(self) -> None:
+        self.input = 0
+        self.output = 0
+        self.cache_read = 0
+        self.cache_write = 0
+        self.thinking = 0
+
+    def update(self, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            return
+        for attr, key in (
+            ("input", "input_tokens"),
+            ("output", "output_tokens"),
+            ("cache_read", "cache_read_input_tokens"),
+            ("cache_write", "cache_creation_input_tokens"),
+        ):
+            value = _int(raw.get(key))
+            if value is not None:
+                setattr(self, attr, value)
+        details = raw.get("output_tokens_details")
+        if isinstance(details, dict):
+            thinking = _int(details.get("thinking_tokens"))
+            if thinking is not None:
+                self.thinking = thinking
+
+    def canonical(self) -> Usage:
+        return Usage(
+            input_tokens=self.input + self.cache_read + self.cache_write,
+            output_tokens=self.output,
+            cache_read_tokens=self.cache_read,
+            cache_write_tokens=self.cache_write,
+            reasoning_tokens=self.thinking,
+        )
+
+
+def usage_from_anthropic(raw: Any) -> Usage:
+    counts = UsageCounts()
+    counts.update(raw)
+    return counts.canonical()
+
+
+def usage_to_anthropic(usage: Usage) -> dict[str, Any]:
+    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+    out: dict[str, Any] = {
+        "input_tokens": max(uncached, 0),
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+    }
+    if usage.reasoning_tokens:
+        out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    return out
+
+
+def safe_tool_id(tool_id: str) -> str:
+    """Anthropic tool ids must match ``^[a-zA-Z0-9_-]+$``; used alike for tool_use and tool_result."""
+    cleaned = _TOOL_ID_UNSAFE.sub("_", tool_id)
+    return cleaned or "toolu_missing_id"
+
+
+def error_message(raw: Any, fallback: str) -> str:
+    if isinstance(raw, dict):
+        message = raw.get("message")
+        if isinstance(message, str) and message:
+            return message
+    return fallback
+
+
+def error_from_body(raw: Any, *, provider: str | None = "anthropic") -> GatewayError:
+    """Map an Anthropic ``{"type": "error", "error": {...}}`` body to the error tree."""
+    inner = raw.get("error") if isinstance(raw, dict) else None
+    err_type = inner.get("type") if isinstance(inner, dict) else None
+    message = error_message(inner, "upstream returned an error")
+    kinds: dict[str, type[GatewayError]] = {
+        "invalid_request_error": UpstreamBadRequest,
+        "not_found_error": UpstreamBadRequest,
+        "authentication_error": UpstreamAuthError,
+        "permission_error": UpstreamAuthError,
+        "request_too_large": PayloadTooLarge,
+        "rate_limit_error": RateLimited,
+        "overloaded_error": Overloaded,
+        "timeout_error": UpstreamTimeout,
+    }
+    cls = kinds.get(err_type, UpstreamError) if isinstance(err_type, str) else UpstreamError
+    return cls(message, provider=provider)
+
+
+def stream_error_from_event(raw: Any) -> GatewayError:
+    """An ``event: error`` after the stream began: overload and rate limits stay retryable as such."""
+    inner = raw.get("error") if isinstance(raw, dict) else None
+    err_type = inner.get("type") if isinstance(inner, dict) else None
+    message = error_message(inner, "upstream stream reported an error")
+    if err_type == "overloaded_error":
+        return Overloaded(message, provider="anthropic")
+    if err_type == "rate_limit_error":
+        return RateLimited(message, provider="anthropic")
+    return StreamInterrupted(message, provider="anthropic")

@@ -1,0 +1,2 @@
+"""The OpenAI dialect: Chat Completions (``chat``, the import point), legacy Completions
+(``completions``) and Embeddings (``embeddings``)."""
