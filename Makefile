@@ -21,6 +21,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The whole suite runs on SQLite, on every core (pytest-xdist). Then the suites where the database
 # itself is under test (the store, identity, the control plane, the CLI) run again on PostgreSQL

@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,20 +25,22 @@ from pydantic import (
     model_validator,
 )
 
-# What names a credential: the one rule, shared with the scrubbing of upstream text.
-from waypost.providers.credentials import CREDENTIAL_NAME, REDACTED
-
 # Provider types with code behind them (any other ``provider`` value must name a preset) and
 # their default base URLs come from the one table of provider types.
-from waypost.providers.kinds import DEFAULT_BASE_URLS, PROVIDER_TYPES
+from waypost.providers.kinds import DEFAULT_BASE_URLS, PROVIDER_TYPES, TokenLimitField
 from waypost.providers.presets import builtin_presets
 
-ENV_PREFIX = "WAYPOST_"
-SECRETS_FILE_NAME = "waypost-secrets.json"  # generated secrets, when none are configured
-
-
-class ConfigError(Exception):
-    """A configuration problem; the message names the key."""
+# Loading lives in its own module; the names importers use stay importable from here.
+from waypost.settings_loading import ENV_PREFIX as ENV_PREFIX
+from waypost.settings_loading import SECRETS_FILE_NAME as SECRETS_FILE_NAME
+from waypost.settings_loading import ConfigError as ConfigError
+from waypost.settings_loading import (
+    anchor_relative_files,
+    format_validation_error,
+    read_document,
+)
+from waypost.settings_loading import apply_env_overrides as apply_env_overrides
+from waypost.settings_loading import resolve_env_refs as resolve_env_refs
 
 
 class _Strict(BaseModel):
@@ -126,6 +126,7 @@ class PresetSettings(_Strict):
     api_key_env: str | None = None
     default_model: str | None = None
     features: list[str] = Field(default_factory=list)
+    max_tokens_field: TokenLimitField | None = None  # see docs/providers/openai-compatible.md
     prices: dict[str, Prices] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
 
@@ -158,6 +159,8 @@ class ModelSettings(_Strict):
     default_max_tokens: int = Field(4096, ge=1)
     # The model's own maximum output (tokens), when known: a request asking for more is refused.
     max_output_tokens: int | None = Field(None, ge=1)
+    # OpenAI dialect: the field that carries the token limit; None: the provider's (kinds.py).
+    max_tokens_field: TokenLimitField | None = None
     mock: MockSettings = Field(default_factory=MockSettings)
     aws: AwsSettings | None = None  # bedrock
     api_version: str | None = None  # azure: the api-version query value; gemini: the path version
@@ -422,6 +425,8 @@ def _with_preset(
         out["prices"] = prices[target]
     if preset.get("headers"):
         out["headers"] = {**preset["headers"], **(out.get("headers") or {})}
+    if preset.get("max_tokens_field"):
+        out.setdefault("max_tokens_field", preset["max_tokens_field"])
     return out
 
 
@@ -434,161 +439,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# -- loading ------------------------------------------------------------------------------------
-
-
-def _path(parts: list[str | int]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _parse_env_value(raw: str) -> Any:
-    # Structured values only when they look structured; "no" stays the string "no".
-    if raw[:1] in "[{":
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return raw
-    return raw
-
-
-def apply_env_overrides(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """``WAYPOST_SERVER__PORT=9000`` sets ``server.port``; numeric parts index lists
-    (``WAYPOST_MODELS__0__API_KEY``)."""
-    for key, value in sorted(environ.items()):
-        if not key.startswith(ENV_PREFIX):
-            continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
-        if parts[0] not in Settings.model_fields:
-            continue  # other WAYPOST_* variables (e.g. WAYPOST_CONFIG) are not settings
-        node: Any = doc
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"{key}: no list item {part!r} to override")
-                if last:
-                    node[int(part)] = _parse_env_value(value)
-                else:
-                    node = node[int(part)]
-                continue
-            if not isinstance(node, dict):
-                raise ConfigError(f"{key}: cannot override inside a scalar value")
-            if last:
-                node[part] = _parse_env_value(value)
-            else:
-                node = node.setdefault(part, {})
-    return doc
-
-
-_ENV_REF = re.compile(r"^env://([A-Za-z_][A-Za-z0-9_]*)(?:,(.*))?$", re.S)
-
-
-def resolve_env_refs(node: Any, environ: Mapping[str, str], path: list[str | int] | None = None) -> Any:
-    """Replace every ``env://VAR`` or ``env://VAR,default`` string with its value."""
-    path = path or []
-    if isinstance(node, dict):
-        return {k: resolve_env_refs(v, environ, [*path, str(k)]) for k, v in node.items()}
-    if isinstance(node, list):
-        return [resolve_env_refs(v, environ, [*path, i]) for i, v in enumerate(node)]
-    if isinstance(node, str) and node.startswith("env://"):
-        match = _ENV_REF.match(node)
-        if not match:
-            shown = node.partition(",")[0]  # a default after the comma may be a secret
-            raise ConfigError(
-                f"{_path(path)}: malformed reference {shown!r} (expected env://VAR or env://VAR,default)"
-            )
-        var, default = match.group(1), match.group(2)
-        if var in environ:
-            return environ[var]
-        if default is not None:
-            return default
-        raise ConfigError(f"{_path(path)}: environment variable {var} is not set and no default is given")
-    return node
-
-
-_URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@")
-_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s'\"]*")
-
-
-def _without_url_secrets(text: str) -> str:
-    """``text`` with the password and query values of any URL in it replaced."""
-    return _QUERY_VALUE.sub(rf"\1{REDACTED}", _URL_PASSWORD.sub(rf"\1{REDACTED}@", text))
-
-
-def _is_secret(loc: list[str | int]) -> bool:
-    """Whether the value at ``loc`` may be a secret: its key's own name says so (``api_key``,
-    ``aws.secret_access_key``, ``encryption_keys[0]``), or it is one of a model's ``headers``."""
-    name = next((part for part in reversed(loc) if isinstance(part, str)), "")
-    return "headers" in loc or CREDENTIAL_NAME.search(name) is not None
-
-
-def _format_validation_error(exc: ValidationError) -> str:
-    """One line per problem, naming the key. The offending value is shown only where it cannot
-    be a secret (never under a key like ``api_key`` or ``headers``, never a URL's query or
-    password), so that a refused config never prints a credential."""
-    lines = []
-    for err in exc.errors():
-        loc = [p for p in err["loc"] if p not in ("function-after[_cross_checks(), Settings]",)]
-        msg = err["msg"].removeprefix("Value error, ")
-        where = _path(list(loc)) if loc else ""
-        value = err.get("input")
-        if _is_secret(loc):
-            if isinstance(value, str) and value:
-                msg = msg.replace(value, REDACTED)
-        elif "input" in err and err["type"] not in ("missing",) and not isinstance(value, (dict, list)):
-            msg += f" (got {value!r})"
-        lines.append(_without_url_secrets(f"{where}: {msg}" if where and not msg.startswith(where) else msg))
-    return "\n".join(lines)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """Where and what, without the quoted line PyYAML adds (it may hold a secret)."""
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return (
-            f"{exc.problem or exc.context or 'cannot parse'} (line {mark.line + 1}, column {mark.column + 1})"
-        )
-    return "cannot parse the file"
+# -- loading (the document itself is assembled in settings_loading) -----------------------------
 
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Load, override, resolve and validate. Raises ``ConfigError`` naming the offending key."""
     environ = os.environ if environ is None else environ
-    doc: Any = {}
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        try:
-            doc = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of settings")
-    doc = apply_env_overrides(doc, environ)
-    doc = resolve_env_refs(doc, environ)
-    if environ.get("WAYPOST_ADMIN_PASSWORD") and isinstance(doc.get("auth", {}), dict):
-        doc.setdefault("auth", {}).setdefault("admin_password", environ["WAYPOST_ADMIN_PASSWORD"])
+    doc = read_document(path, environ, Settings.model_fields)
     try:
         settings = Settings.model_validate(doc, context={"environ": environ})
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc)) from None
+        raise ConfigError(format_validation_error(exc)) from None
     if path is not None:
-        # A relative SQLite file lives beside the config file, wherever the server is started from.
-        url = settings.database.url
-        match = re.match(r"^(sqlite(?:\+[a-z0-9]+)?:///)(?!/)(.+)$", url)
-        if match and match.group(2) != ":memory:":
-            absolute = Path(path).resolve().parent / match.group(2)
-            settings.database.url = f"{match.group(1)}{absolute}"
-        # So does a relative secrets file; and with no SQLite file to keep them beside (PostgreSQL),
-        # generated secrets are kept beside the config file too.
-        security = settings.security
-        if security.secrets_file is not None:
-            security.secrets_file = str(Path(path).resolve().parent / security.secrets_file)
-        elif not url.startswith("sqlite"):
-            security.secrets_file = str(Path(path).resolve().parent / SECRETS_FILE_NAME)
+        anchor_relative_files(settings, path)
     return settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
+from tests.conformance.quirks import QUIRK_CASES
 from tests.conformance.results import RESULTS
 from tests.conformance.scenarios import SCENARIOS
 from tests.conformance.targets import TARGETS
@@ -55,12 +56,38 @@ def render(outcomes: dict[str, str] | None = None) -> str:
         lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)] + [""]
+    lines += _quirks(outcomes)
     lines += [
         "How each field maps between formats, and everything dropped or approximated, is described in",
         "[translation.md](translation.md) and in each provider's page under [providers/](providers/).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _quirks(outcomes: dict[str, str] | None) -> list[str]:
+    """The table of OpenAI-compatible servers' quirks (``quirks.py``, ``test_quirks.py``)."""
+    lines = [
+        "## Quirks of OpenAI-compatible servers",
+        "",
+        "Each row is a model of the fake OpenAI-compatible server that behaves like some real servers",
+        "do; the gateway must answer every client as OpenAI's own API would. What each quirk is, who",
+        "does it and what Waypost does about it: [providers/openai-compatible.md](providers/openai-compatible.md).",
+        "",
+        "| the upstream server | OpenAI client | OpenAI client, streamed | Anthropic client | Anthropic client, streamed |",
+        "|---|---|---|---|---|",
+    ]
+    for case in QUIRK_CASES:
+        cells = []
+        for client in ("openai", "anthropic"):
+            for mode in ("body", "stream"):
+                failed = (
+                    outcomes is not None
+                    and outcomes.get(f"quirk:{case.quirk}-from-{client}-{mode}") == "failed"
+                )
+                cells.append("✗" if failed else MARK["yes"])
+        lines.append(f"| {case.title} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def main() -> None:

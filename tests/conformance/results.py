@@ -12,13 +12,17 @@ from typing import Any
 import pytest
 
 RESULTS = Path(__file__).with_name(".results.json")
+# The tests that are cells, and the prefix of their cells' names.
+CELLS = {"test_matrix.py::test_conformance[": "", "test_quirks.py::test_quirk[": "quirk:"}
 _outcomes: dict[str, str] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "test_matrix.py::test_conformance[" not in report.nodeid:
+    prefix = next((p for test, p in CELLS.items() if test in report.nodeid), None)
+    if prefix is None:
         return
-    cell = report.nodeid.split("[", 1)[1].rstrip("]")  # "<scenario>-from-<client>-<target>"
+    # "<scenario>-from-<client>-<target>", or "quirk:<quirk>-from-<client>-<body|stream>"
+    cell = prefix + report.nodeid.split("[", 1)[1].rstrip("]")
     if (report.when == "call" or report.outcome == "failed") and _outcomes.get(cell) != "failed":
         _outcomes[cell] = report.outcome
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.fakes.base import compact_json, estimate_tokens, new_id, split_text
+from tests.fakes.openai_quirks import NO_USAGE
 
 if TYPE_CHECKING:
     from tests.fakes.openai_upstream import OpenAIUpstream
@@ -132,6 +133,8 @@ async def serve_completions(upstream: OpenAIUpstream, request: web.Request) -> w
             "stream_options",
         )
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    no_usage = NO_USAGE in upstream.quirks.get(body["model"], ())
+    include_usage = include_usage and not no_usage
     reply = upstream.take_reply()
     texts = [reply.text if reply.text is not None else "echo: " + p for p in prompts]
     if body.get("echo") is True:
@@ -156,7 +159,7 @@ async def serve_completions(upstream: OpenAIUpstream, request: web.Request) -> w
             {"text": text, "index": i, "logprobs": None, "finish_reason": finish}
             for i, text in enumerate(texts)
         ]
-        return {**head, "choices": choices, "usage": usage}
+        return {**head, "choices": choices} if no_usage else {**head, "choices": choices, "usage": usage}
 
     def frames() -> list[bytes]:
         chunks: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -19,6 +19,7 @@ from tests.fakes.base import (
     split_text,
 )
 from tests.fakes.openai_endpoints import serve_completions, serve_embeddings
+from tests.fakes.openai_quirks import QuirkRefusal, quirky_body, quirky_chunks, token_limit
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
@@ -187,8 +188,12 @@ def last_user_text(messages: Sequence[Any]) -> str:
 class _Answer:
     """Everything one completion says, resolved from a Reply and the request."""
 
-    def __init__(self, reply: Reply, body: dict[str, Any]) -> None:
+    def __init__(
+        self, reply: Reply, body: dict[str, Any], quirks: Collection[str] = (), limit: int | None = None
+    ) -> None:
         self.reply = reply
+        self.quirks = quirks
+        self.limit = limit  # output tokens: one per word of the text
         self.model = reply.model or body["model"]
         self.id = new_id("chatcmpl-")
         self.created = int(time.time())
@@ -196,8 +201,14 @@ class _Answer:
             self.text: str | None = "echo: " + last_user_text(body["messages"])
         else:
             self.text = reply.text
+        words = split_text(self.text or "", None)
+        cut = limit is not None and len(words) > limit
+        if cut:
+            self.text = "".join(words[:limit])
         self.calls = [(cid, name, json.dumps(dict(args))) for cid, name, args in reply.tool_calls]
-        self.finish_reason = reply.finish_reason or ("tool_calls" if self.calls else "stop")
+        self.finish_reason = reply.finish_reason or (
+            "length" if cut else "tool_calls" if self.calls else "stop"
+        )
         thinking = reply.thinking[0] if reply.thinking else ""
         self.reasoning = thinking or None
         self.usage = self._usage(body, thinking)
@@ -210,6 +221,8 @@ class _Answer:
         completion = reply.output_tokens
         if completion is None:
             completion = estimate_tokens(self.text or "", thinking, [c[2] for c in self.calls])
+            if self.limit is not None:
+                completion = min(completion, self.limit)
         prompt_details: dict[str, int] = {"cached_tokens": reply.cache_read_tokens, "audio_tokens": 0}
         if reply.cache_write_tokens:
             prompt_details["cache_write_tokens"] = reply.cache_write_tokens
@@ -240,7 +253,7 @@ class _Answer:
                 {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
                 for cid, name, args in self.calls
             ]
-        return {
+        body = {
             "id": self.id,
             "object": "chat.completion",
             "created": self.created,
@@ -252,6 +265,7 @@ class _Answer:
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
         }
+        return quirky_body(body, self.quirks)
 
     def frames(self, include_usage: bool) -> list[bytes]:
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
@@ -289,6 +303,7 @@ class _Answer:
             final = self._chunk([], False)
             final["usage"] = self.usage
             chunks.append(final)
+        chunks = quirky_chunks(chunks, self.quirks, self.usage)
         return [b"data: " + compact_json(chunk) + b"\n\n" for chunk in chunks] + [b"data: [DONE]\n\n"]
 
     def _chunk(self, choices: list[dict[str, Any]], with_null_usage: bool) -> dict[str, Any]:
@@ -312,6 +327,9 @@ class OpenAIUpstream(FakeUpstream):
     ``/openai/deployments/{deployment}/chat/completions``.
 
     ``ignore_include_usage=True`` behaves like llama.cpp: no usage chunk even when the client asks.
+    ``quirks`` maps a model (or Azure deployment) name to the quirks of real compatible servers
+    it shows (``openai_quirks``). Every model stops after ``max_completion_tokens`` (else
+    ``max_tokens``) words of its text, with finish ``length``.
     """
 
     def __init__(
@@ -320,10 +338,12 @@ class OpenAIUpstream(FakeUpstream):
         api_key: str | None = None,
         models: Sequence[str] = ("gpt-4o-mini", "gpt-4o"),
         ignore_include_usage: bool = False,
+        quirks: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         super().__init__(api_key=api_key)
         self.models = list(models)
         self.ignore_include_usage = ignore_include_usage
+        self.quirks = {model: frozenset(names) for model, names in (quirks or {}).items()}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -411,13 +431,18 @@ class OpenAIUpstream(FakeUpstream):
             validate_chat_request(body)
         except InvalidRequest as exc:
             return self._error(400, error_body(exc.message, "invalid_request_error", exc.param, exc.code))
+        quirks = self.quirks.get(request.match_info.get("deployment") or body["model"], frozenset())
+        try:
+            limit = token_limit(body, quirks)
+        except QuirkRefusal as exc:
+            return self._error(400, error_body(exc.message, "invalid_request_error", exc.param))
         reply = self.take_reply()
         stream = body.get("stream") is True
         options = body.get("stream_options") or {}
         include_usage = (
             stream and isinstance(options, dict) and options.get("include_usage") is True
         ) and not self.ignore_include_usage
-        answer = _Answer(reply, body)
+        answer = _Answer(reply, body, quirks, limit)
         message = reply.error_message or "The server had an error while processing your request."
         error_frame = b"data: " + compact_json(error_body(message, "server_error")) + b"\n\n"
         return await self.respond(

@@ -15,7 +15,7 @@ from waypost.core.types import (
     ToolCallPart,
     ToolResultPart,
 )
-from waypost.metering.estimate import MEDIA_TOKENS, MESSAGE_OVERHEAD, estimate_input_tokens
+from waypost.metering.estimate import MEDIA_TOKENS, MESSAGE_OVERHEAD, estimate_input_tokens, estimate_tokens
 
 
 def request(*messages: Message, tools: list[Tool] | None = None) -> ChatRequest:
@@ -59,3 +59,10 @@ def test_images_and_binary_documents_count_a_flat_amount_text_documents_their_te
 
 def test_an_empty_request_is_at_least_one_token() -> None:
     assert estimate_input_tokens(request()) == 1
+
+
+def test_chinese_japanese_and_korean_characters_count_one_token_each() -> None:
+    # 5 CJK characters (one a full-width comma), then 3 others: 5 + ceil(3 / 4)
+    assert estimate_tokens(["你好\uff0c世界 🌍🚀"]) == 6
+    assert estimate_tokens(["こんにちは", "안녕"]) == 7
+    assert estimate_tokens(["Привет, мир"]) == 3  # other scripts: a quarter of the characters

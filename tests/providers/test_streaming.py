@@ -24,6 +24,12 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 OPENAI_STREAM = (FIXTURES / "openai" / "stream_text_usage.sse").read_bytes()
 ANTHROPIC_STREAM = (FIXTURES / "anthropic" / "stream_text.sse").read_bytes()
 HI = ChatRequest(model="m", messages=[Message("user", [TextPart("hi")])], stream=True)
+# The names the recorded streams carry: a client that asked for them reads the bytes unchanged.
+FIXTURE_MODEL = "gpt-4o-2024-08-06"
+RECORDED = {
+    "openai": ChatRequest(model=FIXTURE_MODEL, messages=HI.messages, stream=True),
+    "anthropic": ChatRequest(model="claude-sonnet-4-5-20250929", messages=HI.messages, stream=True),
+}
 
 
 @pytest.fixture
@@ -56,7 +62,7 @@ def text(events: list[StreamEvent]) -> str:
 async def test_an_openai_client_asking_for_usage_gets_the_upstream_bytes_exactly(http: HttpClient) -> None:
     async with OpenAIUpstream() as fake:
         fake.enqueue(Reply(raw_body=OPENAI_STREAM))
-        req = ChatRequest(model="m", messages=HI.messages, stream=True, include_usage=True)
+        req = ChatRequest(model=FIXTURE_MODEL, messages=HI.messages, stream=True, include_usage=True)
         events = await collect(
             OpenAIProvider(http).stream(req, deployment("openai", fake.url), CallContext("r", "openai"))
         )
@@ -67,8 +73,9 @@ async def test_the_usage_chunk_a_client_did_not_ask_for_is_metered_but_not_relay
     usage_chunk = next(f for f in frames(OPENAI_STREAM) if b'"choices":[]' in f)
     async with OpenAIUpstream() as fake:
         fake.enqueue(Reply(raw_body=OPENAI_STREAM))
+        req = RECORDED["openai"]
         events = await collect(
-            OpenAIProvider(http).stream(HI, deployment("openai", fake.url), CallContext("r", "openai"))
+            OpenAIProvider(http).stream(req, deployment("openai", fake.url), CallContext("r", "openai"))
         )
     assert relayed(events) == OPENAI_STREAM.replace(usage_chunk, b"")
     assert [e for e in events if isinstance(e, UsageUpdate)], "the hidden usage still reaches metering"
@@ -79,7 +86,7 @@ async def test_an_anthropic_client_gets_the_upstream_bytes_exactly_pings_include
         fake.enqueue(Reply(raw_body=ANTHROPIC_STREAM))
         events = await collect(
             AnthropicProvider(http).stream(
-                HI, deployment("anthropic", fake.url), CallContext("r", "anthropic")
+                RECORDED["anthropic"], deployment("anthropic", fake.url), CallContext("r", "anthropic")
             )
         )
     assert relayed(events) == ANTHROPIC_STREAM
@@ -110,7 +117,8 @@ async def test_frames_before_an_invalid_one_are_delivered_then_the_upstream_is_b
         with pytest.raises(
             UpstreamInvalid, match=f"{client} upstream sent an invalid stream: a frame that is not JSON"
         ):
-            async for batch in provider.stream(HI, deployment(client, fake.url), CallContext("r", client)):
+            req = RECORDED[client]
+            async for batch in provider.stream(req, deployment(client, fake.url), CallContext("r", client)):
                 seen += batch
     assert relayed(seen) == b"".join(good)  # written again without the invalid frame or what followed
 

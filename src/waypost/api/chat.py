@@ -30,8 +30,19 @@ from waypost.api.errors import error_parts
 from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest, GatewayError, UpstreamError
-from waypost.core.events import MessageStart, RawFrame, StreamEvent, UsageUpdate
+from waypost.core.events import (
+    BlockStart,
+    MessageEnd,
+    MessageStart,
+    RawFrame,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+    UsageUpdate,
+)
 from waypost.core.types import ChatRequest, EmbeddingRequest, Usage
+from waypost.metering.usage_count import AnswerText, count_usage, needs_count
 from waypost.providers.base import CallContext, Provider
 from waypost.routing.router import Served
 from waypost.security.principal import Principal
@@ -69,16 +80,20 @@ class Call(Generic[R]):
     rid: str
     req: R
     started: float
-    decoder_notes: int  # how many of req.notes the decoder wrote (the rest come from encoding)
+    decoder_notes: int  # how many of req.notes the decoder wrote (the rest come from policy)
     served: Served | None = None
     same_format: bool = False
     logged: bool = False
+    counted_with: str | None = None  # the upstream gave no usage: what the gateway counted it with
 
     def notes(self) -> list[str]:
-        """What could not be carried. The decoder's notes are about the canonical model, so they
-        do not apply when the body went to a same-format upstream as it was (the fast path)."""
-        notes = self.req.notes[self.decoder_notes :] if self.same_format else self.req.notes
-        return list(dict.fromkeys(notes))  # retries and fallbacks re-encode: keep each note once
+        """What could not be carried: the request's own notes (decoding, policy), then those of
+        the encoding that served (never a failed attempt's). The decoder's notes are about the
+        canonical model, so they do not apply when the body went to a same-format upstream as
+        it was (the fast path)."""
+        notes: list[str] = self.req.notes[self.decoder_notes :] if self.same_format else self.req.notes
+        dropped: tuple[str, ...] = self.served.dropped if self.served is not None else ()
+        return list(dict.fromkeys([*notes, *dropped]))  # each note once
 
     def serve(self, served: Served, fmt: ClientFormat) -> dict[str, str]:
         """Record who served the call; return the response headers that say so."""
@@ -122,6 +137,9 @@ class Call(Generic[R]):
             fields["output_tokens"] = usage.output_tokens
             fields["cache_read_tokens"] = usage.cache_read_tokens
             fields["cache_write_tokens"] = usage.cache_write_tokens
+            fields["usage_estimated"] = self.counted_with is not None
+            if self.counted_with is not None:
+                fields["usage_counted_with"] = self.counted_with
         notes = self.notes()
         if notes:
             fields["dropped"] = notes
@@ -129,6 +147,27 @@ class Call(Generic[R]):
             fields["error"] = type(error).__name__
             fields["detail"] = error.message
         access.write(fields)
+
+
+async def count_missing_usage(call: Call[ChatRequest], usage: Usage, answer: AnswerText) -> Usage:
+    """``usage`` with what the upstream left at zero counted by the gateway, for the model the
+    upstream runs (``metering.usage_count``); notes on ``call`` that it was counted."""
+    served = call.served
+    model = served.deployment.upstream_model if served is not None else call.req.model
+    counted = await count_usage(call.container.tokenizers, model, call.req, answer, usage)
+    if counted is None:
+        return usage
+    call.counted_with = counted.counted_with
+    return counted.usage
+
+
+def with_usage(raw: bytes, usage: dict[str, Any]) -> bytes:
+    """A relayed JSON body with ``usage`` as its ``usage`` member."""
+    body = orjson.loads(raw)
+    if not isinstance(body, dict):
+        return raw
+    body["usage"] = usage
+    return orjson.dumps(body)
 
 
 async def send_error(send: Send, fmt: ClientFormat, err: GatewayError, rid: str) -> None:
@@ -157,6 +196,10 @@ async def handle_chat(
                 return
             resp, served = await container.router.complete(req, ctx)
         out_headers = call.serve(served, fmt)
+        if needs_count(resp.usage):
+            resp.usage = await count_missing_usage(call, resp.usage, AnswerText.of(resp))
+            if resp.raw is not None and call.counted_with is not None:
+                resp.raw = with_usage(resp.raw, fmt.usage_object(resp.usage))
         if resp.raw is not None:
             content = resp.raw
         else:
@@ -203,6 +246,10 @@ async def stream_answer(
     encoder = fmt.stream_encoder(call.req)
     same_format = call.same_format
     usage = Usage()
+    # What was said, kept (not counted) in case the upstream reports no usage.
+    answer = AnswerText()
+    start: MessageStart | None = None
+    reported = False  # the upstream sent usage (a UsageUpdate)
     batch = first
     try:
         while True:
@@ -213,8 +260,26 @@ async def stream_answer(
                     if same_format:
                         out.append(cast(RawFrame, ev).data)
                     continue
-                if kind is UsageUpdate or kind is MessageStart:
+                if kind is TextDelta:
+                    answer.text.append(cast(TextDelta, ev).text)
+                elif kind is ToolArgsDelta:
+                    answer.tools.append(cast(ToolArgsDelta, ev).fragment)
+                elif kind is UsageUpdate:
                     usage.merge(cast(UsageUpdate, ev).usage)
+                    reported = True
+                elif kind is ThinkingDelta:
+                    answer.reasoning.append(cast(ThinkingDelta, ev).text)
+                elif kind is MessageStart:
+                    start = cast(MessageStart, ev)
+                    usage.merge(start.usage)
+                elif kind is BlockStart:
+                    if tool_name := cast(BlockStart, ev).tool_name:
+                        answer.tools.append(tool_name)
+                elif kind is MessageEnd and needs_count(usage):
+                    usage = await count_missing_usage(call, usage, answer)
+                    # The encoders write the usage at the message's end, which follows.
+                    if not same_format and (data := encoder.feed(UsageUpdate(usage))):
+                        out.append(data)
                 if not same_format:
                     data = encoder.feed(ev)
                     if data:
@@ -241,5 +306,9 @@ async def stream_answer(
         return
     finally:
         await rest.aclose()  # type: ignore[attr-defined]
+    # An OpenAI-compatible upstream's relay leaves out [DONE] when no usage came (providers/
+    # openai.py): it ends here, with the usage chunk the client asked for, then [DONE].
+    relay_end = getattr(encoder, "relay_end", None) if same_format and not reported else None
+    tail = relay_end(start, usage) if relay_end is not None else b""
     call.log(200, usage)
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send({"type": "http.response.body", "body": tail, "more_body": False})

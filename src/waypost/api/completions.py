@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from waypost.api.formats import ClientFormat
+from waypost.wire.openai import chat as openai_chat
 from waypost.wire.openai import completions as openai_completions
 
 COMPLETIONS = ClientFormat(
@@ -22,4 +23,5 @@ COMPLETIONS = ClientFormat(
     stream_encoder=lambda req: openai_completions.StreamEncoder(
         req.model, include_usage=req.include_usage, created=int(time.time())
     ),
+    usage_object=openai_chat.usage_to_openai,
 )

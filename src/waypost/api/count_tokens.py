@@ -15,6 +15,7 @@ from waypost.api.formats import ANTHROPIC
 from waypost.api.json_endpoint import Answer, Exchange, serve_json
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest
+from waypost.core.passthrough import Passthrough
 from waypost.core.types import ChatRequest
 from waypost.metering.estimate import estimate_input_tokens
 from waypost.providers.base import CallContext
@@ -22,12 +23,12 @@ from waypost.wire.anthropic import messages as anthropic_messages
 
 
 def decode_request(body: object) -> ChatRequest:
-    """A count_tokens body -> canonical request; ``raw`` stays the body as sent."""
+    """A count_tokens body -> canonical request; its pass-through is the body as sent."""
     if not isinstance(body, dict):
         raise BadRequest("body: Input should be a valid dictionary")
     # The Messages decoder insists on max_tokens, which a count does not take.
     req = anthropic_messages.decode_request(body if "max_tokens" in body else {**body, "max_tokens": 1})
-    req.raw = body
+    req.passthrough = Passthrough(body)
     return req
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from waypost.core.errors import GatewayError
 from waypost.core.events import StreamEvent
-from waypost.core.types import ChatRequest, ChatResponse
+from waypost.core.types import ChatRequest, ChatResponse, Usage
 from waypost.wire.anthropic import messages as anthropic_messages
 from waypost.wire.openai import chat as openai_chat
 
@@ -27,6 +28,8 @@ class ClientFormat:
     encode_response: Callable[[ChatResponse, str], dict[str, Any]]
     encode_error: Callable[[GatewayError], tuple[int, dict[str, Any]]]
     stream_encoder: Callable[[ChatRequest], StreamEncoder]
+    # The ``usage`` member of a body, for usage the gateway counted into a relayed one.
+    usage_object: Callable[[Usage], dict[str, Any]]
 
 
 OPENAI = ClientFormat(
@@ -38,12 +41,22 @@ OPENAI = ClientFormat(
     stream_encoder=lambda req: openai_chat.StreamEncoder(
         req.model, include_usage=req.include_usage, created=int(time.time())
     ),
+    usage_object=openai_chat.usage_to_openai,
 )
+
+
+def fresh_id() -> str:
+    """A new unique id for an answer whose upstream gave none (the wire modules make no ids)."""
+    return uuid.uuid4().hex[:24]
+
 
 ANTHROPIC = ClientFormat(
     name=anthropic_messages.FORMAT,
     decode_request=anthropic_messages.decode_request,
-    encode_response=anthropic_messages.encode_response,
+    encode_response=lambda resp, model: anthropic_messages.encode_response(
+        resp, model, fallback_id="" if resp.id else fresh_id()
+    ),
     encode_error=anthropic_messages.encode_error,
-    stream_encoder=lambda req: anthropic_messages.StreamEncoder(req.model),
+    stream_encoder=lambda req: anthropic_messages.StreamEncoder(req.model, fallback_id=fresh_id()),
+    usage_object=anthropic_messages.usage_to_anthropic,
 )

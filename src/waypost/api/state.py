@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from waypost.metering.tokenizer import Tokenizers
 from waypost.observability.access import AccessLog
 from waypost.pipeline.auth import Authenticator
 from waypost.providers.http import HttpClient
@@ -31,5 +32,7 @@ class Container:
     jwt: JwtCodec
     passwords: PasswordHasher
     access_log: AccessLog
+    # Loaded on first need only: when an upstream reports no usage (metering/usage_count.py).
+    tokenizers: Tokenizers = field(default_factory=Tokenizers)
     started_at: int = field(default_factory=lambda: int(time.time()))
     ready: bool = False

@@ -9,6 +9,9 @@ Conventions every wire module relies on:
 * ``Usage.input_tokens`` counts *all* prompt tokens, including cache reads and cache writes;
   ``cache_read_tokens`` and ``cache_write_tokens`` are subsets of it. ``output_tokens`` includes
   ``reasoning_tokens``.
+* A request decoded from a client keeps the client's body (``passthrough``) for an upstream of
+  the same format; a policy stage changes a request with ``edit`` so the change reaches that
+  upstream too (see ``core.passthrough``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,20 @@ from typing import Any, Literal
 
 import orjson
 
+from waypost.core.passthrough import Passthrough
+
 Role = Literal["system", "user", "assistant"]
+# Bookkeeping of a request, not what it asks for: ``edit`` does not change these.
+_NOT_EDITABLE = frozenset({"source_format", "passthrough", "notes"})
+
+
+def _edit(req: ChatRequest | EmbeddingRequest, fields: dict[str, Any]) -> None:
+    for name, value in fields.items():
+        if name in _NOT_EDITABLE:
+            raise AttributeError(f"{name!r} is not a field a policy stage edits")
+        setattr(req, name, value)
+    if req.passthrough is not None:
+        req.passthrough = req.passthrough.with_edits(fields)
 
 
 class FinishReason(StrEnum):
@@ -187,15 +203,21 @@ class ChatRequest:
     frequency_penalty: float | None = None
     user: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    # Where the request came from, and its body as received: providers of the same dialect
-    # forward ``raw`` with minimal edits so fields we do not model survive.
+    # Where the request came from, and the client's body for an upstream of that format.
     source_format: str | None = None
-    raw: dict[str, Any] | None = None
-    # Human-readable notes about fields that were dropped or approximated.
+    passthrough: Passthrough | None = None
+    # What decoding and the policy stages dropped or approximated (human-readable). Encoders
+    # return their own notes (``wire.encoded.Encoded``) and never add to these.
     notes: list[str] = field(default_factory=list)
 
     def system_text(self) -> str:
         return "\n\n".join(m.text() for m in self.messages if m.role == "system")
+
+    def edit(self, **fields: Any) -> None:
+        """Change fields after decoding (a policy stage's edit) so that the change reaches every
+        upstream: the same-format fast path re-encodes exactly these fields over the client's
+        body. Assigning attributes directly would not reach an upstream of the client's format."""
+        _edit(self, fields)
 
 
 @dataclass(slots=True)
@@ -248,8 +270,12 @@ class EmbeddingRequest:
     input_type: str | None = None  # a retrieval hint: "query" or "document" where providers take one
     user: str | None = None
     source_format: str | None = None
-    raw: dict[str, Any] | None = None
+    passthrough: Passthrough | None = None
     notes: list[str] = field(default_factory=list)
+
+    def edit(self, **fields: Any) -> None:
+        """As ``ChatRequest.edit``."""
+        _edit(self, fields)
 
 
 @dataclass(slots=True)

@@ -1,13 +1,22 @@
 """A token estimate for when no provider can count: no tokenizer, no network, documented.
 
-About four characters make a token in English text and JSON, so the estimate is a quarter of
-the characters of the system prompt, every message's text (tool calls as name plus arguments,
+About four characters make a token in English text, code and JSON, so the estimate is a quarter
+of the characters of the system prompt, every message's text (tool calls as name plus arguments,
 tool results, thinking, text documents) and the tool definitions as JSON, plus a few tokens of
-framing per message. Images and binary documents cannot be measured without decoding them and
-count a flat ``MEDIA_TOKENS`` each (about what a one-megapixel image costs).
+framing per message. Chinese, Japanese and Korean characters are about one token each, so each
+counts one (a quarter of their characters undercounts such text by half). Images and binary
+documents cannot be measured without decoding them and count a flat ``MEDIA_TOKENS`` each (about
+what a one-megapixel image costs).
+
+``prompt_text`` gathers those texts once, for this estimate and for a real tokenizer
+(``metering.tokenizer``); docs/usage.md gives the estimate's measured error.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -25,39 +34,61 @@ from waypost.core.types import (
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4
 MEDIA_TOKENS = 1600
+# Han, kana, Hangul, CJK punctuation and full-width forms: about one token per character.
+_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 
-def _measure(part: Part) -> tuple[int, int]:
-    """(characters, flat tokens) of one content part."""
-    if isinstance(part, TextPart):
-        return len(part.text), 0
-    if isinstance(part, ToolCallPart):
-        return len(part.name) + len(part.arguments), 0
-    if isinstance(part, ThinkingPart):
-        return len(part.text), 0
-    if isinstance(part, ToolResultPart):
-        chars = tokens = 0
+@dataclass(slots=True)
+class PromptText:
+    """What of a request counts as prompt: its texts, how many messages frame them, and how
+    many images or binary documents (which have no text to count)."""
+
+    texts: list[str] = field(default_factory=list)
+    messages: int = 0
+    media: int = 0
+
+
+def _gather(part: Part, out: PromptText) -> None:
+    """Add one content part's texts (or its media) to ``out``."""
+    if isinstance(part, TextPart | ThinkingPart):
+        out.texts.append(part.text)
+    elif isinstance(part, ToolCallPart):
+        out.texts += (part.name, part.arguments)
+    elif isinstance(part, ToolResultPart):
         for inner in part.content:
-            c, t = _measure(inner)
-            chars, tokens = chars + c, tokens + t
-        return chars, tokens
-    if isinstance(part, DocumentPart) and part.text is not None:
-        return len(part.text), 0
-    if isinstance(part, ImagePart | DocumentPart):
-        return 0, MEDIA_TOKENS
-    return 0, 0
+            _gather(inner, out)
+    elif isinstance(part, DocumentPart) and part.text is not None:
+        out.texts.append(part.text)
+    elif isinstance(part, ImagePart | DocumentPart):
+        out.media += 1
+
+
+def prompt_text(req: ChatRequest) -> PromptText:
+    """The texts of ``req`` a model reads: system, messages and tool definitions (as JSON)."""
+    out = PromptText()
+    for message in req.messages:
+        out.messages += 1
+        for part in message.content:
+            _gather(part, out)
+    for tool in req.tools:
+        spec = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+        out.texts.append(orjson.dumps(spec).decode())
+    return out
+
+
+def estimate_tokens(texts: Iterable[str]) -> int:
+    """A quarter of the characters of ``texts`` (rounded up), CJK characters one token each."""
+    chars = cjk = 0
+    for text in texts:
+        chars += len(text)
+        if not text.isascii():
+            cjk += len(_CJK.findall(text))
+    return -(-(chars - cjk) // CHARS_PER_TOKEN) + cjk
 
 
 def estimate_input_tokens(req: ChatRequest) -> int:
     """The estimated prompt tokens of ``req`` (system, messages and tools); at least 1."""
-    chars = 0
-    flat = 0
-    for message in req.messages:
-        flat += MESSAGE_OVERHEAD
-        for part in message.content:
-            c, t = _measure(part)
-            chars, flat = chars + c, flat + t
-    for tool in req.tools:
-        spec = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
-        chars += len(orjson.dumps(spec).decode())
-    return max(1, -(-chars // CHARS_PER_TOKEN) + flat)
+    prompt = prompt_text(req)
+    return max(
+        1, estimate_tokens(prompt.texts) + prompt.messages * MESSAGE_OVERHEAD + prompt.media * MEDIA_TOKENS
+    )

@@ -8,13 +8,14 @@ from each model's ``max_output_tokens``.
 
 The router applies this once per request, before the first upstream call (``admit_*``), and
 narrows each request's deployments to those whose output maximum it fits (``fitting``). Both edit
-or refuse the canonical request, ``raw`` included, so the same-format fast path sees the same.
+or refuse the canonical request, the client's body (``passthrough``) included, so the
+same-format fast path sees the same.
 What the formats themselves bound (``top_logprobs`` <= 20, ...) is checked while decoding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,8 +49,8 @@ class RequestBounds:
                 f"{limits.max_choices}.",
                 param=param,
             )
-        # The raw body counts too: the fast path forwards entries the decoder left out.
-        raw = req.raw or {}
+        # The client's body counts too: the fast path forwards entries the decoder left out.
+        raw = _client_body(req)
         messages = max(len(req.messages), _length(raw.get("messages")))
         if messages > limits.max_messages:
             raise _too_many("messages", messages, "messages", limits.max_messages)
@@ -78,10 +79,10 @@ class RequestBounds:
 
     def admit_fields(self, req: ChatRequest | EmbeddingRequest) -> None:
         """Drop the body's steering fields (noted for ``X-Waypost-Dropped``), or refuse the first."""
-        raw = req.raw
-        if not isinstance(raw, dict):
+        passthrough = req.passthrough
+        if passthrough is None:
             return
-        cleaned, found = without_steering(raw)
+        cleaned, found = without_steering(passthrough.body)
         if not found:
             return
         if self.steering == "refuse":
@@ -89,7 +90,7 @@ class RequestBounds:
                 f"{found[0]}: this field would steer the upstream call, and this gateway refuses it.",
                 param=found[0],
             )
-        req.raw = cleaned
+        req.passthrough = passthrough.with_body(cleaned)
         req.notes.append(STEERING_NOTE + ", ".join(_short(path) for path in found))
 
     def output_limit(self, dep: Deployment) -> int:
@@ -119,7 +120,7 @@ def output_caps(req: ChatRequest) -> list[tuple[str, int]]:
     may carry both ``max_completion_tokens`` (the canonical one then) and ``max_tokens``, and the
     fast path forwards both: a server that knows only ``max_tokens`` would honour that one."""
     caps: list[tuple[str, int]] = []
-    raw = req.raw if isinstance(req.raw, dict) else {}
+    raw = _client_body(req)
     both = req.source_format == "openai" and raw.get("max_completion_tokens") is not None
     if req.max_tokens is not None:
         caps.append(("max_completion_tokens" if both else "max_tokens", req.max_tokens))
@@ -133,6 +134,11 @@ def output_caps(req: ChatRequest) -> list[tuple[str, int]]:
     return caps
 
 
+def _client_body(req: ChatRequest) -> Mapping[str, Any]:
+    """The body the client sent, which the same-format fast path forwards; empty if none."""
+    return req.passthrough.body if req.passthrough is not None else {}
+
+
 def _too_many(param: str, count: int, what: str, limit: int) -> BadRequest:
     return BadRequest(f"{param}: {count} {what} exceed the limit of {limit}.", param=param)
 
@@ -144,7 +150,7 @@ def _length(value: Any) -> int:
 def _choices_param(req: ChatRequest) -> str:
     """The field that multiplied the completions: ``n``, or on legacy completions ``best_of``
     (when larger) or ``prompt`` (several prompts, one completion each)."""
-    raw = req.raw or {}
+    raw = _client_body(req)
     n, best_of = raw.get("n") or 1, raw.get("best_of") or 1
     if req.source_format == "openai_completions" and max(n, best_of) == 1:
         return "prompt"

@@ -1,4 +1,8 @@
-"""The Anthropic Messages API."""
+"""The Anthropic Messages API.
+
+A same-format client gets the upstream's bytes as they came, but for the model name: the one it
+asked for (an alias), in the body and in the stream's ``message_start``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from waypost.core.events import MessageEnd, StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_object
-from waypost.providers.streaming import END, SHOWN, read_stream
+from waypost.providers.streaming import END, SHOWN, Rewritten, read_stream
 from waypost.wire.anthropic import messages as anthropic_messages
 from waypost.wire.sse import Frame, SSEParser, encode_frame
 
@@ -33,20 +37,29 @@ GENERATION_ONLY_FIELDS = (
 
 
 class _EventFrames:
-    """Messages API stream frames: ``event: NAME`` + ``data: {...}`` until ``message_stop``."""
+    """Messages API stream frames: ``event: NAME`` + ``data: {...}`` until ``message_stop``.
+    With ``model`` (a same-format client), ``message_start`` names that model."""
 
-    __slots__ = ("_decoder",)
+    __slots__ = ("_decoder", "_model")
 
-    def __init__(self) -> None:
+    def __init__(self, model: str | None) -> None:
         self._decoder = anthropic_messages.StreamDecoder()
+        self._model = model
 
-    def feed(self, frame: Frame, out: list[StreamEvent]) -> int:
+    def feed(self, frame: Frame, out: list[StreamEvent]) -> int | Rewritten:
         event, data = frame
         obj = json_object(data)
         name = event.decode() if event is not None else str(obj.get("type", ""))
         events = self._decoder.feed(name, obj)
         out += events
-        return END if events and type(events[-1]) is MessageEnd else SHOWN
+        if events and type(events[-1]) is MessageEnd:
+            return END
+        if self._model and name == "message_start":
+            message = obj.get("message")
+            if isinstance(message, dict) and message.get("model") != self._model:
+                message["model"] = self._model
+                return Rewritten(encode_frame((event, orjson.dumps(obj))))
+        return SHOWN
 
     def finish(self) -> list[StreamEvent]:
         raise StreamInterrupted(f"{NAME} upstream stream ended without message_stop", provider=NAME)
@@ -77,30 +90,34 @@ class AnthropicProvider:
         return url, headers
 
     @staticmethod
-    def _body(req: ChatRequest, dep: Deployment, stream: bool) -> dict[str, Any]:
-        return anthropic_messages.encode_request(
+    def _body(req: ChatRequest, dep: Deployment, ctx: CallContext, stream: bool) -> dict[str, Any]:
+        body, ctx.dropped = anthropic_messages.encode_request(
             req, dep.upstream_model, stream=stream, default_max_tokens=dep.settings.default_max_tokens
         )
+        return body
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
         url, headers = self._request(dep, ctx)
-        result, data = await self.http.post_json(
-            url,
-            self._body(req, dep, False),
-            headers,
-            anthropic_messages.decode_response,
-            dep=dep,
-            provider=NAME,
+        body = self._body(req, dep, ctx, False)
+        decode = anthropic_messages.decode_response
+        if ctx.client_format != self.dialect:
+            result, _ = await self.http.post_json(url, body, headers, decode, dep=dep, provider=NAME)
+            return result
+        (result, answer), data = await self.http.post_json(
+            url, body, headers, lambda answer: (decode(answer), answer), dep=dep, provider=NAME
         )
-        if ctx.client_format == self.dialect:
-            result.raw = data
+        # The client reads the body as it came, but for the model: the name it asked for.
+        if req.model and answer.get("model") != req.model:
+            answer["model"] = req.model
+            data = orjson.dumps(answer)
+        result.raw = data
         return result
 
     async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
         """The API's own count (``POST /v1/messages/count_tokens``): the Messages body without
         the fields only generation takes."""
         url, headers = self._request(dep, ctx, "/messages/count_tokens")
-        body = self._body(req, dep, False)
+        body = self._body(req, dep, ctx, False)
         for name in GENERATION_ONLY_FIELDS:
             body.pop(name, None)
         tokens, _ = await self.http.post_json(url, body, headers, _input_tokens, dep=dep, provider=NAME)
@@ -109,12 +126,15 @@ class AnthropicProvider:
     def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, ctx)
         headers["accept"] = "text/event-stream"
+        relay = ctx.client_format == self.dialect
         return read_stream(
-            self.http.post(url, orjson.dumps(self._body(req, dep, True)), headers, provider=NAME, dep=dep),
+            self.http.post(
+                url, orjson.dumps(self._body(req, dep, ctx, True)), headers, provider=NAME, dep=dep
+            ),
             SSEParser(),
-            lambda _headers: _EventFrames(),
+            lambda _headers: _EventFrames(req.model if relay else None),
             provider=NAME,
-            relay=encode_frame if ctx.client_format == self.dialect else None,
+            relay=encode_frame if relay else None,
         )
 
 

@@ -36,6 +36,9 @@ class CallContext:
     passthrough_headers: dict[str, str] = field(default_factory=dict)
     # The authenticated caller; the router refuses models they may not use.
     principal: Principal | None = None
+    # What the current attempt's encoding could not carry (``Encoded.dropped``): set by the
+    # provider, cleared by the router before each attempt, reported for the one that served.
+    dropped: tuple[str, ...] = ()
 
 
 class Provider(Protocol):

@@ -57,7 +57,7 @@ class BedrockProvider:
     # -- chat -------------------------------------------------------------------------------
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
-        body = bedrock_converse.encode_request(
+        body, ctx.dropped = bedrock_converse.encode_request(
             req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
         )
         async with self._post(dep, "converse", orjson.dumps(body), JSON) as resp:
@@ -68,7 +68,7 @@ class BedrockProvider:
             )
 
     def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
-        body = bedrock_converse.encode_request(
+        body, ctx.dropped = bedrock_converse.encode_request(
             req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
         )
 
@@ -97,15 +97,15 @@ class BedrockProvider:
 
             async def one(text: str) -> tuple[list[float], int]:
                 async with limit:
-                    body = orjson.dumps(bedrock_embeddings.titan_body(text, req, family))
-                    data, _ = await self._invoke(dep, body)
+                    body, ctx.dropped = bedrock_embeddings.titan_body(text, req, family)
+                    data, _ = await self._invoke(dep, orjson.dumps(body))
                     return bedrock_embeddings.titan_vector(data)
 
             for vector, tokens in await _all([one(text) for text in req.inputs]):
                 vectors.append(vector)
                 usage.input_tokens += tokens
         else:
-            bodies = bedrock_embeddings.cohere_bodies(req, family)
+            bodies, ctx.dropped = bedrock_embeddings.cohere_bodies(req, family)
 
             async def batch(body: dict[str, Any]) -> tuple[list[list[float]], int]:
                 data, headers = await self._invoke(dep, orjson.dumps(body))
@@ -123,8 +123,8 @@ class BedrockProvider:
             raise BadRequest(
                 f"Bedrock counts tokens only for Anthropic models, not {dep.upstream_model!r}.", param="model"
             )
-        body = orjson.dumps(bedrock_converse.count_tokens_body(req, dep.upstream_model))
-        async with self._post(dep, "count-tokens", body, JSON) as resp:
+        body, ctx.dropped = bedrock_converse.count_tokens_body(req, dep.upstream_model)
+        async with self._post(dep, "count-tokens", orjson.dumps(body), JSON) as resp:
             data = json_body(await resp.read(), NAME)
         count = data.get("inputTokens") if isinstance(data, dict) else None
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:

@@ -9,6 +9,7 @@ text that reaches a client or a log is scrubbed of the key all the same (``HttpC
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -32,6 +33,11 @@ _VERSIONED_BASE = re.compile(r"/v\d+(?:alpha|beta)?\d*$")
 T = TypeVar("T")
 
 
+def _response_id() -> str:
+    """A fresh id for an answer Gemini gives none (the wire modules make no ids)."""
+    return f"gemini-{uuid.uuid4().hex[:24]}"
+
+
 class _ChunkFrames:
     """Gemini stream frames: one ``GenerateContentResponse`` per event, and no end marker: the
     end of the body is the end of the answer."""
@@ -39,7 +45,7 @@ class _ChunkFrames:
     __slots__ = ("_decoder",)
 
     def __init__(self) -> None:
-        self._decoder = gemini.StreamDecoder()
+        self._decoder = gemini.StreamDecoder(_response_id())
 
     def feed(self, frame: Frame, out: list[StreamEvent]) -> int:
         out += self._decoder.feed(json_object(frame[1]))
@@ -101,12 +107,17 @@ class GeminiProvider:
     # -- capabilities -----------------------------------------------------------------------
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
-        return await self._call(dep, "generateContent", gemini.encode_request(req), gemini.decode_response)
+        body, ctx.dropped = gemini.encode_request(req)
+        fallback_id = _response_id()
+        return await self._call(
+            dep, "generateContent", body, lambda answer: gemini.decode_response(answer, fallback_id)
+        )
 
     def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+        body, ctx.dropped = gemini.encode_request(req)
         opened = self.http.post(
             self._url(dep, "streamGenerateContent") + "?alt=sse",
-            orjson.dumps(gemini.encode_request(req)),
+            orjson.dumps(body),
             self._headers(dep, stream=True),
             provider=NAME,
             dep=dep,
@@ -115,12 +126,12 @@ class GeminiProvider:
         return read_stream(opened, SSEParser(), lambda _headers: _ChunkFrames(), provider=NAME)
 
     async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
-        body = gemini.encode_count_tokens(req, gemini.model_path(dep.upstream_model))
+        body, ctx.dropped = gemini.encode_count_tokens(req, gemini.model_path(dep.upstream_model))
         return await self._call(dep, "countTokens", body, gemini.decode_token_count)
 
     async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
         model = gemini.model_path(dep.upstream_model)
-        body = gemini.encode_embed_request(req, model)
+        body, ctx.dropped = gemini.encode_embed_request(req, model)
         return await self._call(
             dep,
             "batchEmbedContents",

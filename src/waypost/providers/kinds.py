@@ -12,6 +12,14 @@ Imports nothing of the package, so that ``settings`` can use it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final, Literal
+
+# The two fields an OpenAI-dialect upstream may take the caller's output token limit in.
+MAX_TOKENS: Final = "max_tokens"
+MAX_COMPLETION_TOKENS: Final = "max_completion_tokens"
+TokenLimitField = Literal["max_tokens", "max_completion_tokens"]
+OPENAI_API_ORIGIN = "https://api.openai.com"
+OPENAI_API_URL = OPENAI_API_ORIGIN + "/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +39,7 @@ PROVIDER_KINDS: dict[str, ProviderKind] = {
             "openai",
             "waypost.providers.openai:OpenAIProvider",
             "any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, Groq, ...)",
-            default_base_url="https://api.openai.com/v1",
+            default_base_url=OPENAI_API_URL,
         ),
         ProviderKind(
             "anthropic",
@@ -89,3 +97,14 @@ def calls_upstream(provider: str) -> bool:
     """Whether models of ``provider`` connect to an upstream URL (presets are ``openai``)."""
     kind = PROVIDER_KINDS.get(provider)
     return kind is None or kind.calls_upstream
+
+
+def default_max_tokens_field(provider: str, base_url: str) -> TokenLimitField:
+    """The field an OpenAI-dialect upstream takes the caller's token limit in, unless its model
+    or preset names one (``max_tokens_field``): OpenAI's own API and Azure take
+    ``max_completion_tokens`` (their reasoning models refuse ``max_tokens``); every other
+    OpenAI-compatible server (llama.cpp, vLLM, TGI, LM Studio, most hosted APIs) ``max_tokens``,
+    and ignores the other one."""
+    if provider == "azure" or base_url == OPENAI_API_ORIGIN or base_url.startswith(OPENAI_API_ORIGIN + "/"):
+        return MAX_COMPLETION_TOKENS
+    return MAX_TOKENS

@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 
 def _response_id() -> str:
+    """A fresh id for an answer (Ollama gives none, and the wire modules make no ids)."""
     return f"ollama-{uuid.uuid4().hex[:24]}"
 
 
@@ -69,23 +70,24 @@ class OllamaProvider:
         return answer
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
-        body = ollama.encode_request(req, dep.upstream_model, stream=False)
+        body, ctx.dropped = ollama.encode_request(req, dep.upstream_model, stream=False)
+        response_id = _response_id()
         return await self._call(
-            dep, "/api/chat", body, lambda data: ollama.decode_response(data, _response_id())
+            dep, "/api/chat", body, lambda data: ollama.decode_response(data, response_id)
         )
 
     def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, "/api/chat", "application/x-ndjson")
-        body = orjson.dumps(ollama.encode_request(req, dep.upstream_model, stream=True))
+        body, ctx.dropped = ollama.encode_request(req, dep.upstream_model, stream=True)
         return read_stream(
-            self.http.post(url, body, headers, provider=NAME, dep=dep),
+            self.http.post(url, orjson.dumps(body), headers, provider=NAME, dep=dep),
             ollama.LineSplitter(),
             lambda _headers: _Lines(),
             provider=NAME,
         )
 
     async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
-        body = ollama.encode_embed_request(req, dep.upstream_model)
+        body, ctx.dropped = ollama.encode_embed_request(req, dep.upstream_model)
         return await self._call(
             dep,
             "/api/embed",

@@ -5,6 +5,9 @@ a client's ``/v1/completions`` body (``source_format`` of ``openai_completions``
 upstream's own ``/completions``, not through chat.
 
 Subclasses for servers with other URLs or credentials (Azure) override ``_url`` and ``_headers``.
+
+A same-format client gets the upstream's bytes with only what ``wire.openai.chat_relay`` changes:
+the model it asked for, and the quirks of compatible servers normalised away.
 """
 
 from __future__ import annotations
@@ -15,20 +18,24 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from waypost.core.errors import StreamInterrupted, UpstreamError
-from waypost.core.events import StreamEvent
+from waypost.core.events import StreamEvent, UsageUpdate
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import CallContext, Deployment
 from waypost.providers.http import HttpClient, json_object
-from waypost.providers.streaming import END, HIDDEN, SHOWN, read_stream
+from waypost.providers.kinds import TokenLimitField, default_max_tokens_field
+from waypost.providers.streaming import END, HIDDEN, SHOWN, Rewritten, read_stream
 from waypost.wire.openai import chat as openai_chat
 from waypost.wire.openai import completions as openai_completions
 from waypost.wire.openai import embeddings as openai_embeddings
+from waypost.wire.openai.chat_relay import RelayedChunks, normalise_body
 from waypost.wire.sse import Frame, SSEParser, encode_frame
 
 NAME = "openai"
 CHAT_PATH = "/chat/completions"
 COMPLETIONS_PATH = "/completions"
 EMBEDDINGS_PATH = "/embeddings"
+
+DONE_FRAME = b"data: [DONE]\n\n"
 
 T = TypeVar("T")
 
@@ -40,26 +47,38 @@ class _ChunkDecoder(Protocol):
 
 
 class _ChunkFrames:
-    """OpenAI stream frames: ``data: {chunk}`` until ``data: [DONE]``."""
+    """OpenAI stream frames: ``data: {chunk}`` until ``data: [DONE]``. With ``relayed`` (a
+    same-format client), what the client gets of each frame."""
 
-    __slots__ = ("_decoder", "_hide_usage", "_provider")
+    __slots__ = ("_decoder", "_provider", "_relayed")
 
-    def __init__(self, decoder: _ChunkDecoder, hide_usage: bool, provider: str) -> None:
+    def __init__(self, decoder: _ChunkDecoder, relayed: RelayedChunks | None, provider: str) -> None:
         self._decoder = decoder
-        self._hide_usage = hide_usage
+        self._relayed = relayed
         self._provider = provider
 
-    def feed(self, frame: Frame, out: list[StreamEvent]) -> int:
+    def feed(self, frame: Frame, out: list[StreamEvent]) -> int | Rewritten:
         data = frame[1]
         if data == b"[DONE]":
-            out += self._decoder.finish()
-            return END
+            ending = self._decoder.finish()
+            out += ending
+            if self._relayed is None:
+                return END
+            closing = self._relayed.closing()
+            if not any(type(ev) is UsageUpdate for ev in ending):
+                # No usage came (the decoders report it here, at the end, if any came): the
+                # gateway counts it, then writes the usage chunk the client asked for and [DONE]
+                # itself (api/chat.py: a same-format stream without a UsageUpdate; relay_end).
+                return Rewritten(closing, end=True)
+            return Rewritten(closing + DONE_FRAME, end=True) if closing else END
         chunk = json_object(data)
         out += self._decoder.feed(chunk)
-        # We always ask for the usage chunk (metering needs it); hide it if the client did not ask.
-        if self._hide_usage and not chunk.get("choices") and chunk.get("usage"):
-            return HIDDEN
-        return SHOWN
+        if self._relayed is None:
+            return SHOWN
+        relayed = self._relayed.feed(chunk, data)
+        if relayed is None:
+            return SHOWN
+        return Rewritten(relayed) if relayed else HIDDEN
 
     def finish(self) -> list[StreamEvent]:
         raise StreamInterrupted(
@@ -88,6 +107,13 @@ class OpenAIProvider:
         headers.update(settings.headers)
         return headers
 
+    def max_tokens_field(self, dep: Deployment) -> TokenLimitField:
+        """The field this deployment takes the caller's token limit in (``kinds.py``)."""
+        settings = dep.settings
+        return settings.max_tokens_field or default_max_tokens_field(
+            settings.provider, settings.resolved_base_url()
+        )
+
     async def _call(
         self, dep: Deployment, path: str, body: dict[str, Any], decode: Callable[[dict[str, Any]], T]
     ) -> tuple[T, bytes]:
@@ -97,33 +123,44 @@ class OpenAIProvider:
         )
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+        decode: Callable[[dict[str, Any]], ChatResponse]
         if req.source_format == openai_completions.FORMAT:
-            body = openai_completions.encode_request(req, dep.upstream_model, stream=False)
-            result, data = await self._call(dep, COMPLETIONS_PATH, body, openai_completions.decode_response)
+            path, decode = COMPLETIONS_PATH, openai_completions.decode_response
+            body, ctx.dropped = openai_completions.encode_request(req, dep.upstream_model, stream=False)
             relay = ctx.client_format == openai_completions.FORMAT
         else:
-            body = openai_chat.encode_request(req, dep.upstream_model, stream=False)
-            result, data = await self._call(dep, CHAT_PATH, body, openai_chat.decode_response)
+            path, decode = CHAT_PATH, openai_chat.decode_response
+            body, ctx.dropped = openai_chat.encode_request(
+                req, dep.upstream_model, stream=False, max_tokens_field=self.max_tokens_field(dep)
+            )
             relay = ctx.client_format == self.dialect
-        if relay:
-            result.raw = data
+        if not relay:
+            result, _ = await self._call(dep, path, body, decode)
+            return result
+        (result, answer), data = await self._call(dep, path, body, lambda answer: (decode(answer), answer))
+        # The client reads the body as it came, but for its model name and servers' quirks.
+        result.raw = orjson.dumps(answer) if normalise_body(answer, req.model) else data
         return result
 
     def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
         decoder: _ChunkDecoder
         if req.source_format == openai_completions.FORMAT:
             path = COMPLETIONS_PATH
-            body = openai_completions.encode_request(req, dep.upstream_model, stream=True)
+            body, ctx.dropped = openai_completions.encode_request(req, dep.upstream_model, stream=True)
             relay = ctx.client_format == openai_completions.FORMAT
             decoder = openai_completions.StreamDecoder()
         else:
             path = CHAT_PATH
-            body = openai_chat.encode_request(req, dep.upstream_model, stream=True)
+            body, ctx.dropped = openai_chat.encode_request(
+                req, dep.upstream_model, stream=True, max_tokens_field=self.max_tokens_field(dep)
+            )
             relay = ctx.client_format == self.dialect
             decoder = openai_chat.StreamDecoder()
         headers = self._headers(dep)
         headers["accept"] = "text/event-stream"
-        frames = _ChunkFrames(decoder, openai_chat.needs_include_usage_strip(req), self.provider_name)
+        # Waypost always asks for the usage chunk (metering needs it); the client gets it if it asked.
+        relayed = RelayedChunks(req.model, include_usage=req.include_usage) if relay else None
+        frames = _ChunkFrames(decoder, relayed, self.provider_name)
         return read_stream(
             self.http.post(
                 self._url(dep, path), orjson.dumps(body), headers, provider=self.provider_name, dep=dep
@@ -132,10 +169,11 @@ class OpenAIProvider:
             lambda _headers: frames,
             provider=self.provider_name,
             relay=encode_frame if relay else None,
+            edit=relayed.edit if relayed is not None else None,
         )
 
     async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
-        body = openai_embeddings.encode_request(req, dep.upstream_model)
+        body, ctx.dropped = openai_embeddings.encode_request(req, dep.upstream_model)
         result, _ = await self._call(dep, EMBEDDINGS_PATH, body, openai_embeddings.decode_response)
         expected = len(req.token_inputs) if req.token_inputs is not None else len(req.inputs)
         if len(result.vectors) != expected:

@@ -5,9 +5,10 @@ events, NDJSON lines, AWS event-stream messages) and a provider's *frame decoder
 into canonical events. Every provider streams through ``read_stream``, which guarantees for all:
 
 * one batch per upstream read (``Provider.stream``): what arrived together is written together;
-* for a same-format client, a ``RawFrame`` in the batch with the upstream bytes as they came, or,
-  when the decoder hid a frame or a failure cut the read short, the frames the client may see,
-  written again;
+* for a same-format client, a ``RawFrame`` in the batch with the upstream bytes as they came
+  (through the provider's ``edit``, if any), or, when the decoder hid or rewrote a frame or a
+  failure cut the read short, the frames the client may see, written again: the other frames
+  cost nothing beyond their decoding;
 * what arrived before a failure is delivered, then the failure is raised;
 * a body that ends before the format's end marker is a failure (the decoder's ``finish``);
 * every failure to parse what the upstream sent (a frame over its size limit, bytes that are not
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol, TypeVar
 
@@ -36,6 +38,15 @@ F_contra = TypeVar("F_contra", contravariant=True)
 SHOWN = 0  # an ordinary frame
 HIDDEN = 1  # decoded (for metering) but kept from the client: left out of the relayed bytes
 END = 2  # the end marker: the answer is complete and nothing after it is read
+
+
+@dataclass(frozen=True, slots=True)
+class Rewritten:
+    """A frame a same-format client gets as ``data`` instead of as it came (a normalised frame,
+    several, or nothing); ``end``: the frame was the end marker (``data`` then ends with it)."""
+
+    data: bytes
+    end: bool = False
 
 
 class Framer(Protocol[F_co]):
@@ -55,10 +66,10 @@ class Framer(Protocol[F_co]):
 class FrameDecoder(Protocol[F_contra]):
     """One provider's reading of its frames, for one stream."""
 
-    def feed(self, frame: F_contra, out: list[StreamEvent]) -> int:
-        """Append the canonical events of ``frame`` to ``out``; return ``SHOWN``, ``HIDDEN`` or
-        ``END``. Raises ``ValueError`` for a frame it cannot parse, ``GatewayError`` for an
-        error the upstream reported."""
+    def feed(self, frame: F_contra, out: list[StreamEvent]) -> int | Rewritten:
+        """Append the canonical events of ``frame`` to ``out``; return ``SHOWN``, ``HIDDEN``,
+        ``END`` or what a same-format client gets instead (``Rewritten``). Raises ``ValueError``
+        for a frame it cannot parse, ``GatewayError`` for an error the upstream reported."""
         ...
 
     def finish(self) -> list[StreamEvent]:
@@ -74,12 +85,15 @@ async def read_stream(
     *,
     provider: str,
     relay: Callable[[F], bytes] | None = None,
+    edit: Callable[[bytes], bytes] | None = None,
 ) -> AsyncIterator[list[StreamEvent]]:
     """Open ``response`` (``HttpClient.post(...)``, not yet entered) and yield its canonical
     events, one batch per upstream read.
 
     ``decoder`` builds the frame decoder from the response headers. ``relay`` re-encodes one
     frame; given when the caller speaks the upstream's format, it adds the ``RawFrame``s.
+    ``edit``, if given, changes the bytes of each ``RawFrame`` (once per read, after the frames
+    of the read were decoded): a cheap rewrite that every frame needs, such as a model name.
     """
     async with response as resp:
         frame_decoder = decoder(resp.headers)
@@ -90,7 +104,7 @@ async def read_stream(
             batch: list[StreamEvent] = []
             frames, raw = (), b""
             decoded = 0  # frames fully decoded
-            hidden: list[int] | None = None
+            changed: dict[int, bytes] | None = None  # frames hidden or rewritten, by position
             failure: GatewayError | None = None
             ended = False
             try:
@@ -102,9 +116,16 @@ async def read_stream(
                             decoded += 1
                             ended = True
                             break
-                        if hidden is None:
-                            hidden = []
-                        hidden.append(decoded)
+                        if changed is None:
+                            changed = {}
+                        if type(verdict) is Rewritten:
+                            changed[decoded] = verdict.data
+                            if verdict.end:
+                                decoded += 1
+                                ended = True
+                                break
+                        else:
+                            changed[decoded] = b""
                     decoded += 1
             except ValueError as exc:
                 failure = UpstreamInvalid(
@@ -115,13 +136,13 @@ async def read_stream(
                     exc.provider = provider
                 failure = exc
             if relay is not None:
-                if failure is None and hidden is None:
+                if failure is None and changed is None:
                     if raw:
-                        batch.append(RawFrame(raw))
+                        batch.append(RawFrame(raw if edit is None else edit(raw)))
                 else:
-                    shown = _written(frames, decoded, hidden or (), relay)
+                    shown = _written(frames, decoded, changed or {}, relay)
                     if shown:
-                        batch.append(RawFrame(shown))
+                        batch.append(RawFrame(shown if edit is None else edit(shown)))
             if batch:
                 yield batch
             if failure is not None:
@@ -135,7 +156,11 @@ async def read_stream(
             yield tail
 
 
-def _written(frames: Iterable[F], decoded: int, hidden: Iterable[int], relay: Callable[[F], bytes]) -> bytes:
-    """The first ``decoded`` frames but the hidden ones, written again for the client."""
-    skip = set(hidden)
-    return b"".join(relay(frame) for i, frame in enumerate(islice(frames, decoded)) if i not in skip)
+def _written(
+    frames: Iterable[F], decoded: int, changed: Mapping[int, bytes], relay: Callable[[F], bytes]
+) -> bytes:
+    """The first ``decoded`` frames written again for the client, hidden and rewritten ones as
+    ``changed`` says."""
+    return b"".join(
+        changed[i] if i in changed else relay(frame) for i, frame in enumerate(islice(frames, decoded))
+    )

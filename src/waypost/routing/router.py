@@ -4,7 +4,8 @@ failures before the first byte, then each fallback once. Attempts are bounded.
 One loop serves every operation (chat, streams, embeddings, token counts): an operation is
 a function of (provider, deployment). Deployments whose provider lacks the capability an
 operation needs are skipped, and so are those whose output maximum a chat request exceeds
-(``pipeline.bounds``: checked once per request, before the first upstream call).
+(the ``Admission`` given, ``pipeline.bounds``: checked once per request, before the first
+upstream call).
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from waypost.core.errors import BadRequest, GatewayError, ModelNotFound, UpstreamBadRequest, UpstreamError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from waypost.pipeline.bounds import RequestBounds
 from waypost.providers.base import CallContext, Deployment, EmbeddingProvider, Provider, TokenCounter
 from waypost.routing.registry import ModelRegistry
 from waypost.settings import RetryPolicy
@@ -51,19 +51,34 @@ def moves_on(err: GatewayError) -> bool:
     return not isinstance(err, UpstreamBadRequest)
 
 
+class Admission(Protocol):
+    """What the router checks once per request before the first upstream call, and which
+    deployments a chat request fits (``pipeline.bounds.RequestBounds``: the pipeline builds it,
+    the router only calls it, so routing does not import the pipeline)."""
+
+    def admit_chat(self, req: ChatRequest) -> None: ...
+
+    def admit_embedding(self, req: EmbeddingRequest) -> None: ...
+
+    def admit_fields(self, req: ChatRequest | EmbeddingRequest) -> None: ...
+
+    def fitting(self, req: ChatRequest, chain: Sequence[Deployment]) -> list[Deployment]: ...
+
+
 @dataclass(slots=True)
 class Served:
     deployment: Deployment
     attempts: int
+    # What the serving attempt's encoding could not carry: only these notes reach the caller,
+    # never those of a failed retry or fallback.
+    dropped: tuple[str, ...] = ()
 
 
 class Router:
-    def __init__(
-        self, registry: ModelRegistry, providers: Mapping[str, Provider], bounds: RequestBounds | None = None
-    ) -> None:
+    def __init__(self, registry: ModelRegistry, providers: Mapping[str, Provider], bounds: Admission) -> None:
         self.registry = registry
         self.providers = providers
-        self.bounds = bounds if bounds is not None else RequestBounds()
+        self.bounds = bounds
 
     async def run(
         self,
@@ -98,8 +113,9 @@ class Router:
             provider = providers[dep.provider]
             for attempt in range(dep.settings.retry.max_retries + 1):
                 attempts += 1
+                ctx.dropped = ()
                 try:
-                    return await operation(provider, dep), Served(dep, attempts)
+                    return await operation(provider, dep), Served(dep, attempts, ctx.dropped)
                 except GatewayError as err:
                     last = err
                     if not await self._before_next(err, dep, attempt, attempts, ctx):

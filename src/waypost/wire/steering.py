@@ -23,6 +23,7 @@ Pure functions: the body given is never changed; a copy is made only when someth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 STEERING_KEYS = frozenset(
@@ -79,7 +80,7 @@ def is_steering_key(key: str) -> bool:
     return (key in STEERING_KEYS or key.endswith(STEERING_SUFFIX)) and key not in FORMAT_FIELDS
 
 
-def without_steering(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def without_steering(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[str]]:
     """``body`` minus its steering fields, and their paths (``metadata.base_url``,
     ``x[0].api_key``). ``body`` itself when there are none."""
     found: list[str] = []
@@ -90,7 +91,9 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _scrub_object(obj: dict[str, Any], path: str, found: list[str], skip: frozenset[str]) -> dict[str, Any]:
+def _scrub_object(
+    obj: Mapping[str, Any], path: str, found: list[str], skip: frozenset[str]
+) -> Mapping[str, Any]:
     """``obj`` without steering keys, looking inside every value but those under ``skip``.
     The same object when nothing was removed; otherwise a copy (``obj`` stays as it was)."""
     out: dict[str, Any] | None = None
@@ -112,7 +115,7 @@ def _scrub_object(obj: dict[str, Any], path: str, found: list[str], skip: frozen
     return obj if out is None else out
 
 
-def _head(obj: dict[str, Any], stop: str) -> dict[str, Any]:
+def _head(obj: Mapping[str, Any], stop: str) -> dict[str, Any]:
     """The entries of ``obj`` before key ``stop``: the ones already known to stay."""
     out: dict[str, Any] = {}
     for key, value in obj.items():

@@ -15,6 +15,7 @@ from anthropic.types.message_create_params import (
 from pydantic import TypeAdapter
 
 from waypost.core.errors import BadRequest
+from waypost.core.passthrough import Passthrough
 from waypost.core.types import (
     ChatRequest,
     DocumentPart,
@@ -79,7 +80,7 @@ def openai_style_request(**extra: Any) -> ChatRequest:
             )
         ],
         source_format="openai",
-        raw={"model": "gpt-4o"},
+        passthrough=Passthrough({"model": "gpt-4o"}),
     )
     for key, value in extra.items():
         setattr(req, key, value)
@@ -101,11 +102,12 @@ def test_format_name_is_anthropic() -> None:
     assert FORMAT == "anthropic"
 
 
-def test_decode_marks_the_source_and_keeps_the_raw_body() -> None:
+def test_decode_marks_the_source_and_keeps_the_clients_body() -> None:
     body = claude_code_body()
     req = decode_request(body)
     assert req.source_format == "anthropic"
-    assert req.raw is body
+    assert req.passthrough == Passthrough(body)
+    assert req.passthrough.body is body
     assert req.model == "claude-sonnet-4-5-20250929"
     assert req.max_tokens == 32000
     assert req.stream is True
@@ -406,7 +408,7 @@ def test_decode_rejects_bad_options_naming_the_field(extra: dict[str, Any], para
 def test_fast_path_forwards_the_raw_body_with_model_and_stream_set() -> None:
     body = claude_code_body()
     original = copy.deepcopy(body)
-    out = encode_request(decode_request(body), "claude-sonnet-4-5-20250929-upstream", stream=False)
+    out = encode_request(decode_request(body), "claude-sonnet-4-5-20250929-upstream", stream=False).body
     assert out["model"] == "claude-sonnet-4-5-20250929-upstream"
     assert out["stream"] is False
     assert {k: v for k, v in out.items() if k not in ("model", "stream")} == {
@@ -417,7 +419,7 @@ def test_fast_path_forwards_the_raw_body_with_model_and_stream_set() -> None:
 
 def test_fast_path_preserves_unknown_fields_and_server_tools() -> None:
     body = minimal(speed="fast", future_field={"x": 1}, tools=[{"type": "web_search_20250305", "name": "ws"}])
-    out = encode_request(decode_request(body), "m", stream=True)
+    out = encode_request(decode_request(body), "m", stream=True).body
     assert out["speed"] == "fast"
     assert out["future_field"] == {"x": 1}
     assert out["tools"] == [{"type": "web_search_20250305", "name": "ws"}]
@@ -426,7 +428,7 @@ def test_fast_path_preserves_unknown_fields_and_server_tools() -> None:
 def test_built_path_used_when_the_source_is_another_format() -> None:
     req = decode_request(minimal(speed="fast"))
     req.source_format = "openai"
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert "speed" not in out
 
 
@@ -434,7 +436,7 @@ def test_built_path_used_when_the_source_is_another_format() -> None:
 
 
 def test_encode_hoists_system_and_merges_parallel_tool_results_into_one_user_turn() -> None:
-    out = encode_request(openai_style_request(), "claude-sonnet-4-5", stream=False)
+    out = encode_request(openai_style_request(), "claude-sonnet-4-5", stream=False).body
     assert out["system"] == [{"type": "text", "text": "You are a weather bot."}]
     assert [m["role"] for m in out["messages"]] == ["user", "assistant", "user"]
     assert out["messages"][1]["content"] == [
@@ -457,14 +459,16 @@ def test_encode_hoists_system_and_merges_parallel_tool_results_into_one_user_tur
 
 
 def test_encode_sets_model_stream_and_default_max_tokens() -> None:
-    out = encode_request(openai_style_request(), "claude-haiku-4-5", stream=True, default_max_tokens=2048)
+    out = encode_request(
+        openai_style_request(), "claude-haiku-4-5", stream=True, default_max_tokens=2048
+    ).body
     assert (out["model"], out["stream"], out["max_tokens"]) == ("claude-haiku-4-5", True, 2048)
-    out = encode_request(openai_style_request(max_tokens=300), "m", stream=False)
+    out = encode_request(openai_style_request(max_tokens=300), "m", stream=False).body
     assert out["max_tokens"] == 300
 
 
 def test_encode_tools_use_input_schema() -> None:
-    out = encode_request(openai_style_request(), "m", stream=False)
+    out = encode_request(openai_style_request(), "m", stream=False).body
     assert out["tools"] == [
         {
             "name": "get_weather",
@@ -482,7 +486,7 @@ def test_encode_puts_tool_results_before_text_in_a_user_turn() -> None:
     req = openai_style_request()
     req.messages.append(Message("user", [TextPart("And Berlin?")]))
     req.messages[-2].content.insert(0, TextPart("note first"))
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     kinds = [b["type"] for b in out["messages"][-1]["content"]]
     assert kinds == ["tool_result", "tool_result", "text", "text"]
 
@@ -490,14 +494,14 @@ def test_encode_puts_tool_results_before_text_in_a_user_turn() -> None:
 def test_encode_mid_conversation_system_message_is_hoisted_with_a_note() -> None:
     req = openai_style_request()
     req.messages.insert(3, Message("system", [TextPart("Use metric units.", {"type": "ephemeral"})]))
-    out = encode_request(req, "m", stream=False)
+    out, dropped = encode_request(req, "m", stream=False)
     assert out["system"][-1] == {
         "type": "text",
         "text": "Use metric units.",
         "cache_control": {"type": "ephemeral"},
     }
     assert all(m["role"] != "system" for m in out["messages"])
-    assert any("system message inside the conversation" in n for n in req.notes)
+    assert any("system message inside the conversation" in n for n in dropped)
 
 
 def test_encode_images_by_url_base64_and_data_url() -> None:
@@ -515,13 +519,13 @@ def test_encode_images_by_url_base64_and_data_url() -> None:
             )
         ],
     )
-    out = encode_request(req, "m", stream=False)
+    out, dropped = encode_request(req, "m", stream=False)
     assert [b.get("source") for b in out["messages"][0]["content"][:3]] == [
         {"type": "url", "url": "https://example.com/cat.jpg"},
         {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
         {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQSkZJRg=="},
     ]
-    assert any("detail" in n for n in req.notes)
+    assert any("detail" in n for n in dropped)
     assert_valid_params(out)
 
 
@@ -539,7 +543,7 @@ def test_encode_documents() -> None:
             )
         ],
     )
-    blocks = encode_request(req, "m", stream=False)["messages"][0]["content"]
+    blocks = encode_request(req, "m", stream=False).body["messages"][0]["content"]
     assert blocks == [
         {
             "type": "document",
@@ -558,16 +562,16 @@ def test_encode_documents() -> None:
 def test_encode_invalid_tool_arguments_become_an_empty_object_with_a_note() -> None:
     req = openai_style_request()
     req.messages[2].content[1] = ToolCallPart("call_abc123", "get_weather", '{"city": "Par')
-    out = encode_request(req, "m", stream=False)
+    out, dropped = encode_request(req, "m", stream=False)
     assert out["messages"][1]["content"][0]["input"] == {}
-    assert any("not valid JSON" in n for n in req.notes)
+    assert any("not valid JSON" in n for n in dropped)
 
 
 def test_encode_sanitises_tool_ids_alike_for_calls_and_results() -> None:
     req = openai_style_request()
     req.messages[2].content[1] = ToolCallPart("call:abc/1", "get_weather", "{}")
     req.messages[3].content[0] = ToolResultPart("call:abc/1", [TextPart("ok")])
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["messages"][1]["content"][0]["id"] == "call_abc_1"
     assert out["messages"][2]["content"][0]["tool_use_id"] == "call_abc_1"
 
@@ -575,7 +579,7 @@ def test_encode_sanitises_tool_ids_alike_for_calls_and_results() -> None:
 def test_encode_drops_empty_text_blocks_and_empty_messages() -> None:
     req = openai_style_request()
     req.messages.append(Message("assistant", [TextPart("")]))
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert all(b["type"] != "text" or b["text"] for m in out["messages"] for b in m["content"])
     assert out["messages"][-1]["role"] == "user"
 
@@ -585,7 +589,7 @@ def test_encode_tool_result_error_and_cache_control() -> None:
     req.messages[3].content[0] = ToolResultPart(
         "call_abc123", [TextPart("boom")], is_error=True, cache_control={"type": "ephemeral"}
     )
-    block = encode_request(req, "m", stream=False)["messages"][2]["content"][0]
+    block = encode_request(req, "m", stream=False).body["messages"][2]["content"][0]
     assert block["is_error"] is True
     assert block["cache_control"] == {"type": "ephemeral"}
 
@@ -602,18 +606,18 @@ def test_encode_tool_result_error_and_cache_control() -> None:
     ],
 )
 def test_encode_tool_choice(choice: ToolChoice, expected: dict[str, Any]) -> None:
-    out = encode_request(openai_style_request(tool_choice=choice), "m", stream=False)
+    out = encode_request(openai_style_request(tool_choice=choice), "m", stream=False).body
     assert out["tool_choice"] == expected
 
 
 def test_encode_tool_choice_without_tools_is_dropped() -> None:
     req = openai_style_request(tools=[], tool_choice=ToolChoice("required"))
-    assert "tool_choice" not in encode_request(req, "m", stream=False)
+    assert "tool_choice" not in encode_request(req, "m", stream=False).body
 
 
 def test_encode_stop_user_and_sampling() -> None:
     req = openai_style_request(stop=["END"], user="u-42", temperature=0.3, top_k=10)
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["stop_sequences"] == ["END"]
     assert out["metadata"] == {"user_id": "u-42"}
     assert (out["temperature"], out["top_k"]) == (0.3, 10)
@@ -621,57 +625,66 @@ def test_encode_stop_user_and_sampling() -> None:
 
 def test_encode_drops_top_p_when_temperature_is_set_and_clamps_temperature() -> None:
     req = openai_style_request(temperature=1.7, top_p=0.5)
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["temperature"] == 1.0
     assert "top_p" not in out
 
 
+def test_encoding_returns_its_notes_and_leaves_the_request_as_it_was() -> None:
+    req = openai_style_request(seed=7, temperature=1.5)
+    before = copy.deepcopy(req)
+    encoded = encode_request(req, "m", stream=False)
+    assert req == before
+    assert encoded.dropped == ("temperature above 1 clamped to 1", "seed dropped (no Anthropic equivalent)")
+    assert encode_request(req, "m", stream=True).dropped == encoded.dropped  # each encoding its own
+
+
 def test_encode_drops_seed_and_penalties_with_notes() -> None:
     req = openai_style_request(seed=7, presence_penalty=0.5, frequency_penalty=0.1)
-    out = encode_request(req, "m", stream=False)
+    out, dropped = encode_request(req, "m", stream=False)
     assert not {"seed", "presence_penalty", "frequency_penalty"} & out.keys()
-    assert len([n for n in req.notes if "dropped (no Anthropic equivalent)" in n]) == 3
+    assert len([n for n in dropped if "dropped (no Anthropic equivalent)" in n]) == 3
 
 
 def test_encode_thinking_budget_raises_max_tokens_above_it() -> None:
     req = plain_request(thinking=Thinking(budget_tokens=10000), max_tokens=1000)
-    out = encode_request(req, "m", stream=False, default_max_tokens=4096)
+    out, dropped = encode_request(req, "m", stream=False, default_max_tokens=4096)
     assert out["thinking"] == {"type": "enabled", "budget_tokens": 10000}
     assert out["max_tokens"] == 14096
-    assert any("max_tokens raised" in n for n in req.notes)
+    assert any("max_tokens raised" in n for n in dropped)
 
 
 @pytest.mark.parametrize(("effort", "budget"), [("low", 2048), ("medium", 8192), ("high", 24576)])
 def test_encode_reasoning_effort_maps_to_a_thinking_budget(effort: str, budget: int) -> None:
     req = plain_request(thinking=Thinking(effort=effort), max_tokens=64000)
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["thinking"] == {"type": "enabled", "budget_tokens": budget}
     assert out["max_tokens"] == 64000
 
 
 def test_encode_thinking_drops_temperature_and_top_k() -> None:
     req = plain_request(thinking=Thinking(effort="low"), temperature=0.7, top_k=5, top_p=0.99)
-    out = encode_request(req, "m", stream=False)
+    out, dropped = encode_request(req, "m", stream=False)
     assert "temperature" not in out and "top_k" not in out
     assert out["top_p"] == 0.99
-    assert any("temperature dropped" in n for n in req.notes)
+    assert any("temperature dropped" in n for n in dropped)
 
 
 def test_encode_adaptive_thinking_keeps_effort_in_output_config() -> None:
     req = plain_request(thinking=Thinking(adaptive=True, effort="high"))
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["thinking"] == {"type": "adaptive"}
     assert out["output_config"] == {"effort": "high"}
 
 
 def test_encode_disabled_thinking() -> None:
-    out = encode_request(openai_style_request(thinking=Thinking(enabled=False)), "m", stream=False)
+    out = encode_request(openai_style_request(thinking=Thinking(enabled=False)), "m", stream=False).body
     assert out["thinking"] == {"type": "disabled"}
 
 
 def test_encode_thinking_is_dropped_when_a_tool_is_forced() -> None:
     req = openai_style_request(thinking=Thinking(effort="high"), tool_choice=ToolChoice("required"))
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert "thinking" not in out
     assert out["tool_choice"] == {"type": "any"}
 
@@ -680,25 +693,26 @@ def test_encode_signed_thinking_is_replayed_and_unsigned_dropped() -> None:
     req = openai_style_request()
     req.messages[2].content[0:0] = [ThinkingPart("hmm", signature="sig=="), ThinkingPart("unsigned")]
     req.messages[2].content.append(ThinkingPart(redacted=True, data="opaque"))
-    blocks = encode_request(req, "m", stream=False)["messages"][1]["content"]
+    encoded, dropped = encode_request(req, "m", stream=False)
+    blocks = encoded["messages"][1]["content"]
     assert blocks[0] == {"type": "thinking", "thinking": "hmm", "signature": "sig=="}
     assert blocks[-1] == {"type": "redacted_thinking", "data": "opaque"}
     assert len([b for b in blocks if b["type"] == "thinking"]) == 1
-    assert any("without a signature" in n for n in req.notes)
+    assert any("without a signature" in n for n in dropped)
 
 
 def test_encode_thinking_is_dropped_in_a_tool_loop_without_a_thinking_block() -> None:
     req = openai_style_request(thinking=Thinking(effort="high"), temperature=0.5)
-    out = encode_request(req, "m", stream=False)
+    out, dropped = encode_request(req, "m", stream=False)
     assert "thinking" not in out
     assert out["temperature"] == 0.5
-    assert any("no thinking block to continue from" in n for n in req.notes)
+    assert any("no thinking block to continue from" in n for n in dropped)
 
 
 def test_encode_thinking_is_kept_in_a_tool_loop_that_replays_signed_thinking() -> None:
     req = openai_style_request(thinking=Thinking(budget_tokens=2048), max_tokens=8000)
     req.messages[2].content.insert(0, ThinkingPart("plan the calls", signature="sig=="))
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     assert out["messages"][1]["content"][0]["type"] == "thinking"
 
@@ -706,7 +720,7 @@ def test_encode_thinking_is_kept_in_a_tool_loop_that_replays_signed_thinking() -
 def test_encode_thinking_off_strips_thinking_from_a_final_assistant_prefill() -> None:
     req = plain_request()
     req.messages.append(Message("assistant", [ThinkingPart("x", signature="s"), TextPart("The answer is")]))
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["messages"][-1] == {
         "role": "assistant",
         "content": [{"type": "text", "text": "The answer is"}],
@@ -716,16 +730,16 @@ def test_encode_thinking_off_strips_thinking_from_a_final_assistant_prefill() ->
 def test_encode_json_schema_uses_output_config_format() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}
     req = openai_style_request(response_format=ResponseFormat("json_schema", schema=schema, name="x"))
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
     assert_valid_params(out)
 
 
 def test_encode_json_object_appends_a_system_instruction() -> None:
     req = openai_style_request(response_format=ResponseFormat("json_object"))
-    out = encode_request(req, "m", stream=False)
+    out, dropped = encode_request(req, "m", stream=False)
     assert "JSON object" in out["system"][-1]["text"]
-    assert any("json_object" in n for n in req.notes)
+    assert any("json_object" in n for n in dropped)
 
 
 def test_encode_keeps_cache_control_on_tools_and_text() -> None:
@@ -734,7 +748,7 @@ def test_encode_keeps_cache_control_on_tools_and_text() -> None:
     first = req.messages[1].content[0]
     assert isinstance(first, TextPart)
     first.cache_control = {"type": "ephemeral", "ttl": "1h"}
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["tools"][0]["cache_control"] == {"type": "ephemeral"}
     assert out["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
 
@@ -745,7 +759,7 @@ def test_encode_keeps_cache_control_on_tools_and_text() -> None:
 def test_claude_code_request_survives_decode_then_built_encode() -> None:
     req = decode_request(claude_code_body())
     req.source_format = "elsewhere"  # force the built path
-    out = encode_request(req, "claude-sonnet-4-5-20250929", stream=True)
+    out = encode_request(req, "claude-sonnet-4-5-20250929", stream=True).body
     again = decode_request(out)
     conversation = [m for m in req.messages if m.role != "system"]
     assert [m.content for m in again.messages if m.role != "system"] == [m.content for m in conversation]
@@ -794,6 +808,6 @@ def test_thinking_signed_by_gemini_is_dropped_not_sent() -> None:
             Message("user", [TextPart("again")]),
         ],
     )
-    body = encode_request(req, "claude", stream=False)
+    body, dropped = encode_request(req, "claude", stream=False)
     assert body["messages"][1]["content"] == [{"type": "text", "text": "a"}]
-    assert any("Gemini" in note for note in req.notes)
+    assert any("Gemini" in note for note in dropped)

@@ -17,6 +17,7 @@ from waypost.core.errors import (
     UpstreamBadRequest,
     UpstreamError,
 )
+from waypost.core.events import fold
 from waypost.core.types import (
     ChatResponse,
     FinishReason,
@@ -26,7 +27,7 @@ from waypost.core.types import (
     ToolCallPart,
     Usage,
 )
-from waypost.wire.anthropic.messages import decode_response, encode_error, encode_response
+from waypost.wire.anthropic.messages import StreamDecoder, decode_response, encode_error, encode_response
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "anthropic"
 RESPONSES = sorted(p.name for p in FIXTURES.glob("response_*.json"))
@@ -115,10 +116,10 @@ def test_decode_skips_server_tool_blocks_and_keeps_the_text() -> None:
         ("refusal", FinishReason.REFUSAL),
         ("pause_turn", FinishReason.PAUSE),
         ("model_context_window_exceeded", FinishReason.LENGTH),
-        (None, None),
+        (None, FinishReason.STOP),  # an answer without a stop reason ended, as its stream would read
     ],
 )
-def test_decode_stop_reason_map(stop_reason: str | None, finish: FinishReason | None) -> None:
+def test_decode_stop_reason_map(stop_reason: str | None, finish: FinishReason) -> None:
     body = fixture("response_text.json")
     body["stop_reason"] = stop_reason
     assert decode_response(body).finish_reason is finish
@@ -145,9 +146,57 @@ def test_decode_odd_fields_never_crash() -> None:
     }
     resp = decode_response(body)
     assert resp.id == ""
-    assert resp.content == [ToolCallPart("", "", "[1,2]"), ThinkingPart(), TextPart("ok")]
-    assert resp.finish_reason is None
+    # A text block without text is an empty one, as its stream would read.
+    assert resp.content == [TextPart(""), ToolCallPart("", "", "[1,2]"), ThinkingPart(), TextPart("ok")]
+    assert resp.finish_reason is FinishReason.STOP
     assert resp.usage == Usage()
+
+
+def streamed(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The events the Messages API streams for the answer in ``body``: every block opened
+    empty, its content in deltas."""
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"message": {"id": body["id"], "model": body["model"], "usage": body["usage"]}})
+    ]
+    for i, block in enumerate(body["content"]):
+        kind = block["type"]
+        deltas: list[dict[str, Any]] = []
+        start = dict(block)
+        if kind == "text":
+            start["text"] = ""
+            deltas = [{"type": "text_delta", "text": block["text"]}]
+        elif kind == "tool_use":
+            start["input"] = {}
+            deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]
+        elif kind == "thinking":
+            start.update(thinking="", signature="")
+            deltas = [
+                {"type": "thinking_delta", "thinking": block["thinking"]},
+                {"type": "signature_delta", "signature": block["signature"]},
+            ]
+        events.append(("content_block_start", {"index": i, "content_block": start}))
+        events += [("content_block_delta", {"index": i, "delta": delta}) for delta in deltas]
+        events.append(("content_block_stop", {"index": i}))
+    delta = {"stop_reason": body["stop_reason"], "stop_sequence": body["stop_sequence"]}
+    events.append(
+        ("message_delta", {"delta": delta, "usage": {"output_tokens": body["usage"]["output_tokens"]}})
+    )
+    events.append(("message_stop", {}))
+    return [(name, {"type": name, **data}) for name, data in events]
+
+
+@pytest.mark.parametrize("name", RESPONSES)
+def test_a_body_decodes_as_the_fold_of_its_stream(name: str) -> None:
+    body = fixture(name)
+    decoder = StreamDecoder()
+    events = [ev for event, data in streamed(body) for ev in decoder.feed(event, data)]
+    expected = fold(events)
+    resp = decode_response(body)
+    # Arguments arrive as the upstream wrote them in a stream, re-serialised from a body.
+    for part in [*resp.content, *expected.content]:
+        if isinstance(part, ToolCallPart):
+            part.arguments = json.dumps(json.loads(part.arguments))
+    assert resp == expected
 
 
 def test_decode_error_body_maps_to_the_error_tree() -> None:
@@ -244,6 +293,14 @@ def test_encode_empty_response_has_empty_content() -> None:
     assert body["stop_reason"] == "end_turn"
     assert body["id"].startswith("msg_")
     strictly_valid(body)
+
+
+def test_encode_a_response_without_id_takes_the_callers_fresh_one() -> None:
+    resp = ChatResponse(id="", model="m", content=[ToolCallPart("", "f", "{}")])
+    body = encode_response(resp, "m", fallback_id="0123abcd")
+    assert body["id"] == "msg_0123abcd"
+    assert body["content"][0]["id"] == "toolu_0123abcd_0"  # derived, so unique as the id is
+    assert encode_response(ChatResponse(id="up-1", model="m"), "m", fallback_id="x")["id"] == "msg_up-1"
 
 
 @pytest.mark.parametrize(

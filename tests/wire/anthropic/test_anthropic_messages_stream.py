@@ -360,6 +360,13 @@ def test_encoder_derives_a_msg_id_from_the_upstream_id() -> None:
     assert start[0][1]["message"]["id"] == "msg_chatcmpl-1"
 
 
+def test_encoder_uses_the_callers_fallback_id_when_the_upstream_gave_none() -> None:
+    start = sse_frames(encode([MessageStart(id="", model="gpt")], fallback_id="feed01"))
+    assert start[0][1]["message"]["id"] == "msg_feed01"
+    start = sse_frames(encode([MessageStart(id="up-2", model="gpt")], fallback_id="feed01"))
+    assert start[0][1]["message"]["id"] == "msg_up-2"
+
+
 def test_encoder_synthesises_message_start_when_missing() -> None:
     events: list[StreamEvent] = [BlockStart(0, "text"), TextDelta(0, "x"), BlockStop(0), MessageEnd()]
     message = sdk_accumulate(encode(events))

@@ -184,6 +184,36 @@ def test_a_tool_use_stream_folds_into_text_and_calls_with_assembled_arguments() 
     assert resp.usage == Usage(input_tokens=380, output_tokens=55)
 
 
+def test_a_body_decodes_as_the_fold_of_the_stream_of_the_same_answer() -> None:
+    body = {
+        "output": {
+            "message": {
+                "role": "assistant",
+                "content": [
+                    {"text": "Checking."},
+                    {
+                        "toolUse": {
+                            "toolUseId": "tooluse_abc123",
+                            "name": "get_weather",
+                            "input": {"city": "Paris"},
+                        }
+                    },
+                    {"toolUse": {"toolUseId": "tooluse_def456", "name": "get_time", "input": {}}},
+                ],
+            }
+        },
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 380, "outputTokens": 55, "totalTokens": 435},
+    }
+    streamed = fold(run_stream(frames("stream_tool_use.json")))
+    decoded = decode_response(body, model=MODEL, response_id="req-1")
+    # A stream carries arguments as the model wrote them, a body as an object: compare the values.
+    for part in [*streamed.content, *decoded.content]:
+        if isinstance(part, ToolCallPart):
+            part.arguments = json.dumps(part.input())
+    assert decoded == streamed
+
+
 def test_a_thinking_stream_keeps_the_signature_and_the_whole_redacted_data() -> None:
     events = run_stream(frames("stream_thinking.json"))
     resp = fold(events)

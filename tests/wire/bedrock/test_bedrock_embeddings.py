@@ -40,13 +40,14 @@ def test_a_chat_model_is_not_an_embedding_model() -> None:
 
 def test_titan_v2_takes_dimensions_and_normalises() -> None:
     req = EmbeddingRequest(model="m", inputs=["a"], dimensions=512)
-    assert titan_body("a", req, "titan") == {"inputText": "a", "dimensions": 512, "normalize": True}
+    assert titan_body("a", req, "titan") == ({"inputText": "a", "dimensions": 512, "normalize": True}, ())
 
 
 def test_titan_v1_takes_only_the_text_and_dimensions_are_noted_as_dropped() -> None:
     req = EmbeddingRequest(model="m", inputs=["a"], dimensions=512)
-    assert titan_body("a", req, "titan-v1") == {"inputText": "a"}
-    assert req.notes == ["dimensions dropped (this Titan embedding model has a fixed size)"]
+    body, dropped = titan_body("a", req, "titan-v1")
+    assert body == {"inputText": "a"}
+    assert dropped == ("dimensions dropped (this Titan embedding model has a fixed size)",)
 
 
 def test_a_titan_answer_gives_its_vector_and_token_count() -> None:
@@ -70,21 +71,22 @@ def test_a_titan_answer_without_a_numeric_vector_is_an_upstream_error(body: Any)
 )
 def test_cohere_input_types_map_to_cohere_vocabulary(input_type: str | None, sent: str) -> None:
     req = EmbeddingRequest(model="m", inputs=["a"], input_type=input_type)
-    assert cohere_bodies(req, "cohere") == [{"texts": ["a"], "input_type": sent}]
+    assert cohere_bodies(req, "cohere") == ([{"texts": ["a"], "input_type": sent}], ())
 
 
 def test_cohere_inputs_are_split_in_batches_of_96_in_order() -> None:
     req = EmbeddingRequest(model="m", inputs=[str(i) for i in range(200)])
-    bodies = cohere_bodies(req, "cohere")
+    bodies, _ = cohere_bodies(req, "cohere")
     assert [len(b["texts"]) for b in bodies] == [96, 96, 8]
     assert [t for b in bodies for t in b["texts"]] == req.inputs
 
 
 def test_cohere_v3_has_a_fixed_size_and_v4_takes_output_dimension() -> None:
     req = EmbeddingRequest(model="m", inputs=["a"], dimensions=256)
-    assert "output_dimension" not in cohere_bodies(req, "cohere")[0]
-    assert req.notes == ["dimensions dropped (Cohere Embed v3 has a fixed size)"]
-    assert cohere_bodies(req, "cohere-v4")[0]["output_dimension"] == 256
+    bodies, dropped = cohere_bodies(req, "cohere")
+    assert "output_dimension" not in bodies[0]
+    assert dropped == ("dimensions dropped (Cohere Embed v3 has a fixed size)",)
+    assert cohere_bodies(req, "cohere-v4")[0][0]["output_dimension"] == 256
 
 
 def test_cohere_answers_are_read_as_a_list_or_by_type() -> None:

@@ -49,9 +49,9 @@ def assistant(*parts: Part | str) -> Message:
 
 def encode(*messages: Message, **fields: Any) -> tuple[dict[str, Any], list[str]]:
     req = ChatRequest(model="m", messages=list(messages), **fields)
-    body = encode_request(req)
+    body, dropped = encode_request(req)
     validate_generate_request(body)
-    return body, req.notes
+    return body, list(dropped)
 
 
 def test_system_messages_become_the_system_instruction() -> None:
@@ -345,7 +345,7 @@ def test_token_counts_send_the_whole_prompt_as_a_generate_request() -> None:
     req = ChatRequest(
         model="m", messages=[Message("system", [TextPart("Be terse.")]), user("hi")], tools=[WEATHER]
     )
-    body = encode_count_tokens(req, "gemini-2.5-flash")
+    body, _ = encode_count_tokens(req, "gemini-2.5-flash")
     inner = body["generateContentRequest"]
     assert inner["model"] == "models/gemini-2.5-flash"
     assert inner["systemInstruction"] == {"parts": [{"text": "Be terse."}]}

@@ -41,6 +41,7 @@ from waypost.wire.gemini import (
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gemini"
+FALLBACK_ID = "gemini-fresh0001"  # what the provider passes: a fresh id per answer
 
 
 def fixture(name: str) -> Any:
@@ -48,7 +49,7 @@ def fixture(name: str) -> Any:
 
 
 def test_text_answer_keeps_its_signature_after_the_text() -> None:
-    resp = decode_response(fixture("response_text.json"))
+    resp = decode_response(fixture("response_text.json"), FALLBACK_ID)
     assert resp.id == "Jk8VaMnYIfbWz7IP2s6Y8Ak"
     assert resp.model == "gemini-2.5-flash"
     assert resp.content == [
@@ -59,7 +60,7 @@ def test_text_answer_keeps_its_signature_after_the_text() -> None:
 
 
 def test_usage_counts_cached_prompt_tokens_as_input_and_thoughts_as_output() -> None:
-    usage = decode_response(fixture("response_text.json")).usage
+    usage = decode_response(fixture("response_text.json"), FALLBACK_ID).usage
     assert usage == Usage(
         input_tokens=1210, output_tokens=8 + 34, cache_read_tokens=1024, reasoning_tokens=34
     )
@@ -71,7 +72,7 @@ def test_server_tool_prompt_tokens_count_as_input() -> None:
 
 
 def test_parallel_calls_get_distinct_ids_and_the_first_call_its_signature() -> None:
-    resp = decode_response(fixture("response_parallel_calls.json"))
+    resp = decode_response(fixture("response_parallel_calls.json"), FALLBACK_ID)
     thought, signature, paris, rome = resp.content
     assert isinstance(thought, ThinkingPart) and thought.text.startswith("**Checking two cities**")
     assert thought.signature is None
@@ -89,8 +90,18 @@ def test_parallel_calls_get_distinct_ids_and_the_first_call_its_signature() -> N
     assert resp.finish_reason == FinishReason.TOOL_CALLS  # Gemini says STOP after calls
 
 
+def test_calls_of_an_answer_without_an_id_derive_theirs_from_the_callers_fresh_id() -> None:
+    body = fixture("response_parallel_calls.json")
+    del body["responseId"]
+    resp = decode_response(body, FALLBACK_ID)
+    assert [c.id for c in resp.tool_calls()] == [
+        "call_gemini_gemini-fresh0001_0",
+        "call_gemini_gemini-fresh0001_1",
+    ]
+
+
 def test_call_ids_from_gemini_are_kept() -> None:
-    resp = decode_response(fixture("response_call_with_id.json"))
+    resp = decode_response(fixture("response_call_with_id.json"), FALLBACK_ID)
     assert [(p.id, p.name) for p in resp.tool_calls()] == [("fc_8f3k2j", "search_docs")]
     assert resp.text() == "Let me look that up."
 
@@ -100,7 +111,7 @@ def test_call_ids_from_gemini_are_kept() -> None:
 )
 def test_replaying_an_answer_puts_every_signature_back_where_gemini_put_it(name: str) -> None:
     original = fixture(name)["candidates"][0]["content"]["parts"]
-    resp = decode_response(fixture(name))
+    resp = decode_response(fixture(name), FALLBACK_ID)
     results = [ToolResultPart(c.id, [TextPart("ok")]) for c in resp.tool_calls()]
     req = ChatRequest(
         model="m",
@@ -110,14 +121,14 @@ def test_replaying_an_answer_puts_every_signature_back_where_gemini_put_it(name:
             Message("user", [*results, TextPart("next")]),
         ],
     )
-    replayed = encode_request(req)["contents"][1]["parts"]
+    replayed = encode_request(req).body["contents"][1]["parts"]
     assert [p.get("thoughtSignature") for p in replayed if not p.get("thought")] == [
         p.get("thoughtSignature") for p in original if not p.get("thought")
     ]
 
 
 def test_a_blocked_prompt_is_a_content_filter_finish() -> None:
-    resp = decode_response(fixture("response_blocked.json"))
+    resp = decode_response(fixture("response_blocked.json"), FALLBACK_ID)
     assert resp.content == []
     assert resp.finish_reason == FinishReason.CONTENT_FILTER
     assert resp.usage.input_tokens == 17
@@ -125,12 +136,12 @@ def test_a_blocked_prompt_is_a_content_filter_finish() -> None:
 
 def test_a_failed_function_call_with_no_content_is_a_retryable_upstream_error() -> None:
     with pytest.raises(UpstreamError, match="MALFORMED_FUNCTION_CALL") as info:
-        decode_response(fixture("response_malformed_call.json"))
+        decode_response(fixture("response_malformed_call.json"), FALLBACK_ID)
     assert info.value.retryable
 
 
 def test_max_tokens_is_a_length_finish() -> None:
-    resp = decode_response(fixture("response_max_tokens.json"))
+    resp = decode_response(fixture("response_max_tokens.json"), FALLBACK_ID)
     assert resp.finish_reason == FinishReason.LENGTH
     assert resp.text() == "Once upon a time, in a land far"
 
@@ -138,7 +149,7 @@ def test_max_tokens_is_a_length_finish() -> None:
 @pytest.mark.parametrize("body", [[], {"usageMetadata": {}}, {"candidates": []}])
 def test_a_body_without_candidates_is_an_upstream_error(body: Any) -> None:
     with pytest.raises(UpstreamError):
-        decode_response(body)
+        decode_response(body, FALLBACK_ID)
 
 
 def test_unknown_part_kinds_are_skipped() -> None:
@@ -153,7 +164,7 @@ def test_unknown_part_kinds_are_skipped() -> None:
             }
         ]
     }
-    assert decode_response(body).content == [TextPart("2")]
+    assert decode_response(body, FALLBACK_ID).content == [TextPart("2")]
 
 
 def test_token_count_reads_total_tokens() -> None:
@@ -224,7 +235,7 @@ def test_a_body_that_is_not_json_still_maps_by_status() -> None:
 
 def test_embedding_requests_carry_task_type_and_dimensions() -> None:
     req = EmbeddingRequest(model="e", inputs=["a", "b"], input_type="query", dimensions=256)
-    assert encode_embed_request(req, "gemini-embedding-001") == {
+    assert encode_embed_request(req, "gemini-embedding-001").body == {
         "requests": [
             {
                 "model": "models/gemini-embedding-001",
@@ -239,7 +250,7 @@ def test_embedding_requests_carry_task_type_and_dimensions() -> None:
 
 def test_document_inputs_are_retrieval_documents() -> None:
     req = EmbeddingRequest(model="e", inputs=["a"], input_type="document")
-    assert encode_embed_request(req, "m")["requests"][0]["taskType"] == "RETRIEVAL_DOCUMENT"
+    assert encode_embed_request(req, "m").body["requests"][0]["taskType"] == "RETRIEVAL_DOCUMENT"
 
 
 def test_token_arrays_cannot_be_embedded() -> None:

@@ -28,6 +28,7 @@ from waypost.wire.gemini import StreamDecoder, decode_response
 from waypost.wire.sse import SSEParser
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gemini"
+FALLBACK_ID = "gemini-fresh0001"  # what the provider passes: a fresh id per answer
 COMPLETE = ["stream_text.sse", "stream_thinking_tool.sse", "stream_signature_last.sse"]
 
 
@@ -42,7 +43,7 @@ def chunks(raw: bytes, size: int = 0) -> list[Any]:
 
 
 def decode(name: str, size: int = 0) -> list[StreamEvent]:
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(FALLBACK_ID)
     events: list[StreamEvent] = []
     for chunk in chunks((FIXTURES / name).read_bytes(), size):
         events += decoder.feed(chunk)
@@ -140,7 +141,7 @@ def test_a_stream_folds_to_what_the_same_answer_unstreamed_decodes_to() -> None:
     last = chunks((FIXTURES / "stream_text.sse").read_bytes())[-1]
     whole = {**last, "candidates": [{**last["candidates"][0], "content": {"parts": parts, "role": "model"}}]}
     streamed = fold(decode("stream_text.sse"))
-    unstreamed = decode_response(whole)
+    unstreamed = decode_response(whole, FALLBACK_ID)
     assert (streamed.text(), streamed.usage, streamed.finish_reason) == (
         unstreamed.text(),
         unstreamed.usage,
@@ -149,7 +150,7 @@ def test_a_stream_folds_to_what_the_same_answer_unstreamed_decodes_to() -> None:
 
 
 def test_a_stream_that_ends_without_a_finish_reason_was_interrupted() -> None:
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(FALLBACK_ID)
     for chunk in chunks((FIXTURES / "stream_truncated.sse").read_bytes()):
         decoder.feed(chunk)
     with pytest.raises(StreamInterrupted, match="without a finish reason"):
@@ -157,7 +158,7 @@ def test_a_stream_that_ends_without_a_finish_reason_was_interrupted() -> None:
 
 
 def test_an_error_object_mid_stream_raises_after_what_came_before() -> None:
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(FALLBACK_ID)
     first, error = chunks((FIXTURES / "stream_error.sse").read_bytes())
     assert any(isinstance(e, TextDelta) for e in decoder.feed(first))
     with pytest.raises(Overloaded, match="overloaded"):
@@ -169,16 +170,16 @@ def test_an_error_object_mid_stream_raises_after_what_came_before() -> None:
 )
 def test_mid_stream_errors_keep_their_kind(status: str, cls: type[Exception]) -> None:
     with pytest.raises(cls):
-        StreamDecoder().feed({"error": {"code": 500, "message": "x", "status": status}})
+        StreamDecoder(FALLBACK_ID).feed({"error": {"code": 500, "message": "x", "status": status}})
 
 
 def test_a_chunk_that_is_not_an_object_interrupts_the_stream() -> None:
     with pytest.raises(StreamInterrupted):
-        StreamDecoder().feed(["not", "a", "chunk"])
+        StreamDecoder(FALLBACK_ID).feed(["not", "a", "chunk"])
 
 
 def test_a_failed_answer_raises_before_any_event_so_it_can_be_retried() -> None:
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(FALLBACK_ID)
     chunk = {"candidates": [{"content": {"parts": []}, "finishReason": "MALFORMED_FUNCTION_CALL"}]}
     assert decoder.feed(chunk) == []
     with pytest.raises(UpstreamError, match="MALFORMED_FUNCTION_CALL"):
@@ -186,7 +187,7 @@ def test_a_failed_answer_raises_before_any_event_so_it_can_be_retried() -> None:
 
 
 def test_a_failure_finish_after_content_reads_as_a_stop() -> None:
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(FALLBACK_ID)
     events = decoder.feed(
         {"candidates": [{"content": {"parts": [{"text": "Partly"}]}, "finishReason": "OTHER"}]}
     )
@@ -195,7 +196,7 @@ def test_a_failure_finish_after_content_reads_as_a_stop() -> None:
 
 
 def test_a_thought_signature_seals_its_block() -> None:
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(FALLBACK_ID)
     events = decoder.feed(
         {
             "candidates": [

@@ -121,11 +121,19 @@ def test_nanosecond_timestamps_with_an_offset_are_read() -> None:
 
 def test_embedding_request_sends_the_inputs_and_dimensions() -> None:
     req = EmbeddingRequest(model="e", inputs=["a", "b"], dimensions=256)
-    assert ollama.encode_embed_request(req, "all-minilm") == {
-        "model": "all-minilm",
-        "input": ["a", "b"],
-        "dimensions": 256,
-    }
+    assert ollama.encode_embed_request(req, "all-minilm") == (
+        {"model": "all-minilm", "input": ["a", "b"], "dimensions": 256},
+        (),
+    )
+
+
+def test_embedding_request_returns_what_it_cannot_carry() -> None:
+    req = EmbeddingRequest(model="e", inputs=["a"], input_type="query", user="u")
+    assert ollama.encode_embed_request(req, "all-minilm").dropped == (
+        "input_type dropped: Ollama embeddings take no retrieval hint",
+        "user dropped: Ollama has no end-user field",
+    )
+    assert req.notes == []
 
 
 def test_token_array_inputs_are_refused_clearly() -> None:

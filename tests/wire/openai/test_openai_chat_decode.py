@@ -81,17 +81,17 @@ def test_every_modelled_field_is_decoded() -> None:
     assert req.metadata == {"session": "abc"}
 
 
-def test_source_format_and_raw_body_are_kept() -> None:
+def test_source_format_and_the_clients_body_are_kept() -> None:
     body = load("request_all_fields.json")
     req = decode_request(body)
     assert req.source_format == "openai"
-    assert req.raw is body
+    assert req.passthrough is not None and req.passthrough.body is body
 
 
-def test_unknown_fields_are_kept_in_raw_only_without_error() -> None:
+def test_unknown_fields_are_kept_in_the_clients_body_only_without_error() -> None:
     req = decode_request(minimal(logit_bias={"1": 5}, web_search_options={}, verbosity="low"))
-    assert req.raw is not None
-    assert req.raw["verbosity"] == "low"
+    assert req.passthrough is not None
+    assert req.passthrough.body["verbosity"] == "low"
 
 
 def test_developer_and_system_messages_become_system() -> None:
@@ -192,9 +192,9 @@ def test_top_logprobs_outside_the_apis_range_is_refused(value: Any) -> None:
     assert err.value.param == "top_logprobs"
 
 
-def test_top_logprobs_up_to_twenty_stays_in_raw() -> None:
+def test_top_logprobs_up_to_twenty_stays_in_the_clients_body() -> None:
     req = decode_request(minimal(logprobs=True, top_logprobs=20))
-    assert req.raw is not None and req.raw["top_logprobs"] == 20
+    assert req.passthrough is not None and req.passthrough.body["top_logprobs"] == 20
 
 
 # -- content parts -------------------------------------------------------------------------------

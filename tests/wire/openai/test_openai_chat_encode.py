@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from waypost.core.passthrough import Passthrough
 from waypost.core.types import (
     ChatRequest,
     DocumentPart,
@@ -40,7 +41,7 @@ def from_anthropic_client() -> ChatRequest:
     return ChatRequest(
         model="claude-sonnet-4-5",
         source_format="anthropic",
-        raw={"model": "claude-sonnet-4-5", "messages": []},
+        passthrough=Passthrough({"model": "claude-sonnet-4-5", "messages": []}),
         max_tokens=4096,
         thinking=Thinking(budget_tokens=4000),
         user="user_abc",
@@ -91,7 +92,7 @@ def from_anthropic_client() -> ChatRequest:
 
 def test_fast_path_keeps_unknown_fields_and_replaces_the_model() -> None:
     body = load("request_all_fields.json")
-    out = encode_request(decode_request(body), "gpt-4o-mini-2024-07-18", stream=True)
+    out = encode_request(decode_request(body), "gpt-4o-mini-2024-07-18", stream=True).body
     assert out["model"] == "gpt-4o-mini-2024-07-18"
     for key in ("store", "logit_bias", "prediction", "service_tier", "metadata", "messages", "tools"):
         assert out[key] == body[key]
@@ -103,7 +104,7 @@ def test_fast_path_streaming_forces_usage_and_keeps_other_stream_options() -> No
         "messages": [{"role": "user", "content": "hi"}],
         "stream_options": {"include_obfuscation": False},
     }
-    out = encode_request(decode_request(body), "m", stream=True)
+    out = encode_request(decode_request(body), "m", stream=True).body
     assert out["stream"] is True
     assert out["stream_options"] == {"include_obfuscation": False, "include_usage": True}
 
@@ -115,7 +116,7 @@ def test_fast_path_without_streaming_drops_stream_options() -> None:
         "stream": True,
         "stream_options": {},
     }
-    out = encode_request(decode_request(body), "m", stream=False)
+    out = encode_request(decode_request(body), "m", stream=False).body
     assert "stream" not in out
     assert "stream_options" not in out
 
@@ -127,10 +128,46 @@ def test_fast_path_does_not_mutate_the_clients_body() -> None:
     assert body == before
 
 
-def test_a_request_without_raw_is_rebuilt_even_from_openai() -> None:
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    ("sent", "field", "received"),
+    [
+        # The client's spelling is the upstream's: as it came.
+        ({"max_tokens": 5}, "max_tokens", {"max_tokens": 5}),
+        ({"max_completion_tokens": 5}, "max_completion_tokens", {"max_completion_tokens": 5}),
+        # The other spelling: renamed, or a server that knows only max_tokens generates to the end.
+        ({"max_completion_tokens": 5}, "max_tokens", {"max_tokens": 5}),
+        ({"max_tokens": 5}, "max_completion_tokens", {"max_completion_tokens": 5}),
+        # Both: max_completion_tokens is the limit (as the decoder reads it), in the upstream's field.
+        ({"max_completion_tokens": 5, "max_tokens": 9}, "max_tokens", {"max_tokens": 5}),
+        (
+            {"max_completion_tokens": 5, "max_tokens": 9},
+            "max_completion_tokens",
+            {"max_completion_tokens": 5},
+        ),
+        (
+            {"max_completion_tokens": None, "max_tokens": 9},
+            "max_completion_tokens",
+            {"max_completion_tokens": 9},
+        ),
+        ({}, "max_tokens", {}),
+    ],
+)
+def test_fast_path_sends_the_token_limit_in_the_upstreams_field(
+    sent: dict[str, Any], field: str, received: dict[str, Any]
+) -> None:
+    out = encode_request(
+        decode_request({"model": "m", "messages": HI, **sent}), "m", stream=False, max_tokens_field=field
+    ).body
+    assert {k: v for k, v in out.items() if k in ("max_tokens", "max_completion_tokens")} == received
+
+
+def test_a_request_without_its_clients_body_is_rebuilt_even_from_openai() -> None:
     req = decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "verbosity": "low"})
-    req.raw = None
-    assert "verbosity" not in encode_request(req, "m", stream=False)
+    req.passthrough = None
+    assert "verbosity" not in encode_request(req, "m", stream=False).body
 
 
 @pytest.mark.parametrize(
@@ -145,17 +182,17 @@ def test_needs_include_usage_strip(stream: bool, include_usage: bool, strip: boo
 
 
 def test_system_messages_stay_in_place_as_text() -> None:
-    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False)
+    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False).body
     assert out["messages"][0] == {"role": "system", "content": "You are a computer-use agent.\n\nBe careful."}
 
 
 def test_single_text_user_content_is_a_string() -> None:
-    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False)
+    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False).body
     assert out["messages"][1] == {"role": "user", "content": "Open the settings."}
 
 
 def test_assistant_turn_carries_text_tool_calls_and_signed_thinking() -> None:
-    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False)
+    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False).body
     assert out["messages"][2] == {
         "role": "assistant",
         "content": "Let me look.",
@@ -170,7 +207,7 @@ def test_assistant_turn_carries_text_tool_calls_and_signed_thinking() -> None:
 
 
 def test_tool_results_come_first_and_their_images_follow_in_a_user_message() -> None:
-    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False)
+    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False).body
     assert out["messages"][3] == {"role": "tool", "tool_call_id": "toolu_01", "content": "Screen captured."}
     assert out["messages"][4] == {
         "role": "user",
@@ -195,7 +232,7 @@ def test_parallel_tool_results_become_consecutive_tool_messages() -> None:
             )
         ],
     )
-    assert encode_request(req, "m", stream=False)["messages"] == [
+    assert encode_request(req, "m", stream=False).body["messages"] == [
         {"role": "tool", "tool_call_id": "a", "content": "1"},
         {"role": "tool", "tool_call_id": "b", "content": "2"},
     ]
@@ -213,7 +250,7 @@ def test_tool_result_error_is_prefixed() -> None:
             )
         ],
     )
-    assert encode_request(req, "m", stream=False)["messages"][0]["content"] == "[tool error] not found"
+    assert encode_request(req, "m", stream=False).body["messages"][0]["content"] == "[tool error] not found"
 
 
 def test_image_only_tool_result_gets_a_pointer_text() -> None:
@@ -226,17 +263,18 @@ def test_image_only_tool_result_gets_a_pointer_text() -> None:
             )
         ],
     )
-    tool, user = encode_request(req, "m", stream=False)["messages"]
+    body, dropped = encode_request(req, "m", stream=False)
+    tool, user = body["messages"]
     assert tool["content"]
     assert user["content"] == [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]
-    assert any("tool result images" in n for n in req.notes)
+    assert any("tool result images" in n for n in dropped)
 
 
 def test_assistant_content_is_null_when_it_only_calls_tools() -> None:
     req = ChatRequest(
         model="m", messages=[Message(role="assistant", content=[ToolCallPart(id="c", name="f")])]
     )
-    assert encode_request(req, "m", stream=False)["messages"][0]["content"] is None
+    assert encode_request(req, "m", stream=False).body["messages"][0]["content"] is None
 
 
 def test_redacted_thinking_is_carried_as_a_thinking_block() -> None:
@@ -248,13 +286,13 @@ def test_redacted_thinking_is_carried_as_a_thinking_block() -> None:
             )
         ],
     )
-    msg = encode_request(req, "m", stream=False)["messages"][0]
+    msg = encode_request(req, "m", stream=False).body["messages"][0]
     assert msg["thinking_blocks"] == [{"type": "redacted_thinking", "data": "opaque"}]
     assert "reasoning_content" not in msg
 
 
 def test_reasoning_history_can_be_left_out_for_strict_servers() -> None:
-    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False, reasoning_history=False)
+    out = encode_request(from_anthropic_client(), "gpt-4.1", stream=False, reasoning_history=False).body
     assert "reasoning_content" not in out["messages"][2]
     assert "thinking_blocks" not in out["messages"][2]
 
@@ -272,7 +310,7 @@ def test_documents_become_file_parts_and_text_documents_text() -> None:
             )
         ],
     )
-    assert encode_request(req, "m", stream=False)["messages"][0]["content"] == [
+    assert encode_request(req, "m", stream=False).body["messages"][0]["content"] == [
         {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}},
         {"type": "text", "text": "Notes\n\nplain body"},
     ]
@@ -280,14 +318,16 @@ def test_documents_become_file_parts_and_text_documents_text() -> None:
 
 def test_cache_control_is_dropped_with_a_note() -> None:
     req = from_anthropic_client()
-    encode_request(req, "gpt-4.1", stream=False)
-    assert req.notes.count("cache_control dropped: OpenAI caches automatically") == 1
+    dropped = encode_request(req, "gpt-4.1", stream=False).dropped
+    assert dropped.count("cache_control dropped: OpenAI caches automatically") == 1
+    assert req.notes == []
 
 
 def test_metadata_is_dropped_with_a_note() -> None:
     req = ChatRequest(model="m", messages=[], metadata={"k": "v"})
-    assert "metadata" not in encode_request(req, "m", stream=False)
-    assert any("metadata" in n for n in req.notes)
+    body, dropped = encode_request(req, "m", stream=False)
+    assert "metadata" not in body
+    assert any("metadata" in n for n in dropped)
 
 
 def test_sampling_fields_are_carried() -> None:
@@ -303,7 +343,7 @@ def test_sampling_fields_are_carried() -> None:
         frequency_penalty=0.2,
         user="u",
     )
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert {k: v for k, v in out.items() if k not in ("model", "messages")} == {
         "max_completion_tokens": 100,
         "temperature": 0.5,
@@ -318,18 +358,20 @@ def test_sampling_fields_are_carried() -> None:
 
 def test_max_tokens_field_can_be_chosen_for_older_servers() -> None:
     req = ChatRequest(model="m", messages=[], max_tokens=100)
-    out = encode_request(req, "m", stream=False, max_tokens_field="max_tokens")
+    out = encode_request(req, "m", stream=False, max_tokens_field="max_tokens").body
     assert out["max_tokens"] == 100
     assert "max_completion_tokens" not in out
 
 
 def test_top_k_is_sent_only_when_set() -> None:
-    assert "top_k" not in encode_request(ChatRequest(model="m", messages=[]), "m", stream=False)
-    assert encode_request(ChatRequest(model="m", messages=[], top_k=20), "m", stream=False)["top_k"] == 20
+    assert "top_k" not in encode_request(ChatRequest(model="m", messages=[]), "m", stream=False).body
+    assert (
+        encode_request(ChatRequest(model="m", messages=[], top_k=20), "m", stream=False).body["top_k"] == 20
+    )
 
 
 def test_streaming_asks_for_usage() -> None:
-    out = encode_request(ChatRequest(model="m", messages=[]), "m", stream=True)
+    out = encode_request(ChatRequest(model="m", messages=[]), "m", stream=True).body
     assert out["stream"] is True
     assert out["stream_options"] == {"include_usage": True}
 
@@ -341,7 +383,7 @@ def test_tools_and_choice_are_encoded() -> None:
         tools=[Tool(name="f", description="d", parameters={"type": "object"}, strict=True)],
         tool_choice=ToolChoice(mode="tool", name="f", parallel=False),
     )
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert out["tools"] == [
         {
             "type": "function",
@@ -354,7 +396,7 @@ def test_tools_and_choice_are_encoded() -> None:
 
 def test_tool_choice_is_not_sent_without_tools() -> None:
     req = ChatRequest(model="m", messages=[], tool_choice=ToolChoice(mode="none", parallel=True))
-    out = encode_request(req, "m", stream=False)
+    out = encode_request(req, "m", stream=False).body
     assert "tool_choice" not in out
     assert "parallel_tool_calls" not in out
 
@@ -365,7 +407,7 @@ def test_json_schema_response_format_is_encoded() -> None:
         messages=[],
         response_format=ResponseFormat(type="json_schema", name="x", schema={"type": "object"}, strict=True),
     )
-    assert encode_request(req, "m", stream=False)["response_format"] == {
+    assert encode_request(req, "m", stream=False).body["response_format"] == {
         "type": "json_schema",
         "json_schema": {"name": "x", "schema": {"type": "object"}, "strict": True},
     }
@@ -385,13 +427,13 @@ def test_json_schema_response_format_is_encoded() -> None:
 )
 def test_thinking_maps_to_reasoning_effort(thinking: Thinking, effort: str) -> None:
     req = ChatRequest(model="m", messages=[], thinking=thinking)
-    assert encode_request(req, "m", stream=False)["reasoning_effort"] == effort
+    assert encode_request(req, "m", stream=False).body["reasoning_effort"] == effort
 
 
 @pytest.mark.parametrize("thinking", [Thinking(enabled=False), Thinking(adaptive=True), Thinking()])
 def test_thinking_without_a_budget_or_effort_sends_no_reasoning_effort(thinking: Thinking) -> None:
     req = ChatRequest(model="m", messages=[], thinking=thinking)
-    assert "reasoning_effort" not in encode_request(req, "m", stream=False)
+    assert "reasoning_effort" not in encode_request(req, "m", stream=False).body
 
 
 # -- round trips: decode -> encode (rebuilt) -> decode ----------------------------------------
@@ -399,7 +441,7 @@ def test_thinking_without_a_budget_or_effort_sends_no_reasoning_effort(thinking:
 
 def canonical(req: ChatRequest) -> dict[str, Any]:
     fields = dataclasses.asdict(req)
-    for key in ("raw", "source_format", "notes", "metadata"):
+    for key in ("passthrough", "source_format", "notes", "metadata"):
         fields.pop(key)
     return fields
 
@@ -416,8 +458,8 @@ def canonical(req: ChatRequest) -> dict[str, Any]:
 )
 def test_round_trip_through_a_rebuilt_body_keeps_the_canonical_request(name: str) -> None:
     first = decode_request(load(name))
-    first.raw = None
+    first.passthrough = None
     first.source_format = None
-    body = encode_request(first, first.model, stream=first.stream)
+    body = encode_request(first, first.model, stream=first.stream).body
     second = decode_request(body)
     assert canonical(second) == canonical(first)

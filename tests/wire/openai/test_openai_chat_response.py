@@ -57,6 +57,19 @@ def test_text_answer_is_decoded() -> None:
     assert resp.finish_reason is FinishReason.STOP
 
 
+def test_llama_cpp_function_call_beside_tool_calls_is_the_same_call() -> None:
+    resp = decode_response(load("response_llamacpp_tool_call.json"))
+    assert [(c.id, c.name, c.arguments) for c in resp.tool_calls()] == [
+        ("call__0_get_weather_cmpl-5c1e7d6a-0f0e-4c4b-9a53-6f3f1d3c2b11", "get_weather", '{"city": "Paris"}')
+    ]
+
+
+def test_a_lone_legacy_function_call_is_a_call() -> None:
+    body = load("response_llamacpp_tool_call.json")
+    del body["choices"][0]["message"]["tool_calls"]
+    assert [c.name for c in decode_response(body).tool_calls()] == ["get_weather"]
+
+
 def test_usage_counts_cached_tokens_inside_input() -> None:
     usage = decode_response(load("response_text.json")).usage
     assert usage == Usage(input_tokens=1117, output_tokens=46, cache_read_tokens=1024)
@@ -217,7 +230,7 @@ def test_encoded_text_answer_matches_openai() -> None:
         "id": "chatcmpl-abc",
         "object": "chat.completion",
         "created": 1700000000,
-        "model": "gpt-4o",
+        "model": "alias",  # the name the client asked for, whatever the upstream answered with
         "choices": [
             {
                 "index": 0,

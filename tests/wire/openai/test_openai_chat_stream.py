@@ -287,6 +287,33 @@ def test_usage_snapshots_in_several_chunks_are_merged_into_one_update() -> None:
     ]
 
 
+def test_llama_cpp_repeated_ids_names_and_function_call_mirror_make_one_call() -> None:
+    events = decode_fixture("stream_llamacpp_tool_call.sse")
+    starts = [e for e in events if isinstance(e, BlockStart)]
+    assert [(s.kind, s.tool_name) for s in starts] == [("tool_call", "get_weather")]
+    assert [(c.name, c.arguments) for c in fold(events).tool_calls()] == [
+        ("get_weather", '{"city": "Paris"}')
+    ]
+
+
+def test_a_legacy_function_call_stream_is_a_call() -> None:
+    events = decode_chunks(
+        [
+            chunk({"role": "assistant", "function_call": {"name": "f", "arguments": ""}}),
+            chunk({"function_call": {"arguments": '{"a": 1}'}}),
+            chunk({}, "function_call"),
+        ]
+    )
+    assert [(c.name, c.arguments) for c in fold(events).tool_calls()] == [("f", '{"a": 1}')]
+
+
+def test_a_leading_chunk_with_nothing_to_say_does_not_start_the_message() -> None:
+    report = {"choices": [], "created": 0, "id": "", "model": "", "object": "", "prompt_filter_results": []}
+    events = decode_chunks([report, chunk({"content": "hi"}, "stop")])
+    assert events[0] == MessageStart(id="chatcmpl-t", model="m", created=1)
+    assert fold(events).text() == "hi"
+
+
 def test_choices_other_than_the_first_are_ignored() -> None:
     two = chunk({"content": "first"})
     two["choices"].append({"index": 1, "delta": {"content": "second"}, "finish_reason": None})

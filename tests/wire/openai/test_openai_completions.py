@@ -118,7 +118,7 @@ def test_several_prompts_keep_the_first_for_translation() -> None:
 @pytest.mark.parametrize("prompt", [[1, 2, 3], [[1, 2], [3]]])
 def test_token_prompts_are_kept_for_openai_upstreams_and_noted(prompt: Any) -> None:
     req = decode_request({"model": "m", "prompt": prompt})
-    assert req.raw is not None and req.raw["prompt"] == prompt
+    assert req.passthrough is not None and req.passthrough.body["prompt"] == prompt
     assert req.notes == ["prompt: token-id prompts can only be answered by OpenAI-compatible upstreams"]
 
 
@@ -164,22 +164,22 @@ def test_choices_count_every_completion_the_upstream_generates(body: dict[str, A
 
 def test_a_client_body_is_forwarded_with_every_field() -> None:
     body = {"model": "alias", "prompt": ["a", "b"], "suffix": "z", "logprobs": 1, "echo": True}
-    assert encode_request(decode_request(body), "gpt-3.5-turbo-instruct", stream=False) == {
-        **body,
-        "model": "gpt-3.5-turbo-instruct",
-    }
+    assert encode_request(decode_request(body), "gpt-3.5-turbo-instruct", stream=False) == (
+        {**body, "model": "gpt-3.5-turbo-instruct"},
+        (),
+    )
 
 
 def test_streaming_always_asks_for_usage_and_keeps_other_stream_options() -> None:
     body = {"model": "m", "prompt": "p", "stream": True, "stream_options": {"future_option": 1}}
-    out = encode_request(decode_request(body), "up", stream=True)
+    out = encode_request(decode_request(body), "up", stream=True).body
     assert out["stream"] is True
     assert out["stream_options"] == {"future_option": 1, "include_usage": True}
 
 
 def test_a_non_streamed_call_sends_no_stream_options() -> None:
     body = {"model": "m", "prompt": "p", "stream": False, "stream_options": {"include_usage": True}}
-    out = encode_request(decode_request(body), "up", stream=False)
+    out = encode_request(decode_request(body), "up", stream=False).body
     assert "stream" not in out and "stream_options" not in out
 
 
@@ -193,7 +193,7 @@ def test_a_canonical_request_becomes_a_prompt() -> None:
         max_tokens=5,
         stop=["\n"],
     )
-    assert encode_request(req, "up", stream=False) == {
+    assert encode_request(req, "up", stream=False).body == {
         "model": "up",
         "prompt": "Be terse.\n\nHi",
         "max_tokens": 5,

@@ -88,9 +88,10 @@ def test_invalid_requests_name_the_offending_field(body: dict[str, Any], param: 
     assert err.value.param == param
 
 
-def test_fields_not_modelled_are_noted_and_kept_in_raw() -> None:
+def test_fields_not_modelled_are_noted_and_kept_in_the_clients_body() -> None:
     req = decode_request({"model": "m", "input": "x", "input_type": "query"})
-    assert req.raw == {"model": "m", "input": "x", "input_type": "query"}
+    assert req.passthrough is not None
+    assert req.passthrough.body == {"model": "m", "input": "x", "input_type": "query"}
     assert req.notes == ["fields kept only for OpenAI-compatible upstreams: input_type"]
 
 
@@ -101,7 +102,7 @@ def test_steering_fields_are_not_called_kept() -> None:
 
 def test_a_client_body_is_forwarded_with_only_the_model_replaced() -> None:
     req = decode_request({"model": "alias", "input": ["a"], "encoding_format": "base64", "input_type": "q"})
-    assert encode_request(req, "text-embedding-3-small") == {
+    assert encode_request(req, "text-embedding-3-small").body == {
         "model": "text-embedding-3-small",
         "input": ["a"],
         "encoding_format": "base64",
@@ -111,7 +112,7 @@ def test_a_client_body_is_forwarded_with_only_the_model_replaced() -> None:
 
 def test_a_canonical_request_is_encoded_field_by_field() -> None:
     req = EmbeddingRequest(model="x", inputs=["a", "b"], dimensions=64, user="u")
-    assert encode_request(req, "up") == {
+    assert encode_request(req, "up").body == {
         "model": "up",
         "input": ["a", "b"],
         "encoding_format": "float",

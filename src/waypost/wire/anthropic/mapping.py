@@ -1,10 +1,12 @@
 """Vocabulary shared by the Anthropic request, response and stream translators: stop reasons,
-usage accounting, error types, and the JSON text of tool inputs."""
+usage accounting, error types, message and tool ids, and the JSON text of tool inputs."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+import orjson
 
 from waypost.core.errors import (
     GatewayError,
@@ -135,6 +137,40 @@ def safe_tool_id(tool_id: str) -> str:
     """Anthropic tool ids must match ``^[a-zA-Z0-9_-]+$``; used alike for tool_use and tool_result."""
     cleaned = _TOOL_ID_UNSAFE.sub("_", tool_id)
     return cleaned or "toolu_missing_id"
+
+
+def message_id(resp_id: str, fallback_id: str) -> str:
+    """An Anthropic-looking ``msg_`` id derived from a canonical response id, or from
+    ``fallback_id`` (a fresh id the caller made: the wire has no randomness) when it has none."""
+    if resp_id.startswith("msg_"):
+        return resp_id
+    # Unique, because ids of tool calls without one are derived from it.
+    return "msg_" + (resp_id or fallback_id or "waypost")
+
+
+def client_tool_id(tool_id: str, msg_id: str, index: int) -> str:
+    """A tool id the client can send back to any Anthropic upstream unchanged.
+
+    Ids are sanitised here already (rather than only on the way upstream) so the client's history
+    holds the same id everywhere; some upstreams (Gemini) give calls no id at all."""
+    if tool_id:
+        return safe_tool_id(tool_id)
+    return safe_tool_id(f"toolu_{msg_id.removeprefix('msg_')}_{index}")
+
+
+def tool_input_object(arguments: str) -> dict[str, Any]:
+    """Tool arguments as the object clients expect; text that is not a JSON object gives ``{}``."""
+    if not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def error_body(err: GatewayError) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": err.anthropic_type, "message": err.message}}
 
 
 def error_message(raw: Any, fallback: str) -> str:

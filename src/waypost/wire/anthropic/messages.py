@@ -12,7 +12,7 @@ Usage convention: Anthropic's ``input_tokens`` excludes cache reads and writes, 
 
 from __future__ import annotations
 
-from waypost.wire.anthropic.mapping import error_from_body
+from waypost.wire.anthropic.mapping import error_from_body, usage_to_anthropic
 from waypost.wire.anthropic.request_decode import decode_request
 from waypost.wire.anthropic.request_encode import encode_request
 from waypost.wire.anthropic.response import decode_response, encode_error, encode_response
@@ -32,4 +32,5 @@ __all__ = [
     "encode_request",
     "encode_response",
     "error_from_body",
+    "usage_to_anthropic",
 ]

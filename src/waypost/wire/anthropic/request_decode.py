@@ -4,7 +4,7 @@ Shapes are validated as the API would (a wrong shape is a ``BadRequest`` naming 
 dotted path, e.g. ``messages.1.content.0.source``), but block and tool *types* we do not model
 (server tools and their results, search results, tool references...) are dropped with a note:
 Claude Code and newer SDKs send them routinely and they must never cause a 400. The original body
-stays in ``ChatRequest.raw`` so an Anthropic upstream receives it untouched.
+stays as the request's ``passthrough`` so an Anthropic upstream receives it untouched.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from waypost.core.errors import BadRequest
+from waypost.core.passthrough import Passthrough
 from waypost.core.types import (
     ChatRequest,
     DocumentPart,
@@ -30,7 +31,7 @@ from waypost.core.types import (
 from waypost.wire.conventions import compact_json
 from waypost.wire.steering import is_steering_key
 
-# Top-level fields the canonical model carries; any other is kept only in ``raw``.
+# Top-level fields the canonical model carries; any other is kept only in the pass-through.
 _MODELLED_FIELDS = frozenset(
     {
         "model",
@@ -330,7 +331,7 @@ def decode_request(body: Any) -> ChatRequest:
         messages=messages,
         max_tokens=max_tokens,
         source_format="anthropic",
-        raw=obj,
+        passthrough=Passthrough(obj),
     )
     req.temperature = _opt_number(obj.get("temperature"), "temperature")
     req.top_p = _opt_number(obj.get("top_p"), "top_p")

@@ -1,8 +1,9 @@
 """Canonical ``ChatRequest`` -> Anthropic Messages request body for an upstream.
 
-A request that came in as Anthropic is forwarded as received (only ``model`` and ``stream`` are
-set), so fields we do not model survive. Otherwise the body is built from the canonical request,
-respecting what the API enforces:
+A request that came in as Anthropic is forwarded as received (``model`` and ``stream`` set, and
+the fields a policy stage edited re-encoded: ``core.passthrough``), so fields we do not model
+survive. Otherwise the body is built from the canonical request, respecting what the API
+enforces:
 
 * every system message (even one in mid-conversation) is hoisted into the top-level ``system``;
 * consecutive messages of one role are merged (the API wants alternation), empty text blocks and
@@ -23,7 +24,7 @@ thinking. Adaptive thinking keeps its effort in ``output_config.effort``.
 
 ``json_schema`` response formats use ``output_config.format`` (structured outputs);
 ``json_object`` has no equivalent and becomes a system instruction to answer with one JSON object.
-Everything dropped or approximated is recorded in ``ChatRequest.notes``.
+Everything dropped or approximated is returned as notes beside the body (``Encoded.dropped``).
 """
 
 from __future__ import annotations
@@ -50,21 +51,40 @@ from waypost.wire.conventions import (
     claude_sampling,
     thinking_budget,
 )
+from waypost.wire.encoded import Encoded, passthrough_body
 
+# The Messages body fields that carry each canonical field: what the fast path re-encodes for a
+# stage's edit. Canonical fields the Messages API has no place for have none.
+PASSTHROUGH_FIELDS: dict[str, tuple[str, ...]] = {
+    "messages": ("system", "messages"),
+    "max_tokens": ("max_tokens",),
+    "temperature": ("temperature",),
+    "top_p": ("top_p",),
+    "top_k": ("top_k",),
+    "stop": ("stop_sequences",),
+    "tools": ("tools",),
+    "tool_choice": ("tool_choice",),
+    "thinking": ("thinking", "output_config"),
+    "response_format": ("output_config",),
+    "user": ("metadata",),
+}
 _ANTHROPIC_EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
 _DATA_URL = re.compile(r"^data:(?P<mt>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?;base64,(?P<data>.*)$", re.DOTALL)
 
 
-def encode_request(
-    req: ChatRequest, model: str, *, stream: bool, default_max_tokens: int = 4096
-) -> dict[str, Any]:
+def encode_request(req: ChatRequest, model: str, *, stream: bool, default_max_tokens: int = 4096) -> Encoded:
     """The body to POST to an Anthropic ``/v1/messages`` upstream for ``req``."""
-    if req.source_format == "anthropic" and isinstance(req.raw, dict):
-        body = dict(req.raw)
+    passthrough = req.passthrough
+    if req.source_format == "anthropic" and passthrough is not None:
+        body = passthrough_body(
+            passthrough, PASSTHROUGH_FIELDS, lambda: _Encoder(req).build(model, stream, default_max_tokens)
+        )
         body["model"] = model
         body["stream"] = stream
-        return body
-    return _Encoder(req).build(model, stream, default_max_tokens)
+        return Encoded(body)
+    encoder = _Encoder(req)
+    body = encoder.build(model, stream, default_max_tokens)
+    return Encoded(body, tuple(encoder.notes))
 
 
 class _Encoder:
@@ -75,7 +95,7 @@ class _Encoder:
         self.notes: list[str] = []
 
     def note(self, text: str) -> None:
-        if text not in self.notes and text not in self.req.notes:
+        if text not in self.notes:
             self.notes.append(text)
 
     def build(self, model: str, stream: bool, default_max_tokens: int) -> dict[str, Any]:
@@ -111,7 +131,6 @@ class _Encoder:
         for field_name in ("seed", "presence_penalty", "frequency_penalty"):
             if getattr(req, field_name) is not None:
                 self.note(f"{field_name} dropped (no Anthropic equivalent)")
-        req.notes += self.notes
         return body
 
     # -- messages ---------------------------------------------------------------------------

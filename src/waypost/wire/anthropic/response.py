@@ -1,28 +1,30 @@
 """Anthropic Messages responses and errors, both directions.
 
 Upstream bodies are untrusted: a body we cannot use is an ``UpstreamError``, while odd or unknown
-fields and block types (server tool blocks, citations) are skipped rather than fatal. Responses
-encoded for clients validate strictly against the official SDK's ``Message`` model.
+fields and block types (server tool blocks, citations) are skipped rather than fatal. A response
+body is read as the stream that carries the same answer (``body_events``): the stream decoder
+turns it into events, which are folded, so the two paths cannot disagree. Responses encoded for
+clients validate strictly against the official SDK's ``Message`` model.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from waypost.core.errors import GatewayError, UpstreamError
-from waypost.core.types import ChatResponse, Part, TextPart, ThinkingPart, ToolCallPart
+from waypost.core.events import StreamEvent, fold
+from waypost.core.types import ChatResponse, TextPart, ThinkingPart, ToolCallPart
 from waypost.wire.anthropic.mapping import (
+    client_tool_id,
+    error_body,
     error_from_body,
-    finish_from_stop_reason,
-    safe_tool_id,
+    message_id,
     stop_reason_for,
-    usage_from_anthropic,
+    tool_input_object,
     usage_to_anthropic,
 )
-from waypost.wire.conventions import compact_json
+from waypost.wire.anthropic.stream import StreamDecoder
 
 
 def decode_response(body: Any) -> ChatResponse:
@@ -31,87 +33,33 @@ def decode_response(body: Any) -> ChatResponse:
         raise UpstreamError("upstream response is not a JSON object", provider="anthropic")
     if body.get("type") == "error":
         raise error_from_body(body)
-    content = body.get("content")
-    if not isinstance(content, list):
+    if not isinstance(body.get("content"), list):
         raise UpstreamError("upstream response has no content list", provider="anthropic")
-    parts: list[Part] = []
-    for block in content:
-        part = _decode_block(block)
-        if part is not None:
-            parts.append(part)
-    stop_sequence = body.get("stop_sequence")
-    msg_id = body.get("id")
-    model = body.get("model")
-    return ChatResponse(
-        id=msg_id if isinstance(msg_id, str) else "",
-        model=model if isinstance(model, str) else "",
-        content=parts,
-        finish_reason=finish_from_stop_reason(body.get("stop_reason")),
-        stop_sequence=stop_sequence if isinstance(stop_sequence, str) else None,
-        usage=usage_from_anthropic(body.get("usage")),
-    )
+    decoder = StreamDecoder()
+    events: list[StreamEvent] = []
+    for name, data in body_events(body):
+        events += decoder.feed(name, data)
+    return fold(events)
 
 
-def _decode_block(block: Any) -> Part | None:
-    if not isinstance(block, dict):
-        return None
-    btype = block.get("type")
-    if btype == "text":
-        text = block.get("text")
-        return TextPart(text=text) if isinstance(text, str) else None
-    if btype == "tool_use":
-        tool_id, name, raw_input = block.get("id"), block.get("name"), block.get("input")
-        return ToolCallPart(
-            id=tool_id if isinstance(tool_id, str) else "",
-            name=name if isinstance(name, str) else "",
-            arguments="{}" if raw_input is None else compact_json(raw_input),
-        )
-    if btype == "thinking":
-        text, signature = block.get("thinking"), block.get("signature")
-        return ThinkingPart(
-            text=text if isinstance(text, str) else "",
-            signature=signature if isinstance(signature, str) and signature else None,
-        )
-    if btype == "redacted_thinking":
-        data = block.get("data")
-        return ThinkingPart(redacted=True, data=data if isinstance(data, str) else None)
-    return None
+def body_events(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The stream events (name and data) that carry the same answer as a response ``body``:
+    each block whole in its ``content_block_start``, as compatible servers may send it."""
+    usage = body.get("usage")
+    message = {"id": body.get("id"), "model": body.get("model"), "usage": usage}
+    yield "message_start", {"type": "message_start", "message": message}
+    for index, block in enumerate(body["content"]):
+        yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    delta = {"stop_reason": body.get("stop_reason"), "stop_sequence": body.get("stop_sequence")}
+    yield "message_delta", {"type": "message_delta", "delta": delta, "usage": usage}
+    yield "message_stop", {"type": "message_stop"}
 
 
-def message_id(resp_id: str) -> str:
-    """An Anthropic-looking ``msg_`` id derived from a canonical response id."""
-    if resp_id.startswith("msg_"):
-        return resp_id
-    if not resp_id:
-        # Unique, because ids of tool calls without one are derived from it.
-        return "msg_" + uuid.uuid4().hex[:24]
-    return "msg_" + resp_id
-
-
-def tool_input_object(arguments: str) -> dict[str, Any]:
-    """Tool arguments as the object clients expect; text that is not a JSON object gives ``{}``."""
-    if not arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def client_tool_id(tool_id: str, msg_id: str, index: int) -> str:
-    """A tool id the client can send back to any Anthropic upstream unchanged.
-
-    Ids are sanitised here already (rather than only on the way upstream) so the client's history
-    holds the same id everywhere; some upstreams (Gemini) give calls no id at all."""
-    if tool_id:
-        return safe_tool_id(tool_id)
-    return safe_tool_id(f"toolu_{msg_id.removeprefix('msg_')}_{index}")
-
-
-def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
-    """Canonical response -> the Messages response body a client receives."""
-    msg_id = message_id(resp.id)
+def encode_response(resp: ChatResponse, model: str, *, fallback_id: str = "") -> dict[str, Any]:
+    """Canonical response -> the Messages response body a client receives. ``fallback_id`` is
+    the message id when the response has none (a fresh one from the caller)."""
+    msg_id = message_id(resp.id, fallback_id)
     content: list[dict[str, Any]] = []
     for part in resp.content:
         if isinstance(part, TextPart):
@@ -144,10 +92,6 @@ def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
         "stop_sequence": resp.stop_sequence if stop_reason == "stop_sequence" else None,
         "usage": usage_to_anthropic(resp.usage),
     }
-
-
-def error_body(err: GatewayError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": err.anthropic_type, "message": err.message}}
 
 
 def encode_error(err: GatewayError) -> tuple[int, dict[str, Any]]:

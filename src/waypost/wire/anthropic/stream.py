@@ -29,12 +29,14 @@ from waypost.core.events import (
 from waypost.core.types import FinishReason, Usage
 from waypost.wire.anthropic.mapping import (
     UsageCounts,
+    client_tool_id,
+    error_body,
     finish_from_stop_reason,
+    message_id,
     stop_reason_for,
     stream_error_from_event,
     usage_to_anthropic,
 )
-from waypost.wire.anthropic.response import client_tool_id, error_body, message_id
 from waypost.wire.conventions import compact_json
 from waypost.wire.sse import encode_sse
 
@@ -238,6 +240,7 @@ class StreamEncoder:
 
     __slots__ = (
         "_ended",
+        "_fallback_id",
         "_finish",
         "_got_fragment",
         "_input_hint",
@@ -253,9 +256,18 @@ class StreamEncoder:
         "_usage",
     )
 
-    def __init__(self, model: str, *, message_id: str | None = None, input_tokens_hint: int = 0) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        message_id: str | None = None,
+        fallback_id: str = "",
+        input_tokens_hint: int = 0,
+    ) -> None:
+        """``fallback_id``: the message id when the upstream gave none (a fresh one from the caller)."""
         self._model = model
         self._message_id = message_id
+        self._fallback_id = fallback_id
         self._input_hint = input_tokens_hint
         self._started = False
         self._ended = False
@@ -276,7 +288,7 @@ class StreamEncoder:
         if isinstance(ev, MessageStart):
             self._usage.merge(ev.usage)
             if self._message_id is None and ev.id:
-                self._message_id = message_id(ev.id)
+                self._message_id = message_id(ev.id, self._fallback_id)
             self._start(out)
             return b"".join(out)
         self._start(out)
@@ -315,7 +327,7 @@ class StreamEncoder:
 
     def _msg_id(self) -> str:
         if self._message_id is None:
-            self._message_id = message_id("")
+            self._message_id = message_id("", self._fallback_id)
         return self._message_id
 
     def _start(self, out: list[bytes]) -> None:

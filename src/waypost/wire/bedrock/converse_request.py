@@ -19,6 +19,8 @@ What Bedrock enforces, and how the translation meets it:
   for Amazon Nova, ``top_k`` for Mistral; elsewhere they are dropped with a note.
 * ``json_schema`` response formats use ``outputConfig.textFormat``; ``json_object`` becomes a
   system instruction.
+
+Everything dropped or approximated is returned as notes beside the body (``Encoded.dropped``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from waypost.wire.conventions import (
     claude_sampling,
     thinking_budget,
 )
+from waypost.wire.encoded import Encoded
 
 IMAGE_FORMATS: dict[str, str] = {
     "image/png": "png",
@@ -77,19 +80,21 @@ _OPEN_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 Block = dict[str, Any]
 
 
-def encode_request(req: ChatRequest, model: str, *, default_max_tokens: int = 4096) -> dict[str, Any]:
+def encode_request(req: ChatRequest, model: str, *, default_max_tokens: int = 4096) -> Encoded:
     """The Converse body for ``req`` (the model id goes in the URL, not the body)."""
-    return _Encoder(req, model_family(model)).build(default_max_tokens)
+    encoder = _Encoder(req, model_family(model))
+    body = encoder.build(default_max_tokens)
+    return Encoded(body, tuple(encoder.notes))
 
 
-def count_tokens_body(req: ChatRequest, model: str) -> dict[str, Any]:
+def count_tokens_body(req: ChatRequest, model: str) -> Encoded:
     """The CountTokens body: the parts of the Converse request that make up the input."""
-    body = _Encoder(req, model_family(model)).build(4096)
+    body, dropped = encode_request(req, model)
     converse: dict[str, Any] = {k: body[k] for k in ("messages", "system", "toolConfig") if k in body}
     thinking = body.get("additionalModelRequestFields", {}).get("thinking")
     if thinking is not None:
         converse["additionalModelRequestFields"] = {"thinking": thinking}
-    return {"input": {"converse": converse}}
+    return Encoded({"input": {"converse": converse}}, dropped)
 
 
 def _cache_point(cache_control: dict[str, Any]) -> Block:
@@ -110,7 +115,7 @@ class _Encoder:
         self.doc_names: set[str] = set()
 
     def note(self, text: str) -> None:
-        if text not in self.notes and text not in self.req.notes:
+        if text not in self.notes:
             self.notes.append(text)
 
     def build(self, default_max_tokens: int) -> dict[str, Any]:
@@ -150,7 +155,6 @@ class _Encoder:
                 self.note(f"{name} dropped (no Bedrock Converse equivalent)")
         if req.user:
             self.note("user dropped (no Bedrock Converse equivalent)")
-        req.notes += self.notes
         return body
 
     # -- messages ---------------------------------------------------------------------------

@@ -3,16 +3,25 @@
 Upstream bodies are untrusted: a body without ``output.message.content`` is an ``UpstreamError``;
 unknown or odd blocks (citations' metadata, images, guard content) are skipped, not fatal.
 Converse responses carry no id: the provider passes the request id Bedrock put in a header.
+
+A body is read as the ConverseStream events that carry the same answer (``body_events``): the
+stream decoder turns them into canonical events, which are folded, so the two paths cannot
+disagree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from waypost.core.errors import UpstreamError
-from waypost.core.types import ChatResponse, Part, TextPart, ThinkingPart, ToolCallPart
-from waypost.wire.bedrock.mapping import PROVIDER, finish_from_stop_reason, usage_from_bedrock
+from waypost.core.events import StreamEvent, fold
+from waypost.core.types import ChatResponse
+from waypost.wire.bedrock.converse_stream import StreamDecoder
+from waypost.wire.bedrock.mapping import PROVIDER
 from waypost.wire.conventions import compact_json
+
+Event = tuple[str, dict[str, Any]]
 
 
 def decode_response(body: Any, *, model: str, response_id: str = "") -> ChatResponse:
@@ -24,66 +33,60 @@ def decode_response(body: Any, *, model: str, response_id: str = "") -> ChatResp
     content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, list):
         raise UpstreamError("bedrock upstream response has no output message content", provider=PROVIDER)
-    parts: list[Part] = []
-    for block in content:
-        part = decode_block(block)
-        if part is not None:
-            parts.append(part)
-    return ChatResponse(
-        id=response_id,
-        model=model,
-        content=parts,
-        finish_reason=finish_from_stop_reason(body.get("stopReason")),
-        stop_sequence=stop_sequence_from(body.get("additionalModelResponseFields")),
-        usage=usage_from_bedrock(body.get("usage")),
+    decoder = StreamDecoder(model=model, response_id=response_id)
+    events: list[StreamEvent] = []
+    for event_type, data in body_events(body, content):
+        events += decoder.event(event_type, data)
+    events += decoder.finish()
+    return fold(events)
+
+
+def body_events(body: dict[str, Any], content: list[Any]) -> Iterator[Event]:
+    """The ConverseStream events (type and payload) that carry the same answer as ``body``,
+    whose output message has ``content``."""
+    yield "messageStart", {"role": "assistant"}
+    for index, block in enumerate(content):
+        yield from _block_events(index, block)
+    yield (
+        "messageStop",
+        {
+            "stopReason": body.get("stopReason"),
+            "additionalModelResponseFields": body.get("additionalModelResponseFields"),
+        },
     )
+    yield "metadata", {"usage": body.get("usage")}
 
 
-def decode_block(block: Any) -> Part | None:
-    """One Converse content block (a union: exactly one key is set) -> a canonical part."""
+def _block_events(index: int, block: Any) -> Iterator[Event]:
+    """One Converse content block (a union: exactly one key is set) as its stream events."""
     if not isinstance(block, dict):
-        return None
+        return
+    delta: dict[str, Any] | None = None
     text = block.get("text")
-    if isinstance(text, str):
-        return TextPart(text=text)
     use = block.get("toolUse")
-    if isinstance(use, dict):
-        tool_id, name, raw_input = use.get("toolUseId"), use.get("name"), use.get("input")
-        return ToolCallPart(
-            id=tool_id if isinstance(tool_id, str) else "",
-            name=name if isinstance(name, str) else "",
-            arguments="{}" if raw_input is None else compact_json(raw_input),
-        )
     reasoning = block.get("reasoningContent")
-    if isinstance(reasoning, dict):
-        return _reasoning(reasoning)
     citations = block.get("citationsContent")
-    if isinstance(citations, dict) and isinstance(citations.get("content"), list):
-        cited = "".join(
-            c["text"] for c in citations["content"] if isinstance(c, dict) and isinstance(c.get("text"), str)
-        )
-        return TextPart(text=cited) if cited else None
-    return None
-
-
-def _reasoning(reasoning: dict[str, Any]) -> ThinkingPart | None:
-    redacted = reasoning.get("redactedContent")
-    if isinstance(redacted, str):
-        return ThinkingPart(redacted=True, data=redacted)
-    text_block = reasoning.get("reasoningText")
-    if not isinstance(text_block, dict):
-        return None
-    text, signature = text_block.get("text"), text_block.get("signature")
-    return ThinkingPart(
-        text=text if isinstance(text, str) else "",
-        signature=signature if isinstance(signature, str) and signature else None,
-    )
-
-
-def stop_sequence_from(fields: Any) -> str | None:
-    """The matched stop sequence, which Anthropic models report when asked for ``/stop_sequence``."""
-    if isinstance(fields, dict):
-        value = fields.get("stop_sequence")
-        if isinstance(value, str) and value:
-            return value
-    return None
+    if isinstance(text, str):
+        delta = {"text": text}
+    elif isinstance(use, dict):
+        start = {"toolUseId": use.get("toolUseId"), "name": use.get("name")}
+        yield "contentBlockStart", {"contentBlockIndex": index, "start": {"toolUse": start}}
+        raw_input = use.get("input")
+        if raw_input is not None:
+            delta = {"toolUse": {"input": compact_json(raw_input)}}
+    elif isinstance(reasoning, dict):
+        redacted = reasoning.get("redactedContent")
+        text_block = reasoning.get("reasoningText")
+        if isinstance(redacted, str):
+            delta = {"reasoningContent": {"redactedContent": redacted}}
+        elif isinstance(text_block, dict):
+            delta = {"reasoningContent": {k: text_block.get(k) for k in ("text", "signature")}}
+    elif isinstance(citations, dict) and isinstance(citations.get("content"), list):
+        cited = (c.get("text") for c in citations["content"] if isinstance(c, dict))
+        delta = {"text": "".join(t for t in cited if isinstance(t, str))}
+    if delta is None:
+        if isinstance(use, dict):
+            yield "contentBlockStop", {"contentBlockIndex": index}
+        return
+    yield "contentBlockDelta", {"contentBlockIndex": index, "delta": delta}
+    yield "contentBlockStop", {"contentBlockIndex": index}

@@ -34,12 +34,12 @@ from waypost.core.events import (
     ToolArgsDelta,
     UsageUpdate,
 )
-from waypost.wire.bedrock.converse_response import stop_sequence_from
 from waypost.wire.bedrock.mapping import (
     PROVIDER,
     error_for,
     error_message,
     finish_from_stop_reason,
+    stop_sequence_from,
     usage_from_bedrock,
 )
 from waypost.wire.eventstream import EventMessage
@@ -97,8 +97,12 @@ class StreamDecoder:
             )
         if message_type != "event" or self._ended:
             return []
-        event_type = message.header(":event-type")
-        data = _payload(message.payload)
+        return self.event(message.header(":event-type"), _payload(message.payload))
+
+    def event(self, event_type: str | None, data: dict[str, Any]) -> list[StreamEvent]:
+        """Events for one event's type and parsed payload (a Converse body is read this way too)."""
+        if self._ended:
+            return []
         out: list[StreamEvent] = []
         if event_type == "messageStart":
             self._ensure_started(out)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from waypost.core.errors import BadRequest, UpstreamError
 from waypost.core.types import EmbeddingRequest
 from waypost.wire.bedrock.mapping import PROVIDER
+from waypost.wire.encoded import Encoded
 
 EmbeddingFamily = Literal["titan", "titan-v1", "cohere", "cohere-v4"]
 
@@ -52,15 +53,16 @@ def check_inputs(req: EmbeddingRequest) -> None:
         raise BadRequest("'input' must not be empty.", param="input")
 
 
-def titan_body(text: str, req: EmbeddingRequest, family: EmbeddingFamily) -> dict[str, Any]:
+def titan_body(text: str, req: EmbeddingRequest, family: EmbeddingFamily) -> Encoded:
+    """The body that embeds ``text``, and what of ``req`` it could not carry."""
     body: dict[str, Any] = {"inputText": text}
     if family == "titan":
         if req.dimensions is not None:
             body["dimensions"] = req.dimensions
         body["normalize"] = True
     elif req.dimensions is not None:
-        _note(req, "dimensions dropped (this Titan embedding model has a fixed size)")
-    return body
+        return Encoded(body, ("dimensions dropped (this Titan embedding model has a fixed size)",))
+    return Encoded(body)
 
 
 def titan_vector(body: Any) -> tuple[list[float], int]:
@@ -73,11 +75,14 @@ def titan_vector(body: Any) -> tuple[list[float], int]:
     return vector, tokens
 
 
-def cohere_bodies(req: EmbeddingRequest, family: EmbeddingFamily) -> list[dict[str, Any]]:
-    """One body per batch of at most 96 texts, in order."""
+def cohere_bodies(
+    req: EmbeddingRequest, family: EmbeddingFamily
+) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """One body per batch of at most 96 texts, in order; and what of ``req`` they could not carry."""
+    dropped: list[str] = []
     input_type = _COHERE_INPUT_TYPES.get(req.input_type or "document")
     if input_type is None:
-        _note(req, f"input_type {req.input_type!r} sent as search_document (not a Cohere input type)")
+        dropped.append(f"input_type {req.input_type!r} sent as search_document (not a Cohere input type)")
         input_type = "search_document"
     extra: dict[str, Any] = {}
     if family == "cohere-v4":
@@ -85,11 +90,12 @@ def cohere_bodies(req: EmbeddingRequest, family: EmbeddingFamily) -> list[dict[s
         if req.dimensions is not None:
             extra["output_dimension"] = req.dimensions
     elif req.dimensions is not None:
-        _note(req, "dimensions dropped (Cohere Embed v3 has a fixed size)")
-    return [
+        dropped.append("dimensions dropped (Cohere Embed v3 has a fixed size)")
+    bodies = [
         {"texts": req.inputs[i : i + COHERE_BATCH], "input_type": input_type, **extra}
         for i in range(0, len(req.inputs), COHERE_BATCH)
     ]
+    return bodies, tuple(dropped)
 
 
 def cohere_vectors(body: Any, expected: int) -> list[list[float]]:
@@ -121,8 +127,3 @@ def _floats(value: Any) -> list[float]:
             )
         out.append(float(item))
     return out
-
-
-def _note(req: EmbeddingRequest, text: str) -> None:
-    if text not in req.notes:
-        req.notes.append(text)

@@ -165,3 +165,12 @@ def safe_tool_use_id(tool_id: str) -> str:
         digest = hashlib.sha256(tool_id.encode()).hexdigest()[:16]
         cleaned = cleaned[: _MAX_TOOL_ID - 17] + "_" + digest
     return cleaned
+
+
+def stop_sequence_from(fields: Any) -> str | None:
+    """The matched stop sequence, which Anthropic models report when asked for ``/stop_sequence``."""
+    if isinstance(fields, dict):
+        value = fields.get("stop_sequence")
+        if isinstance(value, str) and value:
+            return value
+    return None

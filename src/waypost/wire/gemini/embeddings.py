@@ -12,6 +12,7 @@ from typing import Any
 
 from waypost.core.errors import BadRequest, UpstreamError
 from waypost.core.types import EmbeddingRequest, EmbeddingResponse, Usage
+from waypost.wire.encoded import Encoded
 from waypost.wire.gemini.mapping import PROVIDER
 
 TASK_TYPES = {
@@ -34,11 +35,6 @@ GEMINI_TASK_TYPES = frozenset(
 )
 
 
-def _note(req: EmbeddingRequest, text: str) -> None:
-    if text not in req.notes:
-        req.notes.append(text)
-
-
 def task_type(input_type: str | None) -> str | None:
     if not input_type:
         return None
@@ -48,19 +44,20 @@ def task_type(input_type: str | None) -> str | None:
     return input_type.upper() if input_type.upper() in GEMINI_TASK_TYPES else None
 
 
-def encode_embed_request(req: EmbeddingRequest, model: str) -> dict[str, Any]:
-    """The body for ``models/{model}:batchEmbedContents``."""
+def encode_embed_request(req: EmbeddingRequest, model: str) -> Encoded:
+    """The body for ``models/{model}:batchEmbedContents``, and what of ``req`` it could not carry."""
     if req.token_inputs is not None:
         raise BadRequest(
             "Gemini embedding models take text only; token arrays cannot be embedded.", param="input"
         )
     if not req.inputs:
         raise BadRequest("'input' must contain at least one text.", param="input")
+    dropped: list[str] = []
     task = task_type(req.input_type)
     if req.input_type and task is None:
-        _note(req, f"input_type {req.input_type!r} dropped (no Gemini task type)")
+        dropped.append(f"input_type {req.input_type!r} dropped (no Gemini task type)")
     if req.user:
-        _note(req, "user dropped (no Gemini equivalent)")
+        dropped.append("user dropped (no Gemini equivalent)")
     requests: list[dict[str, Any]] = []
     for text in req.inputs:
         entry: dict[str, Any] = {"model": f"models/{model}", "content": {"parts": [{"text": text}]}}
@@ -69,7 +66,7 @@ def encode_embed_request(req: EmbeddingRequest, model: str) -> dict[str, Any]:
         if req.dimensions is not None:
             entry["outputDimensionality"] = req.dimensions
         requests.append(entry)
-    return {"requests": requests}
+    return Encoded({"requests": requests}, tuple(dropped))
 
 
 def decode_embed_response(body: Any, model: str, count: int) -> EmbeddingResponse:

@@ -22,9 +22,7 @@ signatures with the prefix are sent to Gemini, which rejects anything it did not
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -139,27 +137,16 @@ def unwrap_signature(value: str | None) -> tuple[str, int | None, str] | None:
 # -- tool calls ------------------------------------------------------------------------------
 
 
-def new_call_id(response_id: str, index: int) -> str:
-    """An id for a function call Gemini gave none: derived from the response id, so it is the same
-    however the answer was read, and recognisable, so it is never sent back to Gemini."""
-    base = _UNSAFE_ID.sub("", response_id)[:40] or uuid.uuid4().hex[:24]
+def new_call_id(response_id: str, index: int, fallback_id: str) -> str:
+    """An id for a function call Gemini gave none: derived from the response id (or, when that
+    has nothing usable, the caller's fresh ``fallback_id``), so it is the same however the answer
+    was read, and recognisable, so it is never sent back to Gemini."""
+    base = _UNSAFE_ID.sub("", response_id)[:40] or _UNSAFE_ID.sub("", fallback_id)[:40]
     return f"{SYNTHETIC_CALL_PREFIX}{base}_{index}"
-
-
-def new_response_id() -> str:
-    return "gemini-" + uuid.uuid4().hex[:24]
 
 
 def is_synthetic_call_id(call_id: str) -> bool:
     return call_id.startswith(SYNTHETIC_CALL_PREFIX)
-
-
-def compact_json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        # orjson refuses integers beyond 64 bits; the stdlib copes.
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ What the API enforces, and how the body respects it:
   OpenAPI-subset ``parameters`` that refuses ``additionalProperties``, ``$ref`` or ``anyOf``;
   only ``$schema`` is removed. JSON output uses ``responseJsonSchema`` in the same way.
 
-Everything dropped or approximated is recorded in ``ChatRequest.notes``.
+Everything dropped or approximated is returned as notes beside the body (``Encoded.dropped``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from waypost.core.types import (
     ToolResultPart,
 )
 from waypost.wire.conventions import EFFORT_BUDGETS
+from waypost.wire.encoded import Encoded
 from waypost.wire.gemini.mapping import SKIP_SIGNATURE, is_synthetic_call_id, unwrap_signature
 
 MAX_STOP_SEQUENCES = 5
@@ -63,20 +64,22 @@ _MIME_BY_EXTENSION = {
 GeminiPart = dict[str, Any]
 
 
-def encode_request(req: ChatRequest) -> dict[str, Any]:
+def encode_request(req: ChatRequest) -> Encoded:
     """The body to POST to ``models/{model}:generateContent`` (or the streaming method)."""
-    return _Encoder(req).build()
+    encoder = _Encoder(req)
+    body = encoder.build()
+    return Encoded(body, tuple(encoder.notes))
 
 
-def encode_count_tokens(req: ChatRequest, model: str) -> dict[str, Any]:
+def encode_count_tokens(req: ChatRequest, model: str) -> Encoded:
     """The body for ``models/{model}:countTokens``: the prompt as a whole generate request, the
     only form in which the Gemini API counts the system instruction and tools too."""
-    body = _Encoder(req).build()
+    body, dropped = encode_request(req)
     inner: dict[str, Any] = {"model": f"models/{model}", "contents": body["contents"]}
     for key in ("systemInstruction", "tools", "toolConfig"):
         if key in body:
             inner[key] = body[key]
-    return {"generateContentRequest": inner}
+    return Encoded({"generateContentRequest": inner}, dropped)
 
 
 def model_path(model: str) -> str:
@@ -118,7 +121,7 @@ class _Encoder:
         self.call_names: dict[str, str] = {}
 
     def note(self, text: str) -> None:
-        if text not in self.notes and text not in self.req.notes:
+        if text not in self.notes:
             self.notes.append(text)
 
     def build(self) -> dict[str, Any]:
@@ -133,7 +136,6 @@ class _Encoder:
             body["generationConfig"] = config
         if self.req.user:
             self.note("user dropped (no Gemini equivalent)")
-        self.req.notes += self.notes
         return body
 
     # -- conversation -----------------------------------------------------------------------

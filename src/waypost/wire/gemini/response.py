@@ -15,8 +15,9 @@ from waypost.wire.gemini.mapping import PROVIDER
 from waypost.wire.gemini.stream import StreamDecoder
 
 
-def decode_response(body: Any) -> ChatResponse:
-    """A ``generateContent`` response body -> canonical response."""
+def decode_response(body: Any, fallback_id: str) -> ChatResponse:
+    """A ``generateContent`` response body -> canonical response; ``fallback_id`` as for
+    ``StreamDecoder``."""
     if not isinstance(body, dict):
         raise UpstreamError(f"{PROVIDER} upstream response is not a JSON object", provider=PROVIDER)
     candidates = body.get("candidates")
@@ -24,7 +25,7 @@ def decode_response(body: Any) -> ChatResponse:
     blocked = isinstance(feedback, dict) and isinstance(feedback.get("blockReason"), str)
     if "error" not in body and not blocked and not (isinstance(candidates, list) and candidates):
         raise UpstreamError(f"{PROVIDER} upstream response has no candidates", provider=PROVIDER)
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(fallback_id)
     events = decoder.feed(body)
     events += decoder.finish(whole=True)
     return fold(events)

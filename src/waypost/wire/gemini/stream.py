@@ -32,13 +32,12 @@ from waypost.core.events import (
     UsageUpdate,
 )
 from waypost.core.types import FinishReason, Usage
+from waypost.wire.conventions import compact_json
 from waypost.wire.gemini.mapping import (
     FAILED_FINISHES,
     PROVIDER,
-    compact_json,
     finish_reason,
     new_call_id,
-    new_response_id,
     stream_error,
     usage_from_gemini,
     wrap_signature,
@@ -46,12 +45,15 @@ from waypost.wire.gemini.mapping import (
 
 
 class StreamDecoder:
-    """Feed each parsed chunk; call ``finish()`` when the upstream stream ends."""
+    """Feed each parsed chunk; call ``finish()`` when the upstream stream ends. ``fallback_id``
+    is the answer's id when Gemini gives none and a call needs one to derive its own from (a
+    fresh id from the caller: the wire has no randomness)."""
 
     __slots__ = (
         "_blocked",
         "_calls",
         "_ended",
+        "_fallback_id",
         "_finish",
         "_finish_message",
         "_id",
@@ -63,7 +65,8 @@ class StreamDecoder:
         "_usage",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, fallback_id: str) -> None:
+        self._fallback_id = fallback_id
         self._started = False
         self._ended = False
         self._id = ""
@@ -187,8 +190,8 @@ class StreamDecoder:
 
     def _call_id(self) -> str:
         if not self._id:
-            self._id = new_response_id()  # one per answer, so its calls' ids stay related
-        return new_call_id(self._id, self._calls)
+            self._id = self._fallback_id  # one per answer, so its calls' ids stay related
+        return new_call_id(self._id, self._calls, self._fallback_id)
 
     def _signature_block(self, signature: str, out: list[StreamEvent]) -> None:
         index = self._start(out, "thinking")

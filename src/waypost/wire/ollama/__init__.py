@@ -2,8 +2,8 @@
 speaks it to the gateway, so there is no decoder of requests and no encoder of answers.
 
 One import point for the format; the work is split by responsibility: ``request``
-(canonical request -> body), ``response`` (answers, embeddings, shared mappings) and
-``stream`` (NDJSON lines -> events).
+(canonical request -> body), ``response`` (answers, embeddings), ``stream`` (NDJSON lines ->
+events) and ``mapping`` (what the last two share).
 
 What crosses and what does not (also in docs/providers/ollama.md):
 
@@ -18,17 +18,15 @@ What crosses and what does not (also in docs/providers/ollama.md):
 
 from __future__ import annotations
 
-from waypost.wire.ollama.request import FORMAT, TOOL_ERROR_PREFIX, encode_request, tool_arguments_object
-from waypost.wire.ollama.response import (
+from waypost.wire.ollama.mapping import (
     created_from_ollama,
-    decode_embed_response,
-    decode_response,
-    encode_embed_request,
     error_text,
     finish_from_ollama,
     tool_call_id,
     usage_from_ollama,
 )
+from waypost.wire.ollama.request import FORMAT, TOOL_ERROR_PREFIX, encode_request, tool_arguments_object
+from waypost.wire.ollama.response import decode_embed_response, decode_response, encode_embed_request
 from waypost.wire.ollama.stream import LineSplitter, StreamDecoder
 
 __all__ = [

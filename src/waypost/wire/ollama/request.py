@@ -3,8 +3,8 @@
 Ollama's chat format is flat: each message has one ``content`` string, inline images as a
 ``images`` list of base64 strings, assistant ``tool_calls`` whose ``arguments`` are a JSON
 *object*, and tool results as ``role: "tool"`` messages identified by ``tool_name`` (Ollama
-has no call ids). Sampling parameters live in ``options``. Whatever cannot be carried is named
-in ``req.notes``.
+has no call ids). Sampling parameters live in ``options``. Whatever cannot be carried is
+returned as notes beside the body (``Encoded.dropped``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from waypost.core.types import (
     ToolCallPart,
     ToolResultPart,
 )
+from waypost.wire.encoded import Encoded
 
 FORMAT = "ollama"
 TOOL_ERROR_PREFIX = "[tool error] "
@@ -234,9 +235,9 @@ def _options(req: ChatRequest) -> dict[str, Any]:
     return options
 
 
-def encode_request(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+def encode_request(req: ChatRequest, model: str, *, stream: bool) -> Encoded:
     """A body for ``POST /api/chat``. ``stream`` is always sent: Ollama streams by default."""
-    notes = req.notes
+    notes: list[str] = []
     tool_names = {
         p.id: p.name
         for m in req.messages
@@ -271,4 +272,4 @@ def encode_request(req: ChatRequest, model: str, *, stream: bool) -> dict[str, A
         _note(notes, "metadata dropped: Ollama has no request metadata")
     if req.user is not None:
         _note(notes, "user dropped: Ollama has no end-user field")
-    return body
+    return Encoded(body, tuple(notes))

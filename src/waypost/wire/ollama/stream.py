@@ -23,7 +23,7 @@ from waypost.core.events import (
     ToolArgsDelta,
     UsageUpdate,
 )
-from waypost.wire.ollama.response import (
+from waypost.wire.ollama.mapping import (
     created_from_ollama,
     error_text,
     finish_from_ollama,

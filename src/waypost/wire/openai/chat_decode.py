@@ -2,7 +2,8 @@
 
 The body comes straight from a client, so every field is checked before use and every problem
 becomes a ``BadRequest`` whose ``param`` names the offending field the way OpenAI does
-(``messages[2].content[0].image_url.url``). Fields we do not model stay in ``raw`` only.
+(``messages[2].content[0].image_url.url``). Fields we do not model stay only in the request's
+``passthrough`` (the client's body).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from waypost.core.errors import BadRequest
+from waypost.core.passthrough import Passthrough
 from waypost.core.types import (
     ChatRequest,
     DocumentPart,
@@ -29,6 +31,19 @@ from waypost.core.types import (
     ToolChoice,
     ToolResultPart,
 )
+from waypost.wire.openai.fields import (
+    bad_type,
+    bool_field,
+    dict_field,
+    float_field,
+    int_field,
+    kind_of,
+    list_field,
+    missing,
+    object_value,
+    stop_field,
+    str_field,
+)
 
 FORMAT = "openai"
 
@@ -39,116 +54,6 @@ _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required"]] = {
 }
 _RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
 MAX_TOP_LOGPROBS = 20  # the API's own bound
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _bad_type(param: str, expected: str, value: Any) -> BadRequest:
-    return BadRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.", param=param
-    )
-
-
-def _missing(param: str) -> BadRequest:
-    return BadRequest(f"Missing required parameter: '{param}'.", param=param)
-
-
-def _str(obj: dict[str, Any], key: str, param: str, *, required: bool = False) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise _missing(param)
-        return None
-    if not isinstance(value, str):
-        raise _bad_type(param, "a string", value)
-    return value
-
-
-def _int(
-    obj: dict[str, Any], key: str, param: str, *, minimum: int | None = None, maximum: int | None = None
-) -> int | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        # JSON has one number type: 100.0 is an integer to most clients.
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise _bad_type(param, "an integer", value)
-    if minimum is not None and value < minimum:
-        raise BadRequest(
-            f"Invalid '{param}': integer below minimum value. Expected a value >= {minimum}, "
-            f"but got {value} instead.",
-            param=param,
-        )
-    if maximum is not None and value > maximum:
-        raise BadRequest(
-            f"Invalid '{param}': integer above maximum value. Expected a value <= {maximum}, "
-            f"but got {value} instead.",
-            param=param,
-        )
-    return value
-
-
-def _float(obj: dict[str, Any], key: str, param: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad_type(param, "a number", value)
-    return float(value)
-
-
-def _bool(obj: dict[str, Any], key: str, param: str) -> bool | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise _bad_type(param, "a boolean", value)
-    return value
-
-
-def _dict(obj: dict[str, Any], key: str, param: str, *, required: bool = False) -> dict[str, Any] | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise _missing(param)
-        return None
-    if not isinstance(value, dict):
-        raise _bad_type(param, "an object", value)
-    return value
-
-
-def _list(obj: dict[str, Any], key: str, param: str) -> list[Any] | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise _bad_type(param, "an array", value)
-    return value
-
-
-def _object(value: Any, param: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad_type(param, "an object", value)
-    return value
 
 
 def _note(notes: list[str], text: str) -> None:
@@ -171,17 +76,17 @@ def parse_data_url(url: str, param: str) -> tuple[str, str | None]:
 
 def _cache_control(part: dict[str, Any], param: str) -> dict[str, Any] | None:
     # Not OpenAI's, but clients aiming at Anthropic through OpenAI-format gateways send it.
-    return _dict(part, "cache_control", f"{param}.cache_control")
+    return dict_field(part, "cache_control", f"{param}.cache_control")
 
 
 def _decode_image(part: dict[str, Any], param: str) -> ImagePart:
     value = part.get("image_url")
     if value is None:
-        raise _missing(f"{param}.image_url")
+        raise missing(f"{param}.image_url")
     # A bare URL string instead of ``{"url": ...}`` is a common client shortcut.
-    spec = {"url": value} if isinstance(value, str) else _object(value, f"{param}.image_url")
-    url = _str(spec, "url", f"{param}.image_url.url", required=True) or ""
-    detail = _str(spec, "detail", f"{param}.image_url.detail")
+    spec = {"url": value} if isinstance(value, str) else object_value(value, f"{param}.image_url")
+    url = str_field(spec, "url", f"{param}.image_url.url", required=True) or ""
+    detail = str_field(spec, "detail", f"{param}.image_url.detail")
     cache = _cache_control(part, param)
     if url.startswith("data:"):
         data, media_type = parse_data_url(url, f"{param}.image_url.url")
@@ -190,13 +95,13 @@ def _decode_image(part: dict[str, Any], param: str) -> ImagePart:
 
 
 def _decode_file(part: dict[str, Any], param: str, notes: list[str]) -> DocumentPart | None:
-    spec = _dict(part, "file", f"{param}.file", required=True) or {}
-    filename = _str(spec, "filename", f"{param}.file.filename")
-    file_data = _str(spec, "file_data", f"{param}.file.file_data")
+    spec = dict_field(part, "file", f"{param}.file", required=True) or {}
+    filename = str_field(spec, "filename", f"{param}.file.filename")
+    file_data = str_field(spec, "file_data", f"{param}.file.file_data")
     cache = _cache_control(part, param)
     if file_data is None:
-        if _str(spec, "file_id", f"{param}.file.file_id") is None:
-            raise _missing(f"{param}.file.file_data")
+        if str_field(spec, "file_id", f"{param}.file.file_id") is None:
+            raise missing(f"{param}.file.file_data")
         _note(notes, "file_id content dropped: uploaded OpenAI files cannot be carried to other providers")
         return None
     if file_data.startswith("data:"):
@@ -208,22 +113,22 @@ def _decode_file(part: dict[str, Any], param: str, notes: list[str]) -> Document
 
 
 def _decode_part(raw: Any, param: str, notes: list[str]) -> Part | None:
-    part = _object(raw, param)
+    part = object_value(raw, param)
     kind = part.get("type")
     if kind == "text":
-        text = _str(part, "text", f"{param}.text", required=True) or ""
+        text = str_field(part, "text", f"{param}.text", required=True) or ""
         return TextPart(text=text, cache_control=_cache_control(part, param))
     if kind == "image_url":
         return _decode_image(part, param)
     if kind == "file":
         return _decode_file(part, param, notes)
     if kind == "refusal":
-        return TextPart(text=_str(part, "refusal", f"{param}.refusal", required=True) or "")
+        return TextPart(text=str_field(part, "refusal", f"{param}.refusal", required=True) or "")
     if kind == "input_audio":
         _note(notes, "input_audio content dropped: audio input is not carried across formats")
         return None
     if not isinstance(kind, str):
-        raise _missing(f"{param}.type") if kind is None else _bad_type(f"{param}.type", "a string", kind)
+        raise missing(f"{param}.type") if kind is None else bad_type(f"{param}.type", "a string", kind)
     _note(notes, f"content part type {kind!r} dropped")
     return None
 
@@ -235,7 +140,7 @@ def _decode_content(value: Any, param: str, notes: list[str]) -> list[Part]:
     if isinstance(value, str):
         return [TextPart(text=value)] if value else []
     if not isinstance(value, list):
-        raise _bad_type(param, "one of a string or array of objects", value)
+        raise bad_type(param, "one of a string or array of objects", value)
     parts: list[Part] = []
     for j, item in enumerate(value):
         part = _decode_part(item, f"{param}[{j}]", notes)
@@ -252,7 +157,7 @@ def _arguments_text(fn: dict[str, Any], param: str) -> str:
         return args
     if isinstance(args, dict):  # some clients send the parsed object
         return orjson.dumps(args).decode()
-    raise _bad_type(param, "a string", args)
+    raise bad_type(param, "a string", args)
 
 
 class _Decoder:
@@ -267,7 +172,7 @@ class _Decoder:
         results: Message | None = None  # the user message collecting consecutive tool results
         for i, raw in enumerate(items):
             param = f"messages[{i}]"
-            m = _object(raw, param)
+            m = object_value(raw, param)
             role = m.get("role")
             if role in ("tool", "function"):
                 part = self._tool_result(m, role, i, param)
@@ -277,7 +182,7 @@ class _Decoder:
                 results.content.append(part)
                 continue
             results = None
-            name = _str(m, "name", f"{param}.name")
+            name = str_field(m, "name", f"{param}.name")
             if role in ("system", "developer"):
                 content = _decode_content(m.get("content"), f"{param}.content", self.notes)
                 out.append(Message(role="system", content=content, name=name))
@@ -287,7 +192,7 @@ class _Decoder:
             elif role == "assistant":
                 out.append(Message(role="assistant", content=self._assistant(m, i, param), name=name))
             elif role is None:
-                raise _missing(f"{param}.role")
+                raise missing(f"{param}.role")
             else:
                 raise BadRequest(
                     f"Invalid value for '{param}.role': {role!r}. Supported values are: 'system', "
@@ -300,9 +205,9 @@ class _Decoder:
         content = _decode_content(m.get("content"), f"{param}.content", self.notes)
         results = [p for p in content if isinstance(p, TextPart | ImagePart | DocumentPart)]
         if role == "tool":
-            call_id = _str(m, "tool_call_id", f"{param}.tool_call_id", required=True) or ""
+            call_id = str_field(m, "tool_call_id", f"{param}.tool_call_id", required=True) or ""
             return ToolResultPart(tool_call_id=call_id, content=results)
-        name = _str(m, "name", f"{param}.name", required=True) or ""
+        name = str_field(m, "name", f"{param}.name", required=True) or ""
         pending = self._pending_functions.get(name)
         call_id = pending.pop(0) if pending else f"call_{name}_{i}"
         return ToolResultPart(tool_call_id=call_id, content=results)
@@ -310,86 +215,86 @@ class _Decoder:
     def _assistant(self, m: dict[str, Any], i: int, param: str) -> list[Part]:
         parts: list[Part] = self._reasoning(m, param)
         parts += _decode_content(m.get("content"), f"{param}.content", self.notes)
-        refusal = _str(m, "refusal", f"{param}.refusal")
+        refusal = str_field(m, "refusal", f"{param}.refusal")
         if refusal:
             parts.append(TextPart(text=refusal))
-        calls = _list(m, "tool_calls", f"{param}.tool_calls") or []
+        calls = list_field(m, "tool_calls", f"{param}.tool_calls") or []
         for j, raw in enumerate(calls):
             call = self._tool_call(raw, f"{param}.tool_calls[{j}]")
             if call is not None:
                 parts.append(call)
-        legacy = _dict(m, "function_call", f"{param}.function_call")
+        legacy = dict_field(m, "function_call", f"{param}.function_call")
         if legacy is not None:
             fparam = f"{param}.function_call"
-            name = _str(legacy, "name", f"{fparam}.name", required=True) or ""
+            name = str_field(legacy, "name", f"{fparam}.name", required=True) or ""
             call_id = f"call_{name}_{i}"
             self._pending_functions.setdefault(name, []).append(call_id)
             parts.append(ToolCallPart(id=call_id, name=name, arguments=_arguments_text(legacy, fparam)))
         return parts
 
     def _reasoning(self, m: dict[str, Any], param: str) -> list[Part]:
-        blocks = _list(m, "thinking_blocks", f"{param}.thinking_blocks")
+        blocks = list_field(m, "thinking_blocks", f"{param}.thinking_blocks")
         if blocks:
             # The blocks carry signatures; reasoning_content beside them is the same text again.
             parts: list[Part] = []
             for j, raw in enumerate(blocks):
                 bparam = f"{param}.thinking_blocks[{j}]"
-                block = _object(raw, bparam)
+                block = object_value(raw, bparam)
                 if block.get("type") == "redacted_thinking":
-                    data = _str(block, "data", f"{bparam}.data", required=True)
+                    data = str_field(block, "data", f"{bparam}.data", required=True)
                     parts.append(ThinkingPart(redacted=True, data=data))
                 else:
-                    text = _str(block, "thinking", f"{bparam}.thinking") or ""
-                    signature = _str(block, "signature", f"{bparam}.signature")
+                    text = str_field(block, "thinking", f"{bparam}.thinking") or ""
+                    signature = str_field(block, "signature", f"{bparam}.signature")
                     parts.append(ThinkingPart(text=text, signature=signature))
             return parts
         for key in ("reasoning_content", "reasoning"):
-            reasoning = _str(m, key, f"{param}.{key}")
+            reasoning = str_field(m, key, f"{param}.{key}")
             if reasoning:
                 return [ThinkingPart(text=reasoning)]
         return []
 
     def _tool_call(self, raw: Any, param: str) -> ToolCallPart | None:
-        call = _object(raw, param)
+        call = object_value(raw, param)
         kind = call.get("type", "function")
         if kind != "function":
             _note(self.notes, f"tool call type {kind!r} dropped")
             return None
-        call_id = _str(call, "id", f"{param}.id", required=True) or ""
-        fn = _dict(call, "function", f"{param}.function", required=True) or {}
-        name = _str(fn, "name", f"{param}.function.name", required=True) or ""
+        call_id = str_field(call, "id", f"{param}.id", required=True) or ""
+        fn = dict_field(call, "function", f"{param}.function", required=True) or {}
+        name = str_field(fn, "name", f"{param}.function.name", required=True) or ""
         return ToolCallPart(
             id=call_id, name=name, arguments=_arguments_text(fn, f"{param}.function.arguments")
         )
 
 
 def _decode_function_spec(fn: dict[str, Any], param: str) -> Tool:
-    name = _str(fn, "name", f"{param}.name", required=True)
+    name = str_field(fn, "name", f"{param}.name", required=True)
     if not name:
         raise BadRequest(f"Invalid '{param}.name': empty string.", param=f"{param}.name")
-    params = _dict(fn, "parameters", f"{param}.parameters")
+    params = dict_field(fn, "parameters", f"{param}.parameters")
     return Tool(
         name=name,
-        description=_str(fn, "description", f"{param}.description"),
+        description=str_field(fn, "description", f"{param}.description"),
         parameters=params if params is not None else {"type": "object", "properties": {}},
-        strict=_bool(fn, "strict", f"{param}.strict"),
+        strict=bool_field(fn, "strict", f"{param}.strict"),
     )
 
 
 def _decode_tools(body: dict[str, Any], notes: list[str]) -> list[Tool]:
     tools: list[Tool] = []
-    for i, raw in enumerate(_list(body, "tools", "tools") or []):
-        item = _object(raw, f"tools[{i}]")
+    for i, raw in enumerate(list_field(body, "tools", "tools") or []):
+        item = object_value(raw, f"tools[{i}]")
         kind = item.get("type", "function")
         if kind != "function":
             _note(notes, f"tool type {kind!r} dropped: only function tools are carried across formats")
             continue
-        fn = _dict(item, "function", f"tools[{i}].function", required=True) or {}
+        fn = dict_field(item, "function", f"tools[{i}].function", required=True) or {}
         tool = _decode_function_spec(fn, f"tools[{i}].function")
-        tool.cache_control = _dict(item, "cache_control", f"tools[{i}].cache_control")
+        tool.cache_control = dict_field(item, "cache_control", f"tools[{i}].cache_control")
         tools.append(tool)
-    for i, raw in enumerate(_list(body, "functions", "functions") or []):
-        tools.append(_decode_function_spec(_object(raw, f"functions[{i}]"), f"functions[{i}]"))
+    for i, raw in enumerate(list_field(body, "functions", "functions") or []):
+        tools.append(_decode_function_spec(object_value(raw, f"functions[{i}]"), f"functions[{i}]"))
     return tools
 
 
@@ -411,14 +316,14 @@ def _decode_tool_choice(body: dict[str, Any], notes: list[str]) -> ToolChoice | 
                 param=param,
             )
         return ToolChoice(mode=mode)
-    spec = _object(value, param)
+    spec = object_value(value, param)
     kind = spec.get("type")
     if kind in ("function", "custom"):
-        target = _dict(spec, kind, f"{param}.{kind}", required=True) or {}
-        name = _str(target, "name", f"{param}.{kind}.name", required=True)
+        target = dict_field(spec, kind, f"{param}.{kind}", required=True) or {}
+        name = str_field(target, "name", f"{param}.{kind}.name", required=True)
         return ToolChoice(mode="tool", name=name)
     if kind == "allowed_tools":
-        allowed = _dict(spec, "allowed_tools", f"{param}.allowed_tools", required=True) or {}
+        allowed = dict_field(spec, "allowed_tools", f"{param}.allowed_tools", required=True) or {}
         mode = allowed.get("mode", "auto")
         _note(notes, "tool_choice.allowed_tools list not carried: all tools stay available")
         return ToolChoice(mode="required" if mode == "required" else "auto")
@@ -426,7 +331,7 @@ def _decode_tool_choice(body: dict[str, Any], notes: list[str]) -> ToolChoice | 
 
 
 def _decode_response_format(body: dict[str, Any]) -> ResponseFormat | None:
-    spec = _dict(body, "response_format", "response_format")
+    spec = dict_field(body, "response_format", "response_format")
     if spec is None:
         return None
     kind = spec.get("type")
@@ -438,48 +343,34 @@ def _decode_response_format(body: dict[str, Any]) -> ResponseFormat | None:
         )
     if kind != "json_schema":
         return ResponseFormat(type=kind)
-    js = _dict(spec, "json_schema", "response_format.json_schema", required=True) or {}
+    js = dict_field(spec, "json_schema", "response_format.json_schema", required=True) or {}
     return ResponseFormat(
         type="json_schema",
-        name=_str(js, "name", "response_format.json_schema.name"),
-        schema=_dict(js, "schema", "response_format.json_schema.schema"),
-        strict=_bool(js, "strict", "response_format.json_schema.strict"),
+        name=str_field(js, "name", "response_format.json_schema.name"),
+        schema=dict_field(js, "schema", "response_format.json_schema.schema"),
+        strict=bool_field(js, "strict", "response_format.json_schema.strict"),
     )
 
 
 def _decode_thinking(body: dict[str, Any]) -> Thinking | None:
-    effort = _str(body, "reasoning_effort", "reasoning_effort")
+    effort = str_field(body, "reasoning_effort", "reasoning_effort")
     # Anthropic-style ``thinking`` in an OpenAI body is non-standard, but common with gateways.
-    spec = _dict(body, "thinking", "thinking")
+    spec = dict_field(body, "thinking", "thinking")
     if spec is not None:
         kind = spec.get("type")
         if kind == "disabled":
             return Thinking(enabled=False, effort=effort)
-        budget = _int(spec, "budget_tokens", "thinking.budget_tokens", minimum=0)
+        budget = int_field(spec, "budget_tokens", "thinking.budget_tokens", minimum=0)
         return Thinking(budget_tokens=budget, effort=effort, adaptive=kind == "adaptive")
     if effort is None:
         return None
     return Thinking(enabled=effort != "none", effort=effort)
 
 
-def _decode_stop(body: dict[str, Any]) -> list[str]:
-    value = body.get("stop")
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        for i, s in enumerate(value):
-            if not isinstance(s, str):
-                raise _bad_type(f"stop[{i}]", "a string", s)
-        return list(value)
-    raise _bad_type("stop", "one of a string or array of strings", value)
-
-
 def decode_request(body: Any) -> ChatRequest:
-    """An OpenAI Chat Completions request body -> ``ChatRequest`` (``raw`` keeps the body)."""
+    """An OpenAI Chat Completions request body -> ``ChatRequest`` (``passthrough`` keeps the body)."""
     if not isinstance(body, dict):
-        raise BadRequest(f"The request body must be a JSON object, but got {_kind(body)} instead.")
+        raise BadRequest(f"The request body must be a JSON object, but got {kind_of(body)} instead.")
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise BadRequest("'model' must be a non-empty string.", param="model")
@@ -491,43 +382,43 @@ def decode_request(body: Any) -> ChatRequest:
     messages = decoder.messages(items)
     notes = decoder.notes
 
-    max_completion = _int(body, "max_completion_tokens", "max_completion_tokens", minimum=1)
-    max_tokens = _int(body, "max_tokens", "max_tokens", minimum=1)
+    max_completion = int_field(body, "max_completion_tokens", "max_completion_tokens", minimum=1)
+    max_tokens = int_field(body, "max_tokens", "max_tokens", minimum=1)
     tools = _decode_tools(body, notes)
     tool_choice = _decode_tool_choice(body, notes)
-    parallel = _bool(body, "parallel_tool_calls", "parallel_tool_calls")
+    parallel = bool_field(body, "parallel_tool_calls", "parallel_tool_calls")
     if parallel is not None and tools:
         tool_choice = tool_choice or ToolChoice(mode="auto")
         tool_choice.parallel = parallel
-    stream_options = _dict(body, "stream_options", "stream_options") or {}
-    n = _int(body, "n", "n", minimum=1) or 1  # its upper bound is a setting: see pipeline.bounds
+    stream_options = dict_field(body, "stream_options", "stream_options") or {}
+    n = int_field(body, "n", "n", minimum=1) or 1  # its upper bound is a setting: see pipeline.bounds
     if n > 1:
         _note(notes, "n > 1: only the first choice is returned")
     # Not modelled (only same-format upstreams see it), but bounded as the API bounds it.
-    _int(body, "top_logprobs", "top_logprobs", minimum=0, maximum=MAX_TOP_LOGPROBS)
-    metadata = _dict(body, "metadata", "metadata")
+    int_field(body, "top_logprobs", "top_logprobs", minimum=0, maximum=MAX_TOP_LOGPROBS)
+    metadata = dict_field(body, "metadata", "metadata")
 
     return ChatRequest(
         model=model,
         messages=messages,
         max_tokens=max_completion if max_completion is not None else max_tokens,
         choices=n,
-        temperature=_float(body, "temperature", "temperature"),
-        top_p=_float(body, "top_p", "top_p"),
-        top_k=_int(body, "top_k", "top_k", minimum=0),
-        stop=_decode_stop(body),
+        temperature=float_field(body, "temperature", "temperature"),
+        top_p=float_field(body, "top_p", "top_p"),
+        top_k=int_field(body, "top_k", "top_k", minimum=0),
+        stop=stop_field(body),
         tools=tools,
         tool_choice=tool_choice,
         response_format=_decode_response_format(body),
         thinking=_decode_thinking(body),
-        stream=bool(_bool(body, "stream", "stream")),
-        include_usage=bool(_bool(stream_options, "include_usage", "stream_options.include_usage")),
-        seed=_int(body, "seed", "seed"),
-        presence_penalty=_float(body, "presence_penalty", "presence_penalty"),
-        frequency_penalty=_float(body, "frequency_penalty", "frequency_penalty"),
-        user=_str(body, "user", "user"),
+        stream=bool(bool_field(body, "stream", "stream")),
+        include_usage=bool(bool_field(stream_options, "include_usage", "stream_options.include_usage")),
+        seed=int_field(body, "seed", "seed"),
+        presence_penalty=float_field(body, "presence_penalty", "presence_penalty"),
+        frequency_penalty=float_field(body, "frequency_penalty", "frequency_penalty"),
+        user=str_field(body, "user", "user"),
         metadata=dict(metadata) if metadata else {},
         source_format=FORMAT,
-        raw=body,
+        passthrough=Passthrough(body),
         notes=notes,
     )

@@ -1,12 +1,13 @@
 """Canonical ``ChatRequest`` -> request body for an OpenAI-compatible Chat Completions upstream.
 
-A request that arrived in OpenAI format is forwarded almost untouched (the fast path), so fields
-we do not model survive. Anything else is rebuilt from the canonical model; what cannot be carried
-is named in ``req.notes``.
+A request that arrived in OpenAI format is forwarded almost untouched (the fast path: the client's
+body, ``core.passthrough``), so fields we do not model survive. Anything else is rebuilt from the
+canonical model; what cannot be carried is returned beside the body (``Encoded.dropped``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from waypost.core.types import (
@@ -24,11 +25,36 @@ from waypost.core.types import (
     ToolChoice,
     ToolResultPart,
 )
+from waypost.wire.encoded import Encoded, passthrough_body
 from waypost.wire.openai.chat_decode import FORMAT
 from waypost.wire.openai.chat_response import thinking_block
 
 TOOL_ERROR_PREFIX = "[tool error] "
+# The two fields an upstream may take the output token limit in (the first wins when a client
+# sends both), each mapped to the other.
+_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens")
+_OTHER_LIMIT_FIELD = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
 _CACHE_NOTE = "cache_control dropped: OpenAI caches automatically"
+# The Chat Completions body fields that carry each canonical field: what the fast path
+# re-encodes for a stage's edit (``core.passthrough``).
+PASSTHROUGH_FIELDS: dict[str, tuple[str, ...]] = {
+    "messages": ("messages",),
+    "max_tokens": _LIMIT_FIELDS,
+    "temperature": ("temperature",),
+    "top_p": ("top_p",),
+    "top_k": ("top_k",),
+    "stop": ("stop",),
+    "tools": ("tools", "functions"),
+    "tool_choice": ("tool_choice", "function_call", "parallel_tool_calls"),
+    "response_format": ("response_format",),
+    "thinking": ("reasoning_effort",),
+    "seed": ("seed",),
+    "presence_penalty": ("presence_penalty",),
+    "frequency_penalty": ("frequency_penalty",),
+    "user": ("user",),
+    "metadata": ("metadata",),
+    "choices": ("n",),
+}
 
 
 def _note(notes: list[str], text: str) -> None:
@@ -57,9 +83,19 @@ def _reasoning_effort(thinking: Thinking | None) -> str | None:
     return effort_for_budget(thinking.budget_tokens)
 
 
-def _forward(raw: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+def _forward(raw: Mapping[str, Any], model: str, stream: bool, max_tokens_field: str) -> dict[str, Any]:
     body = dict(raw)
     body["model"] = model
+    other = _OTHER_LIMIT_FIELD.get(max_tokens_field)
+    if other is not None and other in body:
+        # The client used the field this upstream does not take (a server that knows only
+        # max_tokens ignores max_completion_tokens and generates to the end; OpenAI's reasoning
+        # models refuse max_tokens): carry the limit in the one it takes. With both present,
+        # max_completion_tokens is the limit, as the decoder reads it.
+        values = [body.pop(name, None) for name in _LIMIT_FIELDS]
+        limit = next((value for value in values if value is not None), None)
+        if limit is not None:
+            body[max_tokens_field] = limit
     if stream:
         body["stream"] = True
         options = raw.get("stream_options")
@@ -265,18 +301,38 @@ def encode_request(
     stream: bool,
     max_tokens_field: str = "max_completion_tokens",
     reasoning_history: bool = True,
-) -> dict[str, Any]:
-    """A body for an OpenAI-compatible upstream.
+) -> Encoded:
+    """A body for an OpenAI-compatible upstream, and what of ``req`` it could not carry.
 
-    ``max_tokens_field``: OpenAI's reasoning models accept only ``max_completion_tokens``, some
-    older compatible servers only ``max_tokens``. ``reasoning_history=False`` leaves out
-    ``reasoning_content``/``thinking_blocks`` on assistant turns for servers that reject them.
-    Neither applies to the fast path, which forwards what the client sent.
+    ``max_tokens_field`` is the field the upstream takes the token limit in: OpenAI's reasoning
+    models accept only ``max_completion_tokens``, most other compatible servers only
+    ``max_tokens``. The fast path, which forwards what the client sent, renames the other one to
+    it. ``reasoning_history=False`` leaves out ``reasoning_content``/``thinking_blocks`` on
+    assistant turns for servers that reject them (not on the fast path).
     """
-    if req.source_format == FORMAT and isinstance(req.raw, dict):
-        return _forward(req.raw, model, stream)
+    passthrough = req.passthrough
+    if req.source_format == FORMAT and passthrough is not None:
+        client = passthrough.body
+        if passthrough.edited:
+            client = passthrough_body(
+                passthrough,
+                PASSTHROUGH_FIELDS,
+                lambda: _build(req, model, stream, max_tokens_field, reasoning_history, []),
+            )
+        return Encoded(_forward(client, model, stream, max_tokens_field))
+    notes: list[str] = []
+    return Encoded(_build(req, model, stream, max_tokens_field, reasoning_history, notes), tuple(notes))
 
-    notes = req.notes
+
+def _build(
+    req: ChatRequest,
+    model: str,
+    stream: bool,
+    max_tokens_field: str,
+    reasoning_history: bool,
+    notes: list[str],
+) -> dict[str, Any]:
+    """The body built from the canonical request; what it cannot carry is added to ``notes``."""
     body: dict[str, Any] = {
         "model": model,
         "messages": _Encoder(notes, reasoning_history=reasoning_history).messages(req.messages),

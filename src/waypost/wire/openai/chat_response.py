@@ -206,7 +206,9 @@ def _tool_calls(message: dict[str, Any]) -> list[ToolCallPart]:
             )
         )
     legacy = message.get("function_call")
-    if isinstance(legacy, dict):
+    # Beside tool_calls, a legacy function_call is a mirror of the same call (llama.cpp sends
+    # both), never another one.
+    if isinstance(legacy, dict) and not calls:
         calls.append(
             ToolCallPart(
                 id=f"call_{len(calls)}",
@@ -251,7 +253,8 @@ def decode_response(body: Any) -> ChatResponse:
 
 
 def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
-    """A ``ChatResponse`` as the ``chat.completion`` JSON an OpenAI client expects."""
+    """A ``ChatResponse`` as the ``chat.completion`` JSON an OpenAI client expects, for the model
+    it asked for (``model``), whatever name the upstream answered with."""
     text = resp.text()
     calls = resp.tool_calls()
     thinking = [p for p in resp.content if isinstance(p, ThinkingPart)]
@@ -276,7 +279,7 @@ def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
         "id": response_id(resp.id),
         "object": "chat.completion",
         "created": resp.created,
-        "model": resp.model or model,
+        "model": model or resp.model,
         "choices": [
             {
                 "index": 0,

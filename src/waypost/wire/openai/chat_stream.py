@@ -76,6 +76,7 @@ class StreamDecoder:
 
     def __init__(self) -> None:
         self._started = False
+        self._skipped: dict[str, Any] | None = None  # a chunk with nothing to say, before the start
         self._done = False
         self._next_block = 0
         self._open: tuple[BlockKind, int] | None = None  # the open text/thinking block
@@ -84,6 +85,7 @@ class StreamDecoder:
         self._by_index: dict[int, _ToolCall] = {}
         self._by_id: dict[str, _ToolCall] = {}
         self._open_tool: _ToolCall | None = None
+        self._tool_calls_seen = False  # legacy function_call deltas are then mirrors
         self._finish: Any = None
         self._usage: Usage | None = None
 
@@ -96,15 +98,12 @@ class StreamDecoder:
             raise StreamInterrupted(error_message(chunk["error"]))
         out: list[StreamEvent] = []
         if not self._started:
-            self._started = True
-            created = chunk.get("created")
-            out.append(
-                MessageStart(
-                    id=_text_field(chunk, "id"),
-                    model=_text_field(chunk, "model"),
-                    created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
-                )
-            )
+            if not chunk.get("choices") and chunk.get("usage") is None:
+                # Nothing to say yet (Azure's content-filter report, a keep-alive): its id and
+                # model are often empty, so the message starts with the next chunk.
+                self._skipped = chunk
+                return out
+            self._start(chunk, out)
         raw_usage = chunk.get("usage")
         if raw_usage is not None:  # most chunks carry none (or null): skip the call
             usage = usage_from_openai(raw_usage)
@@ -126,9 +125,11 @@ class StreamDecoder:
         if self._done:
             return []
         self._done = True
-        if not self._started:
-            raise StreamInterrupted("upstream stream ended before sending any chunk")
         out: list[StreamEvent] = []
+        if not self._started:
+            if self._skipped is None:
+                raise StreamInterrupted("upstream stream ended before sending any chunk")
+            self._start(self._skipped, out)
         self._advance_tools(out, final=True)
         self._close_open(out)
         if self._usage is not None:
@@ -136,6 +137,17 @@ class StreamDecoder:
         out.append(Finish(finish_from_openai(self._finish, has_tool_calls=bool(self._tools))))
         out.append(MessageEnd())
         return out
+
+    def _start(self, chunk: dict[str, Any], out: list[StreamEvent]) -> None:
+        self._started = True
+        created = chunk.get("created")
+        out.append(
+            MessageStart(
+                id=_text_field(chunk, "id"),
+                model=_text_field(chunk, "model"),
+                created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
+            )
+        )
 
     # -- choices -------------------------------------------------------------------------------
 
@@ -161,11 +173,15 @@ class StreamDecoder:
                 if text:
                     out.append(TextDelta(self._ensure_open("text", out), text))
             calls = delta.get("tool_calls")
-            for pos, call in enumerate(calls if isinstance(calls, list) else []):
-                if isinstance(call, dict):
-                    self._tool_delta(call, pos, out)
+            if isinstance(calls, list) and calls:
+                self._tool_calls_seen = True
+                for pos, call in enumerate(calls):
+                    if isinstance(call, dict):
+                        self._tool_delta(call, pos, out)
             legacy = delta.get("function_call")
-            if isinstance(legacy, dict):
+            # Beside tool_calls (in this delta or earlier ones), a legacy function_call is a
+            # mirror of the same call (llama.cpp sends both), never another one.
+            if isinstance(legacy, dict) and not self._tool_calls_seen:
                 self._tool_delta({"index": -1, "function": legacy}, 0, out)
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
@@ -359,6 +375,24 @@ class StreamEncoder:
         """The frame for a failure after the stream began; no [DONE] follows it."""
         self._ended = True
         return encode_sse(orjson.dumps(error_object(err)))
+
+    def relay_end(self, start: MessageStart | None, usage: Usage) -> bytes:
+        """The end of a same-format relay whose upstream sent no usage, which the relay leaves
+        out (providers/openai.py): the usage chunk with ``usage`` when the client asked for it,
+        then ``[DONE]``. ``start`` is the upstream message's start (its id and time)."""
+        self._ended = True
+        if not self.include_usage:
+            return DONE
+        head = start or MessageStart(id="", model="")
+        chunk = {
+            "id": head.id,
+            "object": "chat.completion.chunk",
+            "created": head.created or self._created,
+            "model": self.model or head.model,
+            "choices": [],
+            "usage": usage_to_openai(usage),
+        }
+        return encode_sse(orjson.dumps(chunk)) + DONE
 
     def _start(self) -> bytes:
         if self._started:

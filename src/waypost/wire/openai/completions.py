@@ -27,9 +27,10 @@ from waypost.core.events import (
     TextDelta,
     UsageUpdate,
 )
+from waypost.core.passthrough import Passthrough
 from waypost.core.types import ChatRequest, ChatResponse, FinishReason, Message, TextPart, Usage
+from waypost.wire.encoded import Encoded, passthrough_body
 from waypost.wire.openai.chat import encode_error
-from waypost.wire.openai.chat_decode import _bool, _decode_stop, _dict, _float, _int, _str
 from waypost.wire.openai.chat_response import (
     error_message,
     error_object,
@@ -37,6 +38,7 @@ from waypost.wire.openai.chat_response import (
     usage_from_openai,
     usage_to_openai,
 )
+from waypost.wire.openai.fields import bool_field, dict_field, float_field, int_field, stop_field, str_field
 from waypost.wire.sse import encode_sse
 
 FORMAT = "openai_completions"
@@ -44,6 +46,19 @@ DONE = b"data: [DONE]\n\n"
 # The API's own bounds; the bound on the completions generated (n x best_of x prompts) is a setting.
 MAX_BEST_OF = 20
 MAX_LOGPROBS = 5
+# The completions body fields that carry each canonical field: what the fast path re-encodes
+# for a stage's edit (``core.passthrough``).
+PASSTHROUGH_FIELDS: dict[str, tuple[str, ...]] = {
+    "messages": ("prompt",),
+    "max_tokens": ("max_tokens",),
+    "temperature": ("temperature",),
+    "top_p": ("top_p",),
+    "stop": ("stop",),
+    "seed": ("seed",),
+    "presence_penalty": ("presence_penalty",),
+    "frequency_penalty": ("frequency_penalty",),
+    "user": ("user",),
+}
 
 __all__ = [
     "DONE",
@@ -111,7 +126,7 @@ def _prompt_text(prompt: Any, notes: list[str]) -> tuple[str, int]:
 
 
 def decode_request(body: Any) -> ChatRequest:
-    """A legacy completions body -> ``ChatRequest`` (one user message; ``raw`` keeps the body)."""
+    """A legacy completions body -> ``ChatRequest`` (one user message; ``passthrough`` keeps the body)."""
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
     model = body.get("model")
@@ -124,32 +139,32 @@ def decode_request(body: Any) -> ChatRequest:
     for name in ("suffix", "logit_bias"):
         if body.get(name) is not None:
             notes.append(f"{name} dropped (chat models have no equivalent)")
-    if _bool(body, "echo", "echo"):
+    if bool_field(body, "echo", "echo"):
         notes.append("echo dropped: the answer does not repeat the prompt")
-    if _int(body, "logprobs", "logprobs", minimum=0, maximum=MAX_LOGPROBS) is not None:
+    if int_field(body, "logprobs", "logprobs", minimum=0, maximum=MAX_LOGPROBS) is not None:
         notes.append("logprobs dropped")
-    n = _int(body, "n", "n", minimum=1) or 1
-    best_of = _int(body, "best_of", "best_of", minimum=1, maximum=MAX_BEST_OF) or 1
+    n = int_field(body, "n", "n", minimum=1) or 1
+    best_of = int_field(body, "best_of", "best_of", minimum=1, maximum=MAX_BEST_OF) or 1
     for name, count in (("n", n), ("best_of", best_of)):
         if count > 1:
             notes.append(f"{name} > 1: only one completion is returned")
-    stream_options = _dict(body, "stream_options", "stream_options") or {}
+    stream_options = dict_field(body, "stream_options", "stream_options") or {}
     return ChatRequest(
         model=model,
         messages=[Message(role="user", content=[TextPart(text=text)])],
-        max_tokens=_int(body, "max_tokens", "max_tokens", minimum=0),
+        max_tokens=int_field(body, "max_tokens", "max_tokens", minimum=0),
         choices=max(n, best_of) * prompts,  # best_of are generated, n of them returned
-        temperature=_float(body, "temperature", "temperature"),
-        top_p=_float(body, "top_p", "top_p"),
-        stop=_decode_stop(body),
-        stream=bool(_bool(body, "stream", "stream")),
-        include_usage=bool(_bool(stream_options, "include_usage", "stream_options.include_usage")),
-        seed=_int(body, "seed", "seed"),
-        presence_penalty=_float(body, "presence_penalty", "presence_penalty"),
-        frequency_penalty=_float(body, "frequency_penalty", "frequency_penalty"),
-        user=_str(body, "user", "user"),
+        temperature=float_field(body, "temperature", "temperature"),
+        top_p=float_field(body, "top_p", "top_p"),
+        stop=stop_field(body),
+        stream=bool(bool_field(body, "stream", "stream")),
+        include_usage=bool(bool_field(stream_options, "include_usage", "stream_options.include_usage")),
+        seed=int_field(body, "seed", "seed"),
+        presence_penalty=float_field(body, "presence_penalty", "presence_penalty"),
+        frequency_penalty=float_field(body, "frequency_penalty", "frequency_penalty"),
+        user=str_field(body, "user", "user"),
         source_format=FORMAT,
-        raw=body,
+        passthrough=Passthrough(body),
         notes=notes,
     )
 
@@ -170,11 +185,19 @@ def _stream_fields(body: dict[str, Any], stream: bool) -> dict[str, Any]:
     return body
 
 
-def encode_request(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+def encode_request(req: ChatRequest, model: str, *, stream: bool) -> Encoded:
     """The body for an OpenAI-compatible ``/completions`` upstream. A client's own completions
-    body is forwarded with only the model and the stream fields edited."""
-    if req.source_format == FORMAT and isinstance(req.raw, dict):
-        return _stream_fields({**req.raw, "model": model}, stream)
+    body is forwarded with only the model, the stream fields and a stage's edits changed."""
+    passthrough = req.passthrough
+    if req.source_format == FORMAT and passthrough is not None:
+        body = passthrough_body(passthrough, PASSTHROUGH_FIELDS, lambda: _build(req, model))
+        body["model"] = model
+        return Encoded(_stream_fields(body, stream))
+    return Encoded(_stream_fields(_build(req, model), stream))
+
+
+def _build(req: ChatRequest, model: str) -> dict[str, Any]:
+    """The body built from the canonical request: every field it has is carried."""
     body: dict[str, Any] = {"model": model, "prompt": "\n\n".join(m.text() for m in req.messages)}
     for name in (
         "max_tokens",
@@ -190,7 +213,7 @@ def encode_request(req: ChatRequest, model: str, *, stream: bool) -> dict[str, A
             body[name] = value
     if req.stop:
         body["stop"] = list(req.stop)
-    return _stream_fields(body, stream)
+    return body
 
 
 def _first_choice(choices: Any) -> dict[str, Any] | None:
@@ -341,6 +364,17 @@ class StreamEncoder:
         """The frame for a failure after the stream began; no [DONE] follows it."""
         self._ended = True
         return encode_sse(orjson.dumps(error_object(err)))
+
+    def relay_end(self, start: MessageStart | None, usage: Usage) -> bytes:
+        """As ``chat_stream.StreamEncoder.relay_end``: the usage chunk when the client asked for
+        it, then ``[DONE]``."""
+        self._ended = True
+        if not self.include_usage:
+            return DONE
+        head = {**self._head(), "id": start.id if start is not None else self._id}
+        if start is not None and start.created:
+            head["created"] = start.created
+        return encode_sse(orjson.dumps({**head, "choices": [], "usage": usage_to_openai(usage)})) + DONE
 
     def _finish(self, reason: FinishReason) -> bytes:
         if self._finished:

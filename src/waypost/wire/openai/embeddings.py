@@ -16,13 +16,24 @@ from array import array
 from typing import Any, Literal
 
 from waypost.core.errors import BadRequest, UpstreamError
+from waypost.core.passthrough import Passthrough
 from waypost.core.types import EmbeddingRequest, EmbeddingResponse, Usage
+from waypost.wire.encoded import Encoded, passthrough_body
 from waypost.wire.openai.chat import encode_error
 from waypost.wire.steering import is_steering_key
 
 FORMAT = "openai"
 FLOAT32_MAX = 3.4028234663852886e38
 _MODELLED_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+# The body fields that carry each canonical field: what the fast path re-encodes for a stage's
+# edit (``core.passthrough``).
+PASSTHROUGH_FIELDS: dict[str, tuple[str, ...]] = {
+    "inputs": ("input",),
+    "token_inputs": ("input",),
+    "dimensions": ("dimensions",),
+    "encoding_format": ("encoding_format",),
+    "user": ("user",),
+}
 
 __all__ = [
     "FORMAT",
@@ -94,7 +105,7 @@ def _decode_input(value: Any) -> tuple[list[str], list[list[int]] | None]:
 
 
 def decode_request(body: Any) -> EmbeddingRequest:
-    """A client's embeddings body -> ``EmbeddingRequest`` (``raw`` keeps the body)."""
+    """A client's embeddings body -> ``EmbeddingRequest`` (``passthrough`` keeps the body)."""
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
     model = body.get("model")
@@ -123,7 +134,7 @@ def decode_request(body: Any) -> EmbeddingRequest:
         encoding_format=encoding,
         user=user,
         source_format=FORMAT,
-        raw=body,
+        passthrough=Passthrough(body),
     )
     # Steering fields never reach an upstream (pipeline.bounds drops or refuses them).
     others = sorted(k for k in body if k not in _MODELLED_FIELDS and not is_steering_key(k))
@@ -135,11 +146,19 @@ def decode_request(body: Any) -> EmbeddingRequest:
 # -- upstream requests and responses -------------------------------------------------------------
 
 
-def encode_request(req: EmbeddingRequest, model: str) -> dict[str, Any]:
+def encode_request(req: EmbeddingRequest, model: str) -> Encoded:
     """The body for an OpenAI-compatible ``/embeddings`` upstream. A body that came from an
-    OpenAI client is forwarded with only the model replaced."""
-    if req.source_format == FORMAT and isinstance(req.raw, dict):
-        return {**req.raw, "model": model}
+    OpenAI client is forwarded with only the model and a stage's edits changed. Every field of
+    the canonical request has a place in this format: nothing is dropped."""
+    passthrough = req.passthrough
+    if req.source_format == FORMAT and passthrough is not None:
+        body = passthrough_body(passthrough, PASSTHROUGH_FIELDS, lambda: _build(req, model))
+        body["model"] = model
+        return Encoded(body)
+    return Encoded(_build(req, model))
+
+
+def _build(req: EmbeddingRequest, model: str) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model}
     if req.token_inputs is not None:
         body["input"] = req.token_inputs

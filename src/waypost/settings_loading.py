@@ -1,0 +1,188 @@
+"""Loading the settings document: YAML, ``WAYPOST_*`` environment overrides, ``env://`` references.
+
+``waypost.settings`` holds the typed models and validates what this module assembles; problems
+found here raise ``ConfigError`` naming the offending key (or environment variable).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import yaml
+from pydantic import ValidationError
+
+# What names a credential: the one rule, shared with the scrubbing of upstream text.
+from waypost.providers.credentials import CREDENTIAL_NAME, REDACTED
+
+if TYPE_CHECKING:
+    from waypost.settings import Settings
+
+ENV_PREFIX = "WAYPOST_"
+SECRETS_FILE_NAME = "waypost-secrets.json"  # generated secrets, when none are configured
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key."""
+
+
+def _path(parts: list[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _parse_env_value(raw: str) -> Any:
+    # Structured values only when they look structured; "no" stays the string "no".
+    if raw[:1] in "[{":
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+    return raw
+
+
+def apply_env_overrides(
+    doc: dict[str, Any], environ: Mapping[str, str], sections: Collection[str]
+) -> dict[str, Any]:
+    """``WAYPOST_SERVER__PORT=9000`` sets ``server.port``; numeric parts index lists
+    (``WAYPOST_MODELS__0__API_KEY``). Only variables whose first part is one of ``sections``."""
+    for key, value in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
+        if parts[0] not in sections:
+            continue  # other WAYPOST_* variables (e.g. WAYPOST_CONFIG) are not settings
+        node: Any = doc
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"{key}: no list item {part!r} to override")
+                if last:
+                    node[int(part)] = _parse_env_value(value)
+                else:
+                    node = node[int(part)]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: cannot override inside a scalar value")
+            if last:
+                node[part] = _parse_env_value(value)
+            else:
+                node = node.setdefault(part, {})
+    return doc
+
+
+_ENV_REF = re.compile(r"^env://([A-Za-z_][A-Za-z0-9_]*)(?:,(.*))?$", re.S)
+
+
+def resolve_env_refs(node: Any, environ: Mapping[str, str], path: list[str | int] | None = None) -> Any:
+    """Replace every ``env://VAR`` or ``env://VAR,default`` string with its value."""
+    path = path or []
+    if isinstance(node, dict):
+        return {k: resolve_env_refs(v, environ, [*path, str(k)]) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve_env_refs(v, environ, [*path, i]) for i, v in enumerate(node)]
+    if isinstance(node, str) and node.startswith("env://"):
+        match = _ENV_REF.match(node)
+        if not match:
+            shown = node.partition(",")[0]  # a default after the comma may be a secret
+            raise ConfigError(
+                f"{_path(path)}: malformed reference {shown!r} (expected env://VAR or env://VAR,default)"
+            )
+        var, default = match.group(1), match.group(2)
+        if var in environ:
+            return environ[var]
+        if default is not None:
+            return default
+        raise ConfigError(f"{_path(path)}: environment variable {var} is not set and no default is given")
+    return node
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@")
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s'\"]*")
+
+
+def _without_url_secrets(text: str) -> str:
+    """``text`` with the password and query values of any URL in it replaced."""
+    return _QUERY_VALUE.sub(rf"\1{REDACTED}", _URL_PASSWORD.sub(rf"\1{REDACTED}@", text))
+
+
+def _is_secret(loc: list[str | int]) -> bool:
+    """Whether the value at ``loc`` may be a secret: its key's own name says so (``api_key``,
+    ``aws.secret_access_key``, ``encryption_keys[0]``), or it is one of a model's ``headers``."""
+    name = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    return "headers" in loc or CREDENTIAL_NAME.search(name) is not None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the key. The offending value is shown only where it cannot
+    be a secret (never under a key like ``api_key`` or ``headers``, never a URL's query or
+    password), so that a refused config never prints a credential."""
+    lines = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if p not in ("function-after[_cross_checks(), Settings]",)]
+        msg = err["msg"].removeprefix("Value error, ")
+        where = _path(list(loc)) if loc else ""
+        value = err.get("input")
+        if _is_secret(loc):
+            if isinstance(value, str) and value:
+                msg = msg.replace(value, REDACTED)
+        elif "input" in err and err["type"] not in ("missing",) and not isinstance(value, (dict, list)):
+            msg += f" (got {value!r})"
+        lines.append(_without_url_secrets(f"{where}: {msg}" if where and not msg.startswith(where) else msg))
+    return "\n".join(lines)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, without the quoted line PyYAML adds (it may hold a secret)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return (
+            f"{exc.problem or exc.context or 'cannot parse'} (line {mark.line + 1}, column {mark.column + 1})"
+        )
+    return "cannot parse the file"
+
+
+def read_document(
+    path: str | Path | None, environ: Mapping[str, str], sections: Collection[str]
+) -> dict[str, Any]:
+    """The settings document: the file (if any), then environment overrides, ``env://`` resolved."""
+    doc: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    doc = apply_env_overrides(doc, environ, sections)
+    doc = resolve_env_refs(doc, environ)
+    if environ.get("WAYPOST_ADMIN_PASSWORD") and isinstance(doc.get("auth", {}), dict):
+        doc.setdefault("auth", {}).setdefault("admin_password", environ["WAYPOST_ADMIN_PASSWORD"])
+    return doc
+
+
+def anchor_relative_files(settings: Settings, path: str | Path) -> None:
+    """Make a relative SQLite file and secrets file live beside the config file."""
+    # A relative SQLite file lives beside the config file, wherever the server is started from.
+    url = settings.database.url
+    match = re.match(r"^(sqlite(?:\+[a-z0-9]+)?:///)(?!/)(.+)$", url)
+    if match and match.group(2) != ":memory:":
+        absolute = Path(path).resolve().parent / match.group(2)
+        settings.database.url = f"{match.group(1)}{absolute}"
+    # So does a relative secrets file; and with no SQLite file to keep them beside (PostgreSQL),
+    # generated secrets are kept beside the config file too.
+    security = settings.security
+    if security.secrets_file is not None:
+        security.secrets_file = str(Path(path).resolve().parent / security.secrets_file)
+    elif not url.startswith("sqlite"):
+        security.secrets_file = str(Path(path).resolve().parent / SECRETS_FILE_NAME)
