@@ -25,7 +25,7 @@ from waypost.core.types import (
     ToolChoice,
     ToolResultPart,
 )
-from waypost.wire.openai.chat import decode_request, encode_request, needs_include_usage_strip
+from waypost.wire.openai.chat import decode_request, encode_request
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "openai"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -168,14 +168,6 @@ def test_a_request_without_its_clients_body_is_rebuilt_even_from_openai() -> Non
     req = decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "verbosity": "low"})
     req.passthrough = None
     assert "verbosity" not in encode_request(req, "m", stream=False).body
-
-
-@pytest.mark.parametrize(
-    ("stream", "include_usage", "strip"), [(True, False, True), (True, True, False), (False, False, False)]
-)
-def test_needs_include_usage_strip(stream: bool, include_usage: bool, strip: bool) -> None:
-    req = ChatRequest(model="m", messages=[], stream=stream, include_usage=include_usage)
-    assert needs_include_usage_strip(req) is strip
 
 
 # -- built from the canonical model -----------------------------------------------------------

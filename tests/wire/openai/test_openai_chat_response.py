@@ -17,6 +17,7 @@ from waypost.core.errors import (
     RateLimited,
     UpstreamError,
 )
+from waypost.core.events import fold
 from waypost.core.types import (
     ChatResponse,
     FinishReason,
@@ -25,7 +26,13 @@ from waypost.core.types import (
     ToolCallPart,
     Usage,
 )
-from waypost.wire.openai.chat import decode_response, encode_error, encode_response, stop_reason_to_openai
+from waypost.wire.openai.chat import (
+    StreamDecoder,
+    decode_response,
+    encode_error,
+    encode_response,
+    stop_reason_to_openai,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "openai"
 RESPONSES = [
@@ -68,6 +75,25 @@ def test_a_lone_legacy_function_call_is_a_call() -> None:
     body = load("response_llamacpp_tool_call.json")
     del body["choices"][0]["message"]["tool_calls"]
     assert [c.name for c in decode_response(body).tool_calls()] == ["get_weather"]
+
+
+def test_calls_without_ids_or_indexes_stay_separate_calls() -> None:
+    body = load("response_parallel_tool_calls.json")
+    for call in body["choices"][0]["message"]["tool_calls"]:
+        del call["id"]
+    assert [(c.id, c.arguments) for c in decode_response(body).tool_calls()] == [
+        ("call_0", '{"city":"Paris"}'),
+        ("call_1", '{"city":"Tokyo"}'),
+    ]
+
+
+def test_a_body_decodes_as_the_stream_of_the_same_answer() -> None:
+    """Non-streamed answers are the fold of the stream: the body, sent as one chunk, agrees."""
+    body = load("response_reasoning_deepseek.json")
+    message = body["choices"][0]["message"]
+    chunk = {**body, "choices": [{"index": 0, "delta": message, "finish_reason": "stop"}]}
+    decoder = StreamDecoder()
+    assert decode_response(body) == fold([*decoder.feed(chunk), *decoder.finish()])
 
 
 def test_usage_counts_cached_tokens_inside_input() -> None:

@@ -20,11 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from waypost.core.errors import GatewayError
-from waypost.core.types import ChatRequest
 from waypost.wire.openai.chat_decode import FORMAT, decode_request, parse_data_url
 from waypost.wire.openai.chat_encode import TOOL_ERROR_PREFIX, effort_for_budget, encode_request
 from waypost.wire.openai.chat_response import (
-    decode_response,
     encode_response,
     error_object,
     finish_from_openai,
@@ -33,7 +31,7 @@ from waypost.wire.openai.chat_response import (
     usage_from_openai,
     usage_to_openai,
 )
-from waypost.wire.openai.chat_stream import DONE, StreamDecoder, StreamEncoder
+from waypost.wire.openai.chat_stream import DONE, StreamDecoder, StreamEncoder, decode_response
 
 __all__ = [
     "DONE",
@@ -48,7 +46,6 @@ __all__ = [
     "encode_request",
     "encode_response",
     "finish_from_openai",
-    "needs_include_usage_strip",
     "parse_data_url",
     "response_id",
     "stop_reason_to_openai",
@@ -60,8 +57,3 @@ __all__ = [
 def encode_error(err: GatewayError) -> tuple[int, dict[str, Any]]:
     """An error as (HTTP status, OpenAI error body)."""
     return err.status, error_object(err)
-
-
-def needs_include_usage_strip(req: ChatRequest) -> bool:
-    """True when the upstream is asked for stream usage the client did not ask for."""
-    return req.stream and not req.include_usage

@@ -14,10 +14,7 @@ from waypost.core.errors import GatewayError, UpstreamError
 from waypost.core.types import (
     ChatResponse,
     FinishReason,
-    Part,
-    TextPart,
     ThinkingPart,
-    ToolCallPart,
     Usage,
 )
 
@@ -169,12 +166,8 @@ def error_object(err: GatewayError) -> dict[str, Any]:
     }
 
 
-def _str(obj: dict[str, Any], key: str) -> str:
-    value = obj.get(key)
-    return value if isinstance(value, str) else ""
-
-
-def _message_text(content: Any) -> str:
+def message_text(content: Any) -> str:
+    """A message's ``content`` as text: a string, or the text of its parts."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # a few servers answer with content parts
@@ -182,45 +175,9 @@ def _message_text(content: Any) -> str:
     return ""
 
 
-def _thinking(message: dict[str, Any]) -> list[Part]:
-    blocks = message.get("thinking_blocks")
-    if isinstance(blocks, list) and blocks:
-        return [p for p in (thinking_from_block(b) for b in blocks) if p is not None]
-    text = _str(message, "reasoning_content") or _str(message, "reasoning")
-    return [ThinkingPart(text=text)] if text else []
-
-
-def _tool_calls(message: dict[str, Any]) -> list[ToolCallPart]:
-    calls: list[ToolCallPart] = []
-    raw_calls = message.get("tool_calls")
-    for i, raw in enumerate(raw_calls if isinstance(raw_calls, list) else []):
-        if not isinstance(raw, dict):
-            continue
-        fn = raw.get("function")
-        fn = fn if isinstance(fn, dict) else {}
-        calls.append(
-            ToolCallPart(
-                id=_str(raw, "id") or f"call_{i}",
-                name=_str(fn, "name"),
-                arguments=arguments_text(fn.get("arguments")) or "{}",
-            )
-        )
-    legacy = message.get("function_call")
-    # Beside tool_calls, a legacy function_call is a mirror of the same call (llama.cpp sends
-    # both), never another one.
-    if isinstance(legacy, dict) and not calls:
-        calls.append(
-            ToolCallPart(
-                id=f"call_{len(calls)}",
-                name=_str(legacy, "name"),
-                arguments=arguments_text(legacy.get("arguments")) or "{}",
-            )
-        )
-    return calls
-
-
-def decode_response(body: Any) -> ChatResponse:
-    """An upstream ``chat.completion`` body -> ``ChatResponse``; raises ``UpstreamError`` if unusable."""
+def response_message(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An upstream ``chat.completion`` body's first choice and its message; raises
+    ``UpstreamError`` if the body is unusable (an error object, no choices)."""
     if not isinstance(body, dict):
         raise UpstreamError("upstream answered something other than a JSON object")
     if body.get("error") is not None:
@@ -232,24 +189,7 @@ def decode_response(body: Any) -> ChatResponse:
     if not isinstance(choice, dict):
         raise UpstreamError("upstream response choice is not an object")
     message = choice.get("message")
-    message = message if isinstance(message, dict) else {}
-
-    content: list[Part] = _thinking(message)
-    text = _message_text(message.get("content")) or _str(message, "refusal")
-    if text:
-        content.append(TextPart(text=text))
-    calls = _tool_calls(message)
-    content.extend(calls)
-
-    created = body.get("created")
-    return ChatResponse(
-        id=_str(body, "id"),
-        model=_str(body, "model"),
-        content=content,
-        finish_reason=finish_from_openai(choice.get("finish_reason"), has_tool_calls=bool(calls)),
-        usage=usage_from_openai(body.get("usage")) or Usage(),
-        created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
-    )
+    return choice, message if isinstance(message, dict) else {}
 
 
 def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:

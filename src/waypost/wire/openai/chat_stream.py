@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from waypost.core.errors import GatewayError, StreamInterrupted
+from waypost.core.errors import GatewayError, StreamInterrupted, UpstreamError
 from waypost.core.events import (
     BlockKind,
     BlockStart,
@@ -26,14 +26,17 @@ from waypost.core.events import (
     ThinkingDelta,
     ToolArgsDelta,
     UsageUpdate,
+    fold,
 )
-from waypost.core.types import FinishReason, Usage
+from waypost.core.types import ChatResponse, FinishReason, Usage
 from waypost.wire.openai.chat_response import (
     arguments_text,
     error_message,
     error_object,
     finish_from_openai,
+    message_text,
     response_id,
+    response_message,
     stop_reason_to_openai,
     usage_from_openai,
     usage_to_openai,
@@ -452,3 +455,33 @@ class StreamEncoder:
         if self.include_usage:
             chunk["usage"] = None
         return encode_sse(orjson.dumps(chunk))
+
+
+def decode_response(body: Any) -> ChatResponse:
+    """An upstream ``chat.completion`` body -> ``ChatResponse``; raises ``UpstreamError`` if unusable.
+
+    The body is read as the one chunk that says everything (its message as the delta) and the
+    events are folded: a body and a stream of the same answer cannot decode differently (one
+    reasoning spelling, one rule for a legacy ``function_call`` beside ``tool_calls``)."""
+    choice, message = response_message(body)
+    delta = dict(message)
+    text = message_text(message.get("content"))
+    delta["content"] = text
+    if text:
+        delta.pop("refusal", None)  # the refusal is the text only when there is none
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        # Each call of a body is its own: numbered by position, as a stream's deltas are.
+        delta["tool_calls"] = [{**c, "index": i} if isinstance(c, dict) else c for i, c in enumerate(calls)]
+    chunk = {
+        "id": body.get("id"),
+        "model": body.get("model"),
+        "created": body.get("created"),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": choice.get("finish_reason")}],
+        "usage": body.get("usage"),
+    }
+    decoder = StreamDecoder()
+    try:
+        return fold([*decoder.feed(chunk), *decoder.finish()])
+    except StreamInterrupted as err:
+        raise UpstreamError(err.message) from err

@@ -26,6 +26,7 @@ from waypost.core.events import (
     StreamEvent,
     TextDelta,
     UsageUpdate,
+    fold,
 )
 from waypost.core.passthrough import Passthrough
 from waypost.core.types import ChatRequest, ChatResponse, FinishReason, Message, TextPart, Usage
@@ -234,19 +235,17 @@ def _created(obj: dict[str, Any]) -> int:
 
 
 def decode_response(body: Any) -> ChatResponse:
-    """An upstream ``text_completion`` -> ``ChatResponse`` (the first choice; usage for all)."""
+    """An upstream ``text_completion`` -> ``ChatResponse`` (the first choice; usage for all).
+
+    A body has the shape of a stream chunk that says everything: it is decoded as one and the
+    events folded, so a body and a stream of the same answer cannot decode differently."""
     if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
         raise UpstreamError("openai upstream returned a completion without 'choices'", provider="openai")
-    choice = _first_choice(body["choices"]) or {}
-    text = _text(choice, "text")
-    return ChatResponse(
-        id=_text(body, "id"),
-        model=_text(body, "model"),
-        content=[TextPart(text=text)] if text else [],
-        finish_reason=finish_from_openai(choice.get("finish_reason"), has_tool_calls=False),
-        usage=usage_from_openai(body.get("usage")) or Usage(),
-        created=_created(body),
-    )
+    decoder = StreamDecoder()
+    try:
+        return fold([*decoder.feed(body), *decoder.finish()])
+    except StreamInterrupted as err:
+        raise UpstreamError(err.message, provider="openai") from err
 
 
 # -- client responses ----------------------------------------------------------------------------
