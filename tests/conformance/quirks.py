@@ -20,6 +20,7 @@ from openai.types.chat import ChatCompletionChunk
 from tests.e2e.clients import TOOL, Answer, ask_anthropic, ask_openai, openai_tools
 from tests.fakes import OpenAIUpstream, Reply
 from tests.fakes import openai_quirks as q
+from waypost.metering.estimate import estimate_tokens
 
 LONG_TEXT = " ".join(f"word{i}" for i in range(40))
 LIMIT = 5
@@ -146,6 +147,16 @@ async def _text(s: QuirkSession) -> None:
     assert (answer.input_tokens, answer.output_tokens) == (11, 3)
 
 
+async def _counted(s: QuirkSession) -> None:
+    """No usage from the upstream: the gateway counts it (this family has no tokenizer here, so
+    the estimate) and reports it where the client's format puts usage."""
+    s.fake.enqueue(Reply(text="one two three"))
+    answer = await s.ask("count")
+    assert (answer.text, answer.finish) == ("one two three", "stop")
+    assert answer.output_tokens == estimate_tokens(["one two three"])
+    assert answer.input_tokens >= estimate_tokens(["count"])
+
+
 async def _reasoning(s: QuirkSession) -> None:
     s.fake.enqueue(Reply(text="42.", thinking=("Six times seven.", "")))
     if s.client == "anthropic":
@@ -190,4 +201,5 @@ QUIRK_CASES: list[QuirkCase] = [
     QuirkCase(q.FINISH_AFTER_USAGE, "`finish_reason` on a chunk after the usage chunk", _text),
     QuirkCase(q.REASONING_FIELD, "Reasoning text as `reasoning`, not `reasoning_content`", _reasoning),
     QuirkCase(q.USAGE_ON_EVERY_CHUNK, "Usage on every chunk, no usage chunk of its own", _text),
+    QuirkCase(q.NO_USAGE, "No usage at all: `include_usage` ignored, none in bodies (llama.cpp)", _counted),
 ]
