@@ -60,6 +60,10 @@ class Cell:
         return percentile(self.latencies_ms, 0.99)
 
     @property
+    def p999_ms(self) -> float:
+        return percentile(self.latencies_ms, 0.999)
+
+    @property
     def ttft_p50_ms(self) -> float:
         return percentile(self.ttfts_ms, 0.50)
 
@@ -161,7 +165,13 @@ def _cell_rows(run: Run, stream: bool, concurrency: int) -> list[list[str]]:
             continue
         overhead50 = cell.p50_ms - base.p50_ms if base and server.name != DIRECT else math.nan
         overhead99 = cell.p99_ms - base.p99_ms if base and server.name != DIRECT else math.nan
-        row = [LABELS[server.name], _num(cell.rps, 0), _num(cell.p50_ms), _num(cell.p99_ms)]
+        row = [
+            LABELS[server.name],
+            _num(cell.rps, 0),
+            _num(cell.p50_ms),
+            _num(cell.p99_ms),
+            _num(cell.p999_ms),
+        ]
         if stream:
             row += [_num(cell.ttft_p50_ms), _num(cell.ttft_p99_ms)]
         row += [
@@ -181,7 +191,7 @@ def _cell_rows(run: Run, stream: bool, concurrency: int) -> list[list[str]]:
 
 
 def _cell_header(stream: bool) -> list[str]:
-    header = ["server", "req/s", "p50 ms", "p99 ms"]
+    header = ["server", "req/s", "p50 ms", "p99 ms", "p99.9 ms"]
     if stream:
         header += ["TTFT p50 ms", "TTFT p99 ms"]
     return [
@@ -237,6 +247,27 @@ def _throughput_ratio(run: Run, server: Server) -> float:
     return min(ratios) if ratios else math.nan
 
 
+TAIL_CONCURRENCY = 16
+
+
+def _p99_overhead(run: Run, server: Server) -> float:
+    """The p99 overhead (p99 minus the direct leg's p99), non-streaming at concurrency 16."""
+    direct = run.server(DIRECT)
+    base = direct.cell(False, TAIL_CONCURRENCY) if direct else None
+    cell = server.cell(False, TAIL_CONCURRENCY)
+    return cell.p99_ms - base.p99_ms if cell and base else math.nan
+
+
+def _p99_overhead_ratio(run: Run, server: Server) -> float:
+    """The p99 overhead (``_p99_overhead``) over the pass-through's p99 latency in the same cell:
+    the issue's "p99 overhead within 2x the pass-through's p99"."""
+    reference = run.server(PASSTHROUGH)
+    other = reference.cell(False, TAIL_CONCURRENCY) if reference else None
+    if other is None or not other.p99_ms > 0:
+        return math.nan
+    return _p99_overhead(run, server) / other.p99_ms
+
+
 def _added_p50(run: Run, server: Server) -> float:
     direct = run.server(DIRECT)
     base = direct.cell(False, 1) if direct else None
@@ -269,6 +300,13 @@ GOALS = [
         3,
     ),
     Goal("added p50 latency, non-streaming, concurrency 1", "< 1 ms", _added_p50, lambda v: v < 1.0, "ms", 3),
+    Goal(
+        f"p99 overhead / pass-through's p99, non-streaming, concurrency {TAIL_CONCURRENCY}",
+        "<= 2x",
+        _p99_overhead_ratio,
+        lambda v: v <= 2.0,
+        "x",
+    ),
     Goal(
         "idle memory (VmRSS after start)", "< 80 MiB", lambda run, s: s.idle_mib, lambda v: v < 80, "MiB", 1
     ),

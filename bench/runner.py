@@ -151,7 +151,7 @@ def _print_cell(cell: Cell) -> None:
     ttft = f"  TTFT p50 {cell.ttft_p50_ms:6.2f} ms" if cell.stream else ""
     print(
         f"  {cell.server:<12} {mode} c={cell.concurrency:<3} {cell.rps:8,.0f} req/s"
-        f"  p50 {cell.p50_ms:6.2f} ms  p99 {cell.p99_ms:6.2f} ms{ttft}"
+        f"  p50 {cell.p50_ms:6.2f} ms  p99 {cell.p99_ms:6.2f} ms  p99.9 {cell.p999_ms:6.2f} ms{ttft}"
         f"  CPU {cell.cpu_ms_per_request:6.3f} ms/req ({cell.server_cpu_pct:3.0f}%)"
         f"  driver {cell.driver_cpu_pct:3.0f}%  other {cell.other_cpu_pct:3.0f}%  errors {cell.errors}",
         flush=True,

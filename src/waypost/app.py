@@ -17,13 +17,17 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waypost.api import chat, count_tokens, embeddings, meta, tasks
+from waypost.api.asgi_io import header_map, request_id, send_body
 from waypost.api.completions import COMPLETIONS
+from waypost.api.errors import error_parts
 from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.api.middleware import RequestIdMiddleware
 from waypost.api.state import Container
-from waypost.core.errors import GatewayError, NotFound
+from waypost.core.errors import GatewayError, MethodNotAllowed, NotFound
 from waypost.observability.access import AccessLog
+from waypost.observability.heap import settle_heap
 from waypost.observability.logging import configure_logging
+from waypost.observability.loop_lag import LoopLagProbe
 from waypost.pipeline.auth import Authenticator
 from waypost.pipeline.bounds import RequestBounds
 from waypost.providers.http import HttpClient
@@ -56,6 +60,7 @@ class Gateway:
         self._control: ASGIApp | None = None
         self.state = starlette.state
         self.container = container
+        self.tune_gc = False  # set by the server's entry points: see observability/heap.py
         self._chat_routes = {
             "/v1/chat/completions": OPENAI,
             "/chat/completions": OPENAI,
@@ -80,6 +85,8 @@ class Gateway:
             from waypost.api.control.app import build_control_app
 
             self._control = build_control_app(self.container)
+            if self.tune_gc:  # FastAPI and the admin routes are as long-lived as the start-up objects
+                settle_heap()
         return self._control
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,6 +100,9 @@ class Gateway:
                 await handler(self.container, scope, receive, send)
                 return
         path = scope.get("path", "")
+        if scope["type"] == "http" and (path in self._chat_routes or path in self._routes):
+            await self._wrong_method(scope, send)  # a data-plane route: POST was handled above
+            return
         if scope["type"] == "http" and (path.startswith(CONTROL_PREFIXES) or path in CONTROL_PATHS):
             await self.control(scope, receive, send)
             return
@@ -100,6 +110,18 @@ class Gateway:
             await self._lifespan(receive, send)
             return
         await self.starlette(scope, receive, send)
+
+    async def _wrong_method(self, scope: Scope, send: Send) -> None:
+        """405 with ``Allow: POST``, the error in the route's own format."""
+        path = scope["path"]
+        rid = request_id(header_map(scope))
+        err = MethodNotAllowed(f"{path} takes POST, not {scope['method']}.", allow=("POST",))
+        fmt = self._chat_routes.get(path) or (ANTHROPIC if path.startswith("/v1/messages") else OPENAI)
+        status, body, headers = error_parts(fmt, err)
+        self.container.access_log.refused(rid, path, err)
+        await send_body(
+            send, status, body, b"application/json", {"allow": "POST", "x-request-id": rid, **headers}
+        )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Start (migrate, bootstrap, load models, background loops) and stop the container. A
@@ -117,6 +139,8 @@ class Gateway:
             await send({"type": "lifespan.startup.failed", "message": traceback.format_exc()})
             raise
         container.ready = True
+        if self.tune_gc:
+            settle_heap()
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown
         container.ready = False
@@ -155,6 +179,7 @@ def build_container(settings: Settings) -> Container:
         jwt=jwt,
         passwords=PasswordHasher(auth.password_hashing),
         access_log=AccessLog.from_settings(settings.logging),
+        loop_lag=LoopLagProbe(settings.logging.loop_lag_ms),
     )
 
 
@@ -177,12 +202,13 @@ def check_config_urls(settings: Settings, policy: OutboundPolicy | None = None) 
 
 async def start(container: Container) -> list[asyncio.Task[None]]:
     """Migrate, create the administrator on first start, load database models, and start the
-    background loops (model refresh, token last-used times)."""
+    background loops (model refresh, token last-used times, the event-loop lag probe)."""
     await start_container(container)
     every = max(1.0, container.settings.auth.cache_ttl)
     return [
         asyncio.create_task(container.catalog.run_refresher(every)),
         asyncio.create_task(container.authenticator.run_flusher(every)),
+        asyncio.create_task(container.loop_lag.run()),
     ]
 
 
@@ -200,14 +226,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     fmt = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
     err: GatewayError = NotFound(f"No route for {request.method} {request.url.path}.")
-    if exc.status_code != 404:
+    # Starlette's own 405 (a GET-only route called otherwise) says which methods it takes.
+    allow = {k.lower(): v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    if exc.status_code == 405 and allow:
+        # Starlette builds the header from a set: sorted, so it is the same on every run.
+        methods = tuple(sorted(allow["allow"].split(", ")))
+        allow = {"allow": ", ".join(methods)}
+        err = MethodNotAllowed(
+            f"{request.url.path} takes {' or '.join(methods)}, not {request.method}.", allow=methods
+        )
+    elif exc.status_code != 404:
         err = GatewayError(str(exc.detail))
         err.status = exc.status_code
     status, body = fmt.encode_error(err)
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=allow)
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
+def create_app(settings: Settings, *, configure_logs: bool = True, tune_gc: bool = False) -> ASGIApp:
+    """The app. ``tune_gc``: once started, keep full garbage collections off the start-up objects
+    (``observability/heap.py``); the server's entry points ask for it, tests need not."""
     if configure_logs:
         configure_logging(settings.logging.level, settings.logging.json_format)
     container = build_container(settings)
@@ -225,7 +262,9 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> ASGIApp:
         exception_handlers={HTTPException: _http_error},
     )
     starlette.state.container = container
-    app: ASGIApp = Gateway(starlette, container)
+    gateway = Gateway(starlette, container)
+    gateway.tune_gc = tune_gc
+    app: ASGIApp = gateway
     if settings.server.cors_origins:
         app = CORSMiddleware(
             app,
@@ -251,4 +290,4 @@ def app_from_env() -> ASGIApp:
     from waypost.settings import load_settings
 
     path = os.environ.get("WAYPOST_CONFIG")
-    return create_app(load_settings(path))
+    return create_app(load_settings(path), tune_gc=True)

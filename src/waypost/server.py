@@ -311,7 +311,7 @@ def run(settings: Settings) -> None:
         if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
             sys.exit(STARTUP_FAILURE)  # uvicorn stopped the others; the worker logged why
         return
-    server = GatewayServer(server_config(create_app(settings), settings))
+    server = GatewayServer(server_config(create_app(settings, tune_gc=True), settings))
     try:
         server.run()
     except KeyboardInterrupt:  # SIGINT, re-raised by uvicorn once drained

@@ -87,7 +87,7 @@ class MockSettings(_Strict):
     """Behaviour of the built-in ``mock`` provider (deterministic, for demos and tests)."""
 
     reply: str | None = None  # fixed reply; default echoes the last user message
-    chunks: int | None = None  # stream the reply in this many pieces (default: one per word)
+    chunks: int | None = Field(None, ge=1)  # stream the reply in this many deltas (default: one per word)
     latency_ms: float = Field(0.0, ge=0)
     chunk_delay_ms: float = Field(0.0, ge=0)
     tool_arguments: dict[str, Any] | None = None  # arguments used when the mock calls a tool
@@ -326,10 +326,19 @@ class LimitsSettings(_Strict):
     max_embedding_dimensions: int = Field(8192, ge=1)
 
 
+class RoutingSettings(_Strict):
+    """How requests find a model (docs/configuration.md, "routing")."""
+
+    # The model of chat, messages, legacy completion, /classify and /plan requests that name none.
+    default_model: str | None = Field(None, min_length=1)
+
+
 class LoggingSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = Field(True, alias="json")
     access_log: bool = True  # one line per request (at info level)
+    # A warning line when the event loop runs a timer later than this (docs/operations.md); 0: none.
+    loop_lag_ms: float = Field(50.0, ge=0)
 
 
 class Settings(_Strict):
@@ -339,6 +348,7 @@ class Settings(_Strict):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     presets: dict[str, PresetSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
 

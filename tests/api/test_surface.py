@@ -187,6 +187,19 @@ async def test_health_endpoints_answer_without_a_key(url: str, path: str) -> Non
     assert body["status"] in ("ok", "alive", "ready")
 
 
+async def test_health_shows_the_event_loops_lag(url: str) -> None:
+    status, _, body = await get(url, "/health", {})
+    assert status == 200
+    assert set(body["event_loop"]) == {
+        "lag_ms",
+        "recent_max_lag_ms",
+        "max_lag_ms",
+        "stalls",
+        "stall_threshold_ms",
+    }
+    assert body["event_loop"]["stall_threshold_ms"] == 50.0
+
+
 async def test_open_mode_on_loopback_needs_no_key() -> None:
     async with serve(settings(model("echo", "mock"), api_keys=[])) as base:
         status, _, body = await post(
@@ -319,7 +332,7 @@ async def test_mock_answers_json_mode_with_an_example_of_the_schema(url: str) ->
 
 async def test_classify_works_against_the_mock(url: str) -> None:
     status, _, answer = await post(
-        url, "/classify", {"model": "echo", "prompt": "buy now!", "labels": ["spam", "ham"]}
+        url, "/classify", {"model": "echo", "input": "buy now!", "labels": ["spam", "ham"]}
     )
     assert status == 200
     assert answer["result"] == {"label": "spam"}

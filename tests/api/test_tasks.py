@@ -1,5 +1,6 @@
 """POST /classify, /plan and /embed through a real gateway: JSON results with what the call cost,
-one retry for an unusable answer, routing and errors."""
+one retry for an unusable answer, routing and errors, in both spellings (Waypost's and the
+original task API's) and their two answer shapes."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ async def setup(
             upstream_model="emb-up",
             prices={"input": 0.02, "output": 0},
         ),
+        routing={"default_model": "gpt"},
     )
     async with serve(config) as url:
         yield Setup(url, oai, ant)
@@ -84,7 +86,7 @@ async def test_classify_asks_for_json_naming_the_labels(setup: Setup) -> None:
     setup.openai_upstream.enqueue(Reply(text='{"label": "ham"}'))
     await setup.call(
         "/classify",
-        {"model": "gpt", "prompt": "hello mum", "labels": ["spam", "ham"], "system": "Be strict."},
+        {"model": "gpt", "input": "hello mum", "labels": ["spam", "ham"], "system": "Be strict."},
     )
     body = setup.openai_upstream.last.json
     # Providers with structured output enforce the label set through the schema.
@@ -203,19 +205,125 @@ async def test_embed_with_a_model_that_cannot_embed_is_a_400(setup: Setup) -> No
     assert "does not support embeddings" in resp.body["error"]["message"]
 
 
+# -- the original task API's spelling ---------------------------------------------------------------
+
+AI_CALL_LOG_KEYS = {
+    "provider",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_microcents",
+    "latency_ms",
+    "success",
+}
+
+
+async def test_classify_with_prompt_answers_in_the_original_shape(setup: Setup) -> None:
+    setup.openai_upstream.enqueue(Reply(text='{"label": "spam"}', input_tokens=1000, output_tokens=50))
+    # The original clients name no model: the gateway's default (routing.default_model) serves.
+    resp = await setup.call("/classify", {"prompt": "BUY NOW", "labels": ["spam", "ham"]})
+    assert resp.status == 200
+    assert set(resp.body) == {"result", "ai_call_log"}
+    assert resp.body["result"] == {"label": "spam"}
+    log = resp.body["ai_call_log"]
+    assert set(log) == AI_CALL_LOG_KEYS
+    assert {k: log[k] for k in AI_CALL_LOG_KEYS - {"latency_ms"}} == {
+        "provider": "openai",
+        "model": "gpt-up",
+        "prompt_tokens": 1000,
+        "completion_tokens": 50,
+        "cost_microcents": 240_000,  # $0.0024 in millionths of a cent
+        "success": True,
+    }
+    assert isinstance(log["latency_ms"], int) and log["latency_ms"] >= 0
+    assert resp.headers["x-waypost-deployment"] == "gpt"
+    sent = setup.openai_upstream.last.json
+    assert sent["model"] == "gpt-up"
+    assert sent["messages"][-1] == {"role": "user", "content": "BUY NOW"}
+
+
+async def test_classify_with_system_prompt_puts_it_before_the_instruction(setup: Setup) -> None:
+    setup.anthropic_upstream.enqueue(Reply(text='{"label": "ham"}'))
+    resp = await setup.call(
+        "/classify", {"model": "claude", "prompt": "hello mum", "system_prompt": "Be strict."}
+    )
+    assert resp.body["result"] == {"label": "ham"}
+    assert resp.body["ai_call_log"]["cost_microcents"] is None  # no prices: the cost is unknown
+    assert resp.body["ai_call_log"]["provider"] == "anthropic"
+    assert system_text(setup.anthropic_upstream.last.json).startswith("Be strict.")
+
+
+async def test_plan_with_system_prompt_answers_in_the_original_shape(setup: Setup) -> None:
+    plan = {"steps": ["search"]}
+    setup.openai_upstream.enqueue(
+        Reply(text='["search"]', input_tokens=100, output_tokens=3),
+        Reply(text=json.dumps(plan), input_tokens=130, output_tokens=6),
+    )
+    resp = await setup.call("/plan", {"context": "Find flights to Oslo", "system_prompt": "Plan trips."})
+    assert resp.status == 200
+    assert resp.body["result"] == plan
+    log = resp.body["ai_call_log"]
+    # Both model calls add up, as in Waypost's shape.
+    assert (log["prompt_tokens"], log["completion_tokens"]) == (230, 9)
+    assert log["cost_microcents"] == round((230 * 2.0 + 9 * 8.0) / 1e6 * 1e8)
+    assert system_text(setup.openai_upstream.last.json).startswith("Plan trips.")
+
+
+async def test_plan_without_a_model_uses_the_default_and_keeps_waypost_s_shape(setup: Setup) -> None:
+    setup.openai_upstream.enqueue(Reply(text='{"steps": []}'))
+    resp = await setup.call("/plan", {"context": "x", "system": "Plan."})
+    assert set(resp.body) == {"result", "call"}
+    assert resp.body["call"]["deployment"] == "gpt"
+
+
+async def test_embed_with_text_answers_in_the_original_shape(setup: Setup) -> None:
+    setup.openai_upstream.enqueue(Reply(input_tokens=500))
+    resp = await setup.call("/embed", {"model": "emb", "text": "hello", "dimensions": 4})
+    assert resp.status == 200
+    log = resp.body.pop("ai_call_log")
+    assert resp.body == {"embeddings": [fake_vector("hello", 4)], "model": "emb", "dimensions": 4}
+    assert set(log) == AI_CALL_LOG_KEYS
+    assert (log["model"], log["prompt_tokens"], log["completion_tokens"]) == ("emb-up", 500, 0)
+    assert log["cost_microcents"] == 1000  # 500 tokens at $0.02 per million: $0.00001
+    assert setup.openai_upstream.last.json["input"] == ["hello"]
+
+
+async def test_embed_with_a_list_of_texts(setup: Setup) -> None:
+    resp = await setup.call("/embed", {"model": "emb", "text": ["a", "b"]})
+    assert resp.body["embeddings"] == [fake_vector("a"), fake_vector("b")]
+    assert resp.body["dimensions"] == len(fake_vector("a"))
+
+
+async def test_a_body_mixing_the_spellings_is_a_400_naming_both(setup: Setup) -> None:
+    resp = await setup.call("/plan", {"context": "x", "system": "a", "system_prompt": "b"})
+    assert resp.status == 400
+    message = resp.body["error"]["message"]
+    assert "mixes two spellings" in message
+    assert "system (Waypost's)" in message and "system_prompt (the original task API's)" in message
+
+
 # -- bad requests ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
-        ("/classify", {"input": "x"}, "model"),
-        ("/classify", {"model": "gpt"}, "prompt"),
+        ("/classify", {"model": "", "input": "x"}, "model"),
+        ("/classify", {"model": "gpt"}, "input"),
         ("/classify", {"model": "gpt", "prompt": "x", "input": "y"}, "prompt"),
+        ("/classify", {"prompt": "x", "system": "Be strict."}, "prompt"),
+        ("/classify", {"input": "x", "system_prompt": "Be strict."}, "system_prompt"),
+        ("/classify", {"system_prompt": "Be strict."}, "input"),
         ("/classify", {"model": "gpt", "input": "x", "labels": []}, "labels"),
         ("/classify", {"model": "gpt", "input": "x", "lables": ["a"]}, "lables"),
         ("/plan", {"model": "gpt"}, "context"),
         ("/plan", {"model": "gpt", "context": "x", "system": 3}, "system"),
+        ("/plan", {"context": "x", "system_prompt": 3}, "system_prompt"),
+        ("/plan", {"context": "x", "system": "a", "system_prompt": "b"}, "system_prompt"),
+        ("/embed", {"input": "x"}, "model"),
+        ("/embed", {"model": "emb", "text": ""}, "text"),
+        ("/embed", {"model": "emb", "text": "x", "input": "x"}, "text"),
+        ("/embed", {"model": "emb"}, "input"),
         ("/embed", {"model": "emb", "input": []}, "input"),
         ("/embed", {"model": "emb", "input": "x", "dimensions": 0}, "dimensions"),
     ],

@@ -8,6 +8,7 @@ import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from tests.api.client import post
 from tests.fakes import OpenAIUpstream
@@ -101,6 +102,65 @@ async def test_a_token_revoked_through_one_worker_stops_working_on_another(datab
         assert (await post(first.url + CHAT, chat("echo"), bearer(token))).status == 401
         await asyncio.sleep(TTL * 1.5)
         assert (await post(second.url + CHAT, chat("echo"), bearer(token))).status == 401
+
+
+class TokenReads:
+    """Counts the gateway's reads of the API-token table (SQLAlchemy's statement hook)."""
+
+    def __init__(self, gw: Running) -> None:
+        self.count = 0
+        self._engine = gw.container.store.engine.sync_engine
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        text = " ".join(statement.split()).lower()
+        if text.startswith("select") and "from api_tokens" in text:
+            self.count += 1
+
+    def __enter__(self) -> TokenReads:
+        event.listen(self._engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._record)
+
+
+async def test_requests_that_arrive_together_with_an_uncached_token_read_it_once(
+    database: dict[str, Any],
+) -> None:
+    async with gateway(database, model("echo", "mock", public=True)) as gw:
+        _, token = await user_with_token(gw, "hal@example.com")
+        with TokenReads(gw) as reads:
+            answers = await asyncio.gather(
+                *(post(gw.url + CHAT, chat("echo"), bearer(token)) for _ in range(16))
+            )
+    assert [a.status for a in answers] == [200] * 16
+    assert reads.count == 1
+
+
+async def test_a_token_in_use_is_read_again_in_the_background_before_its_cache_entry_ends(
+    database: dict[str, Any],
+) -> None:
+    ttl = 2.0  # long enough that the request after half of it is certainly inside it
+    async with gateway(database, model("echo", "mock", public=True), cache_ttl=ttl) as gw:
+        _, token = await user_with_token(gw, "ivy@example.com")
+        assert (await post(gw.url + CHAT, chat("echo"), bearer(token))).status == 200
+        (record,) = [t for t in await gw.container.store.tokens.list() if t.name == "t"]
+        await gw.container.store.tokens.delete(record.id)  # as another worker would
+        await asyncio.sleep(ttl * 0.55)
+        with TokenReads(gw) as reads:
+            # Past half its time the cached principal still answers, and a read starts beside it.
+            assert (await post(gw.url + CHAT, chat("echo"), bearer(token))).status == 200
+            for _ in range(200):
+                if reads.count:
+                    break
+                await asyncio.sleep(0.01)
+        for _ in range(100):  # until the read's answer is cached
+            resp = await post(gw.url + CHAT, chat("echo"), bearer(token))
+            if resp.status != 200:
+                break
+            await asyncio.sleep(0.01)
+    assert reads.count == 1
+    assert resp.status == 401
 
 
 async def test_an_expired_token_is_refused(database: dict[str, Any]) -> None:

@@ -72,6 +72,18 @@ async def read_json(container: Container, headers: dict[str, str], receive: Rece
         raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
 
 
+def with_default_model(body: Any, default: str | None) -> Any:
+    """The body naming ``default`` when it names no model (``model`` absent or null), else as it
+    came; with no default configured, such a body is a 400 naming the field."""
+    if isinstance(body, dict) and body.get("model") is None:
+        if default is None:
+            raise BadRequest(
+                "Missing required parameter: 'model' (this gateway has no default model).", param="model"
+            )
+        return {**body, "model": default}  # the client's body itself is never changed
+    return body
+
+
 @dataclass(slots=True)
 class Call(Generic[R]):
     """One data-plane request's bookkeeping: what was asked, who served it, what to report."""
@@ -185,7 +197,7 @@ async def handle_chat(
     call: Call[ChatRequest] | None = None
     try:
         principal, body = await read_json(container, headers, receive)
-        req = fmt.decode_request(body)
+        req = fmt.decode_request(with_default_model(body, container.settings.routing.default_model))
         call = Call(container, rid, req, started, len(req.notes))
         passthrough = {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))}
         ctx = CallContext(rid, fmt.name, passthrough, principal)

@@ -21,7 +21,13 @@ def _json(data: object, status: int = 200) -> Response:
 
 async def health(request: Request) -> Response:
     container: Container = request.app.state.container
-    return _json({"status": "ok" if container.ready else "starting", "version": __version__})
+    return _json(
+        {
+            "status": "ok" if container.ready else "starting",
+            "version": __version__,
+            "event_loop": container.loop_lag.snapshot(),
+        }
+    )
 
 
 async def live(request: Request) -> Response:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from waypost.metering.tokenizer import Tokenizers
 from waypost.observability.access import AccessLog
+from waypost.observability.loop_lag import LoopLagProbe
 from waypost.pipeline.auth import Authenticator
 from waypost.providers.http import HttpClient
 from waypost.routing.catalog import ModelCatalog
@@ -32,6 +33,7 @@ class Container:
     jwt: JwtCodec
     passwords: PasswordHasher
     access_log: AccessLog
+    loop_lag: LoopLagProbe
     # Loaded on first need only: when an upstream reports no usage (metering/usage_count.py).
     tokenizers: Tokenizers = field(default_factory=Tokenizers)
     started_at: int = field(default_factory=lambda: int(time.time()))

@@ -1,12 +1,15 @@
 """Task endpoints for services that just want JSON back: ``POST /classify``, ``/plan``, ``/embed``.
 
-Each answers ``{"result": <JSON>, "call": {provider, model, deployment, input_tokens,
-output_tokens, cost_usd, latency_ms, attempts}}``. ``/classify`` and ``/plan`` ask the model for
-one JSON object (``response_format: json_object``, which providers without a JSON mode get as an
+Each speaks two spellings (docs/endpoints.md): Waypost's, answered with ``{"result": <JSON>,
+"call": {provider, model, deployment, input_tokens, output_tokens, cost_usd, latency_ms,
+attempts}}``, and the original task API's (``prompt`` / ``system_prompt`` / ``text``), answered in
+that API's shape with an ``ai_call_log``. Which one a body uses is decided by the fields it names;
+a body naming fields of both is a 400. ``/classify`` and ``/plan`` ask the model for one JSON
+object (``response_format: json_object``, which providers without a JSON mode get as an
 instruction); an answer that is not one is shown to the model with the problem, once, and a
 second failure is a 502 naming the problem. Routing (retries, fallbacks) is the router's, so
 ``attempts`` counts upstream attempts across both model calls, and tokens and cost add up too.
-Errors are in the OpenAI format.
+Errors are in the OpenAI format, whichever the spelling.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Tally:
         self.model = model or served.deployment.upstream_model
 
     def body(self, result: Any, started: float) -> bytes:
+        """Waypost's answer: the result and the ``call`` record."""
         assert self.served is not None
         dep = self.served.deployment
         call = {
@@ -73,23 +77,82 @@ class Tally:
         }
         return orjson.dumps({"result": result, "call": call})
 
+    def original_body(self, fields: dict[str, Any], started: float) -> bytes:
+        """The original task API's answer: ``fields`` and the ``ai_call_log``."""
+        assert self.served is not None
+        log = {
+            "provider": self.served.deployment.provider,
+            "model": self.model,
+            "prompt_tokens": self.usage.input_tokens,
+            "completion_tokens": self.usage.output_tokens,
+            "cost_microcents": microcents(self.cost),
+            "latency_ms": round((time.perf_counter() - started) * 1000),
+            "success": True,  # a failed call is an HTTP error, not an answer
+        }
+        return orjson.dumps({**fields, "ai_call_log": log})
+
+
+def microcents(usd: float | None) -> int | None:
+    """US dollars as whole millionths of a cent (1 USD = 10^8), rounded; unknown stays unknown."""
+    return None if usd is None else round(usd * 100_000_000)
+
 
 # -- request fields -------------------------------------------------------------------------------
 
 
-def _fields(body: Any, endpoint: str, known: tuple[str, ...]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """An endpoint's request fields: those of either spelling, Waypost's own, the original task
+    API's. A body naming fields of both spellings is refused."""
+
+    endpoint: str
+    shared: tuple[str, ...]
+    waypost: tuple[str, ...]
+    original: tuple[str, ...]
+
+
+CLASSIFY = Spelling(
+    "/classify", ("model", "labels", "max_tokens"), ("input", "system"), ("prompt", "system_prompt")
+)
+PLAN = Spelling("/plan", ("model", "context", "max_tokens"), ("system",), ("system_prompt",))
+EMBED = Spelling("/embed", ("model", "dimensions"), ("input",), ("text",))
+
+
+def _fields(body: Any, spelling: Spelling) -> bool:
+    """Check the body's field names; whether it is in the original task API's spelling."""
+    endpoint = spelling.endpoint
     if not isinstance(body, dict):
         raise BadRequest(f"The body of {endpoint} must be a JSON object.")
+    known = (*spelling.shared, *spelling.waypost, *spelling.original)
     unknown = sorted(k for k in body if k not in known)
     if unknown:
         raise BadRequest(
             f"Unknown field(s) for {endpoint}: {', '.join(unknown)}. Known fields: {', '.join(known)}.",
             param=unknown[0],
         )
+    ours = [k for k in spelling.waypost if k in body]
+    theirs = [k for k in spelling.original if k in body]
+    if ours and theirs:
+        raise BadRequest(
+            f"The body of {endpoint} mixes two spellings: {', '.join(ours)} (Waypost's) and "
+            f"{', '.join(theirs)} (the original task API's). Use {' / '.join(spelling.waypost)} "
+            f"or {' / '.join(spelling.original)}, not both.",
+            param=theirs[0],
+        )
+    return bool(theirs)
+
+
+def _model(body: dict[str, Any], default: str | None, *, defaultable: bool = True) -> str:
+    """The model the body names, or with none named (absent or null) the configured default."""
     model = body.get("model")
+    if model is None and default is not None:
+        return default
+    if model is None:
+        why = " (this gateway has no default model)" if defaultable else ""
+        raise BadRequest(f"Missing required parameter: 'model'{why}.", param="model")
     if not isinstance(model, str) or not model.strip():
         raise BadRequest("'model' must be a non-empty string.", param="model")
-    return body
+    return model
 
 
 def _text(value: Any) -> str:
@@ -157,8 +220,9 @@ def _label_in(labels: list[str]) -> Check:
     return check
 
 
-async def _ask_json(ex: Exchange, req: ChatRequest, check: Check) -> Answer:
-    """Complete ``req`` until the answer is a usable JSON object, at most twice."""
+async def _ask_json(ex: Exchange, req: ChatRequest, check: Check, original: bool) -> Answer:
+    """Complete ``req`` until the answer is a usable JSON object, at most twice; answer in the
+    original task API's shape when ``original``."""
     call = ex.call = Call(ex.container, ex.rid, req, ex.started, len(req.notes))
     ctx = CallContext(ex.rid, TASK_FORMAT, principal=ex.principal)
     tally = Tally(Usage())
@@ -173,7 +237,12 @@ async def _ask_json(ex: Exchange, req: ChatRequest, check: Check) -> Answer:
         except ValueError as exc:
             problem = str(exc)
         if not problem:
-            return Answer(tally.body(result, ex.started), call.serve(served, OPENAI), tally.usage)
+            content = (
+                tally.original_body({"result": result}, ex.started)
+                if original
+                else tally.body(result, ex.started)
+            )
+            return Answer(content, call.serve(served, OPENAI), tally.usage)
         if turn + 1 < JSON_ANSWER_CALLS:
             req.messages += [
                 Message(role="assistant", content=[TextPart(text=text)]),
@@ -224,10 +293,15 @@ def _with_system(caller: str | None, instruction: str) -> str:
 
 
 async def _classify(ex: Exchange) -> Answer:
-    body = _fields(ex.body, "/classify", ("model", "prompt", "input", "labels", "system", "max_tokens"))
-    if ("prompt" in body) == ("input" in body):
-        raise BadRequest("Give the text to classify as exactly one of 'prompt' or 'input'.", param="prompt")
-    text = _text(body["prompt"] if "prompt" in body else body["input"])
+    body = ex.body
+    original = _fields(body, CLASSIFY)
+    field = "prompt" if original else "input"
+    if field not in body:
+        raise BadRequest(
+            "Missing required parameter: 'input' (or 'prompt', the original task API's spelling).",
+            param="input",
+        )
+    text = _text(body[field])
     labels = _labels(body)
     if labels is not None:
         listed = ", ".join(orjson.dumps(label).decode() for label in labels)
@@ -248,43 +322,63 @@ async def _classify(ex: Exchange) -> Answer:
             'classification in "label" (and any other fields you are asked for).'
         )
         check = _is_object
-    req = _json_request(
-        body["model"], _with_system(_opt_str(body, "system"), instruction), text, _max_tokens(body), schema
-    )
-    return await _ask_json(ex, req, check)
+    system = _opt_str(body, "system_prompt" if original else "system")
+    model = _model(body, ex.container.settings.routing.default_model)
+    req = _json_request(model, _with_system(system, instruction), text, _max_tokens(body), schema)
+    return await _ask_json(ex, req, check, original)
 
 
 async def _plan(ex: Exchange) -> Answer:
-    body = _fields(ex.body, "/plan", ("model", "context", "system", "max_tokens"))
+    body = ex.body
+    original = _fields(body, PLAN)
     if body.get("context") is None:
         raise BadRequest("Missing required parameter: 'context'.", param="context")
-    system = _opt_str(body, "system") or "You are a planner: turn the user's context into a plan."
-    instruction = "Answer with one JSON object and nothing else: the plan."
-    req = _json_request(
-        body["model"], _with_system(system, instruction), _text(body["context"]), _max_tokens(body)
+    system = (
+        _opt_str(body, "system_prompt" if original else "system")
+        or "You are a planner: turn the user's context into a plan."
     )
-    return await _ask_json(ex, req, _is_object)
+    instruction = "Answer with one JSON object and nothing else: the plan."
+    model = _model(body, ex.container.settings.routing.default_model)
+    req = _json_request(model, _with_system(system, instruction), _text(body["context"]), _max_tokens(body))
+    return await _ask_json(ex, req, _is_object, original)
 
 
 async def _embed(ex: Exchange) -> Answer:
-    body = _fields(ex.body, "/embed", ("model", "input", "dimensions"))
-    value = body.get("input")
+    body = ex.body
+    original = _fields(body, EMBED)
+    field = "text" if original else "input"
+    value = body.get(field)
     inputs = [value] if isinstance(value, str) else value
     if not isinstance(inputs, list) or not inputs or not all(isinstance(v, str) and v for v in inputs):
-        raise BadRequest("'input' must be a non-empty string or a non-empty array of them.", param="input")
+        raise BadRequest(
+            f"'{field}' must be a non-empty string or a non-empty array of them"
+            + ("." if original else " (or give 'text', the original task API's spelling)."),
+            param=field,
+        )
     dimensions = body.get("dimensions")
     if dimensions is not None and (
         not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
     ):
         raise BadRequest("'dimensions' must be an integer >= 1.", param="dimensions")
-    req = EmbeddingRequest(model=body["model"], inputs=list(inputs), dimensions=dimensions)
+    # The default model is a chat model: /embed always names its model.
+    model = _model(body, None, defaultable=False)
+    req = EmbeddingRequest(model=model, inputs=list(inputs), dimensions=dimensions)
     call = ex.call = Call(ex.container, ex.rid, req, ex.started, 0)
     resp, served = await ex.container.router.embed(
         req, CallContext(ex.rid, TASK_FORMAT, principal=ex.principal)
     )
     tally = Tally(Usage())
     tally.add(resp.usage, served, resp.model)
-    return Answer(tally.body({"vectors": resp.vectors}, ex.started), call.serve(served, OPENAI), tally.usage)
+    if original:
+        fields = {
+            "embeddings": resp.vectors,
+            "model": req.model,
+            "dimensions": len(resp.vectors[0]) if resp.vectors else dimensions,
+        }
+        content = tally.original_body(fields, ex.started)
+    else:
+        content = tally.body({"vectors": resp.vectors}, ex.started)
+    return Answer(content, call.serve(served, OPENAI), tally.usage)
 
 
 async def handle_classify(container: Container, scope: Scope, receive: Receive, send: Send) -> None:

@@ -67,6 +67,18 @@ class NotFound(GatewayError):
     anthropic_type = "not_found_error"
 
 
+class MethodNotAllowed(GatewayError):
+    """A route exists but not for this method; ``allow`` lists the methods it takes."""
+
+    status = 405
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
 class Conflict(GatewayError):
     """The request clashes with what exists (a taken name, a read-only object)."""
 

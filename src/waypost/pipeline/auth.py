@@ -4,7 +4,10 @@ control plane.
 The data plane does no database round trip for a known token: each token hash maps to its
 principal (the user's permissions and usable models) for ``auth.cache_ttl`` seconds, so a revoked
 token, a removed assignment or a deactivated user stops working within that time on every worker.
-Last-used times are collected in memory and written in one statement per flush.
+A principal is read again in the background once half its time has passed, so a token in use never
+waits for the database; and a token read by several requests at once is read once (they all wait
+for that one read), so the requests in flight when a cache entry ends do not each query the
+database. Last-used times are collected in memory and written in one statement per flush.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ log = logging.getLogger("waypost.auth")
 MISSING = "Missing API key: send it as 'Authorization: Bearer <key>' or in the 'x-api-key' header."
 MAX_CACHED = 50_000  # token hashes (known and unknown) kept at once; the cache is cleared beyond that
 
+# A cached token: (deadline (monotonic), principal or None when unknown, token expiry (epoch),
+# when to read it again in the background (monotonic)).
+_Entry = tuple[float, Principal | None, float | None, float]
+
 
 class Authenticator:
     def __init__(
@@ -48,8 +55,9 @@ class Authenticator:
         self._catalog = catalog
         self._ttl = ttl
         self._open_as = open_as  # open mode: calls without a token act as this user (the admin)
-        # token hash -> (cache deadline (monotonic), principal or None when unknown, token expiry (epoch))
-        self._tokens: dict[str, tuple[float, Principal | None, float | None]] = {}
+        self._tokens: dict[str, _Entry] = {}  # by token hash
+        self._loading: dict[str, asyncio.Task[_Entry]] = {}  # reads in flight, by token hash
+        self._generation = 0  # bumped by ``forget``: a read begun before it is not cached
         self._open: tuple[float, Principal] | None = None
         self._touched: set[int] = set()
 
@@ -69,12 +77,10 @@ class Authenticator:
         now = time.monotonic()
         entry = self._tokens.get(digest)
         if entry is None or entry[0] <= now:
-            principal, expires = await self._load(digest)
-            if len(self._tokens) >= MAX_CACHED:
-                self._tokens.clear()
-            entry = (now + self._ttl, principal, expires)
-            self._tokens[digest] = entry
-        _, principal, expires = entry
+            entry = await asyncio.shield(self._read(digest))  # one caller's cancellation stops no one's read
+        elif entry[3] <= now and digest not in self._loading:
+            self._read(digest)  # in the background: this request goes on with the cached principal
+        _, principal, expires, _ = entry
         if principal is None:
             raise Unauthorized("Invalid API key.")
         if expires is not None and expires <= time.time():
@@ -82,6 +88,35 @@ class Authenticator:
         assert principal.token_id is not None
         self._touched.add(principal.token_id)
         return principal
+
+    def _read(self, digest: str) -> asyncio.Task[_Entry]:
+        """The read of ``digest``'s principal in flight, started if there is none."""
+        task = self._loading.get(digest)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._read_and_cache(digest))
+            self._loading[digest] = task
+            task.add_done_callback(self._read_done)
+        return task
+
+    async def _read_and_cache(self, digest: str) -> _Entry:
+        generation = self._generation
+        try:
+            principal, expires = await self._load(digest)
+        finally:
+            del self._loading[digest]
+        now = time.monotonic()
+        entry = (now + self._ttl, principal, expires, now + self._ttl / 2)
+        if generation == self._generation:  # not a read from before a change ``forget`` was told of
+            if len(self._tokens) >= MAX_CACHED and digest not in self._tokens:
+                self._tokens.clear()
+            self._tokens[digest] = entry
+        return entry
+
+    def _read_done(self, task: asyncio.Task[_Entry]) -> None:
+        if not task.cancelled() and (err := task.exception()) is not None:
+            # The callers waiting for it get the error; a background refresh has none, and the
+            # cached principal serves until its deadline (then a caller's read tries again).
+            log.warning("could not read an API token's principal", exc_info=err)
 
     async def _load(self, digest: str) -> tuple[Principal | None, float | None]:
         token = await self._store.tokens.by_hash(digest)
@@ -144,6 +179,7 @@ class Authenticator:
 
     def forget(self, user_id: int | None = None) -> None:
         """Drop cached principals after a change in this worker (others catch up within the TTL)."""
+        self._generation += 1
         if user_id is None:
             self._tokens.clear()
         else:

@@ -199,11 +199,15 @@ class MockProvider:
 
 
 def _split(text: str, chunks: int | None) -> list[str]:
-    """Split into ``chunks`` pieces, or one piece per word (keeping the spaces)."""
+    """Split into ``chunks`` pieces whose lengths differ by at most one character (one piece per
+    character when the text is shorter: an empty delta is never sent), or, with no ``chunks``,
+    one piece per word (keeping the spaces)."""
     if not text:
         return [text]
     if chunks:
-        size = max(1, -(-len(text) // chunks))
-        return [text[i : i + size] for i in range(0, len(text), size)]
+        count = min(chunks, len(text))
+        size, longer = divmod(len(text), count)
+        bounds = [k * size + min(k, longer) for k in range(count + 1)]
+        return [text[bounds[k] : bounds[k + 1]] for k in range(count)]
     words = text.split(" ")
     return [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
