@@ -139,7 +139,9 @@ def test_me_password_changes_the_password(admin: Cli) -> None:
     admin.login("kim@example.com", PASSWORD)
 
     new = "Kim-Chose-Another-Passw0rd"
-    admin.ok("me", "password", input=f"{PASSWORD}\n{new}\n{new}\n")
+    assert "logged in again" in admin.ok("me", "password", input=f"{PASSWORD}\n{new}\n{new}\n")
+    # The CLI's own session survives the change (the gateway ended it; the CLI logged in again).
+    assert admin.json("whoami")["email"] == "kim@example.com"
     admin.ok("logout")
 
     assert "Invalid e-mail or password" in admin.fails(

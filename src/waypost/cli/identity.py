@@ -149,8 +149,25 @@ def change_password(
     else:
         current = prompt_secret("current password", confirm=False)
         new = prompt_secret("new password", confirm=True)
-    send(url, "POST", "/me/password", {"current_password": current, "new_password": new})
-    typer.echo("Password changed.")
+    with connect(url) as api:
+        email = api.get("/me").get("email")
+        api.request("POST", "/me/password", {"current_password": current, "new_password": new})
+        # The gateway ends every session of the account, this CLI's too: log in again with
+        # the new password, so the next command still works.
+        if os.environ.get("WAYPOST_TOKEN") or api.store.get(api.url) is None:
+            typer.echo("Password changed. Every login session of this account was ended.")
+            return
+        try:
+            answer = api.anonymous("POST", "/auth/login", {"email": email, "password": new})
+        except CallFailed as exc:
+            api.store.remove(api.url)
+            typer.echo(
+                f"Password changed. Every session was ended, this one too, and logging in again failed"
+                f" ({exc.message}): run `waypost login`."
+            )
+            return
+        api.store.put(api.url, answer["access_token"], answer["refresh_token"])
+    typer.echo("Password changed. Your other sessions were ended; this one is logged in again.")
 
 
 @me_tokens_app.command("list")
