@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -198,7 +199,65 @@ def test_config_check_accepts_valid_file(tmp_path: Path) -> None:
     text = MINIMAL + "security: {allow_private_targets: true}\n"
     result = run_cli("config", "check", "--config", str(write(tmp_path, text)))
     assert result.returncode == 0, result.stderr
-    assert "ok: 1 model(s) (gpt-4)" in result.stdout
+    assert f"ok: checked {tmp_path}" in result.stdout and "1 model(s) (gpt-4)" in result.stdout
+
+
+def test_config_check_without_a_file_says_it_checked_only_the_defaults(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "waypost.cli", "config", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("WAYPOST_")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ok: checked the built-in defaults (no --config or $WAYPOST_CONFIG given)" in result.stdout
+
+
+def test_config_check_reports_every_problem_in_one_run(tmp_path: Path) -> None:
+    text = """
+server: {host: 0.0.0.0, bogus: 1}
+models:
+  - {name: a, provider: nosuch, extra_thing: 2}
+  - {name: b, provider: openai, match: "(["}
+  - {name: b, provider: mock}
+"""
+    result = run_cli("config", "check", "--config", str(write(tmp_path, text)))
+    assert result.returncode == 2
+    for problem in (
+        "server.bogus: Extra inputs are not permitted",
+        "models[0].extra_thing: Extra inputs are not permitted",
+        "models[1].match: invalid regular expression",
+        "models[0].provider: unknown provider 'nosuch'",
+        "models[2].name: duplicate model name 'b'",
+        "auth.jwt_secret: a secret is required",
+        "security.encryption_keys: a key is required",
+    ):
+        assert problem in result.stderr
+
+
+def test_checks_between_settings_are_all_reported_at_once(tmp_path: Path) -> None:
+    text = "models:\n  - {name: a, provider: nosuch}\n  - {name: b, provider: mock, fallbacks: [zz, b]}\n"
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    assert str(info.value).splitlines() == [
+        "models[0].provider: unknown provider 'nosuch'; known: "
+        + str(info.value).split("known: ")[1].splitlines()[0],
+        "models[1].fallbacks[0]: unknown model 'zz'",
+        "models[1].fallbacks[1]: a model cannot fall back to itself",
+    ]
+    assert not info.value.only_environment
+
+
+def test_a_bad_environment_override_is_blamed_on_its_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={"WAYPOST_SERVER__PORT": "abc"})
+    assert "server.port:" in str(info.value)
+    assert "(set by the environment variable WAYPOST_SERVER__PORT)" in str(info.value)
+    assert info.value.only_environment
 
 
 def test_config_check_prints_offending_key_and_fails(tmp_path: Path) -> None:

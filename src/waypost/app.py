@@ -187,6 +187,7 @@ def check_config_urls(settings: Settings, policy: OutboundPolicy | None = None) 
     """Config-file models meet the outbound URL rules too (DNS is checked at call time). Run by
     ``serve`` (building the app) and by ``waypost config check``, so both refuse the same files."""
     policy = policy or OutboundPolicy.from_settings(settings.security)
+    problems: list[str] = []
     for i, model in enumerate(settings.models):
         urls = {"base_url": model.resolved_base_url()}
         if model.aws is not None and model.aws.endpoint_url:
@@ -197,7 +198,9 @@ def check_config_urls(settings: Settings, policy: OutboundPolicy | None = None) 
             try:
                 policy.check_url(url)
             except GatewayError as err:
-                raise ConfigError(f"models[{i}].{key}: {err.message}") from None
+                problems.append(f"models[{i}].{key}: {err.message}")
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 async def start(container: Container) -> list[asyncio.Task[None]]:

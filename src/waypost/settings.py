@@ -36,6 +36,8 @@ from waypost.settings_loading import SECRETS_FILE_NAME as SECRETS_FILE_NAME
 from waypost.settings_loading import ConfigError as ConfigError
 from waypost.settings_loading import (
     anchor_relative_files,
+    blame_environment,
+    env_override_paths,
     format_validation_error,
     read_document,
 )
@@ -376,37 +378,11 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
-        names: dict[str, int] = {}
-        for i, model in enumerate(self.models):
-            if model.name in names:
-                raise ValueError(f"models[{i}].name: duplicate model name {model.name!r}")
-            names[model.name] = i
-            if model.provider not in PROVIDER_TYPES:
-                known = ", ".join([*PROVIDER_TYPES, *sorted({*builtin_presets(), *self.presets})])
-                raise ValueError(f"models[{i}].provider: unknown provider {model.provider!r}; known: {known}")
-            if model.provider == "azure" and not model.base_url:
-                raise ValueError(
-                    f"models[{i}].base_url: azure needs the resource URL (https://NAME.openai.azure.com)"
-                )
-            if model.provider == "auto" and not model.candidates:
-                raise ValueError(f"models[{i}].candidates: an auto model needs the models to choose from")
-        for i, model in enumerate(self.models):
-            for j, candidate in enumerate(model.candidates):
-                if candidate not in names or self.models[names[candidate]].provider == "auto":
-                    raise ValueError(f"models[{i}].candidates[{j}]: {candidate!r} is not a non-auto model")
-            for j, fallback in enumerate(model.fallbacks):
-                if fallback not in names:
-                    raise ValueError(f"models[{i}].fallbacks[{j}]: unknown model {fallback!r}")
-                if fallback == model.name:
-                    raise ValueError(f"models[{i}].fallbacks[{j}]: a model cannot fall back to itself")
-        if not self.loopback_only:
-            where = f"server.host is {self.server.host!r}, not a loopback address"
-            if self.auth.open:
-                raise ValueError(f"auth.open: an open gateway is only allowed on loopback ({where})")
-            if self.auth.jwt_secret is None:
-                raise ValueError(f"auth.jwt_secret: a secret is required ({where})")
-            if not self.security.encryption_keys:
-                raise ValueError(f"security.encryption_keys: a key is required ({where})")
+        problems = cross_check_problems(
+            self.model_dump(include={"server", "auth", "security", "presets", "models"})
+        )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -440,6 +416,66 @@ def _with_preset(
     return out
 
 
+def cross_check_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Every problem between settings (model names, providers, candidates, fallbacks, what is
+    required off loopback), each naming its key. Works on the plain document, so that a file
+    with other errors still gets these reported in the same run."""
+
+    def section(name: str) -> Mapping[str, Any]:
+        value = doc.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else ""
+
+    problems: list[str] = []
+    presets = section("presets")
+    known_providers = {*PROVIDER_TYPES, *builtin_presets(), *presets}
+    entries = [
+        m if isinstance(m, Mapping) else {}
+        for m in doc.get("models") or []
+        if isinstance(doc.get("models"), list)
+    ]
+    names: dict[str, int] = {}
+    providers: dict[str, str] = {}
+    for i, model in enumerate(entries):
+        name, provider = text(model.get("name")), text(model.get("provider"))
+        if name in names:
+            problems.append(f"models[{i}].name: duplicate model name {name!r}")
+        elif name:
+            names[name], providers[name] = i, provider
+        if provider and provider not in known_providers:
+            known = ", ".join([*PROVIDER_TYPES, *sorted({*builtin_presets(), *presets})])
+            problems.append(f"models[{i}].provider: unknown provider {provider!r}; known: {known}")
+        if provider == "azure" and not model.get("base_url"):
+            problems.append(
+                f"models[{i}].base_url: azure needs the resource URL (https://NAME.openai.azure.com)"
+            )
+        if provider == "auto" and not model.get("candidates"):
+            problems.append(f"models[{i}].candidates: an auto model needs the models to choose from")
+    for i, model in enumerate(entries):
+        candidates, fallbacks = model.get("candidates") or [], model.get("fallbacks") or []
+        for j, candidate in enumerate(candidates if isinstance(candidates, list) else []):
+            if candidate not in names or providers.get(candidate) == "auto":
+                problems.append(f"models[{i}].candidates[{j}]: {candidate!r} is not a non-auto model")
+        for j, fallback in enumerate(fallbacks if isinstance(fallbacks, list) else []):
+            if fallback not in names:
+                problems.append(f"models[{i}].fallbacks[{j}]: unknown model {fallback!r}")
+            elif fallback == model.get("name"):
+                problems.append(f"models[{i}].fallbacks[{j}]: a model cannot fall back to itself")
+    host = text(section("server").get("host")) or ServerSettings.model_fields["host"].default
+    if not is_loopback(host):
+        where = f"server.host is {host!r}, not a loopback address"
+        auth, security = section("auth"), section("security")
+        if auth.get("open") is True:
+            problems.append(f"auth.open: an open gateway is only allowed on loopback ({where})")
+        if not auth.get("jwt_secret"):
+            problems.append(f"auth.jwt_secret: a secret is required ({where})")
+        if not security.get("encryption_keys"):
+            problems.append(f"security.encryption_keys: a key is required ({where})")
+    return problems
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -459,7 +495,12 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     try:
         settings = Settings.model_validate(doc, context={"environ": environ})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        # Every problem in one run: the checks between settings, which pydantic runs only
+        # once every field is valid, are run on the document too.
+        lines = format_validation_error(exc).splitlines()
+        lines += [line for line in cross_check_problems(doc) if line not in lines]
+        lines, only_environment = blame_environment(lines, env_override_paths(environ, Settings.model_fields))
+        raise ConfigError("\n".join(lines), only_environment=only_environment) from None
     if path is not None:
         anchor_relative_files(settings, path)
     return settings

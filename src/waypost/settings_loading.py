@@ -26,7 +26,12 @@ SECRETS_FILE_NAME = "waypost-secrets.json"  # generated secrets, when none are c
 
 
 class ConfigError(Exception):
-    """A configuration problem; the message names the key."""
+    """A configuration problem; the message names the key (one line per problem).
+    ``only_environment``: every problem comes from ``WAYPOST_*`` overrides, none from the file."""
+
+    def __init__(self, message: str, *, only_environment: bool = False) -> None:
+        super().__init__(message)
+        self.only_environment = only_environment
 
 
 def _path(parts: list[str | int]) -> str:
@@ -75,6 +80,39 @@ def apply_env_overrides(
             else:
                 node = node.setdefault(part, {})
     return doc
+
+
+def env_override_paths(environ: Mapping[str, str], sections: Collection[str]) -> dict[str, str]:
+    """The settings paths ``WAYPOST_*`` variables set (``server.port``, ``models[0].api_key``),
+    each with its variable's name: to blame a bad value on the variable, not the file."""
+    out: dict[str, str] = {}
+    for key in environ:
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")] if key.startswith(ENV_PREFIX) else []
+        if parts and parts[0] in sections:
+            out[_path([int(p) if p.isdigit() else p for p in parts])] = key
+    return out
+
+
+def blame_environment(lines: list[str], overrides: Mapping[str, str]) -> tuple[list[str], bool]:
+    """Each problem line whose key an environment variable set, marked with the variable's name;
+    and whether every line is such a one."""
+    out, all_env = [], bool(lines)
+    for line in lines:
+        where = line.split(": ", 1)[0]
+        source = next(
+            (
+                var
+                for path, var in overrides.items()
+                if where == path or where.startswith((path + ".", path + "["))
+            ),
+            None,
+        )
+        if source is None:
+            all_env = False
+            out.append(line)
+        else:
+            out.append(f"{line} (set by the environment variable {source})")
+    return out, all_env
 
 
 _ENV_REF = re.compile(r"^env://([A-Za-z_][A-Za-z0-9_]*)(?:,(.*))?$", re.S)

@@ -26,7 +26,11 @@ def load_config(config: Path | None, *, serving: bool = False) -> Settings:
 
             check_config_urls(settings)
     except ConfigError as exc:
-        typer.echo(f"error: invalid configuration{f' in {path}' if path else ''}:", err=True)
+        if exc.only_environment or path is None:
+            where = " in the environment (WAYPOST_* variables)" if exc.only_environment else ""
+        else:
+            where = f" in {path}"
+        typer.echo(f"error: invalid configuration{where}:", err=True)
         for line in str(exc).splitlines():
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(2) from None

@@ -34,8 +34,11 @@ def config_check(config: Path | None = ConfigOption) -> None:
     """Validate a config file as ``serve`` does; print each error with the key it concerns."""
     settings = load_config(config, serving=True)
     names = ", ".join(m.name for m in settings.models) or "none"
+    path = config or os.environ.get("WAYPOST_CONFIG")
+    checked = path or "the built-in defaults (no --config or $WAYPOST_CONFIG given)"
     typer.echo(
-        f"ok: {len(settings.models)} model(s) ({names}); listening on {settings.server.host}:{settings.server.port}"
+        f"ok: checked {checked} and the WAYPOST_* environment: {len(settings.models)} model(s) ({names});"
+        f" listening on {settings.server.host}:{settings.server.port}"
     )
 
 
