@@ -429,3 +429,35 @@ def test_config_check_never_prints_a_secret(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "models[0].base_url" in done.stdout + done.stderr
     assert SECRET not in done.stdout + done.stderr
+
+
+ENVIRONMENTS = """
+server: {port: 4000}
+logging: {level: info}
+environments:
+  dev: {logging: {level: debug}}
+  prod: {server: {port: 8080}}
+"""
+
+
+def test_a_named_environment_is_merged_over_the_base(tmp_path: Path) -> None:
+    path = write(tmp_path, ENVIRONMENTS)
+    base = load_settings(path, environ={})
+    prod = load_settings(path, environ={"WAYPOST_CONFIG_ENV": "prod"})
+    dev = load_settings(path, environ={"WAYPOST_CONFIG_ENV": "dev"})
+    assert (base.server.port, base.logging.level) == (4000, "info")
+    assert (prod.server.port, prod.logging.level) == (8080, "info")
+    assert (dev.server.port, dev.logging.level) == (4000, "debug")
+
+
+def test_an_unknown_environment_names_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"WAYPOST_CONFIG_ENV='staging'.*\(it has: dev, prod\)"):
+        load_settings(write(tmp_path, ENVIRONMENTS), environ={"WAYPOST_CONFIG_ENV": "staging"})
+
+
+def test_the_local_override_file_comes_last_before_the_environment_variables(tmp_path: Path) -> None:
+    path = write(tmp_path, ENVIRONMENTS)
+    (tmp_path / f"{path.stem}.local.yaml").write_text("server: {port: 5000}\nlogging: {level: warning}\n")
+    assert load_settings(path, environ={"WAYPOST_CONFIG_ENV": "prod"}).server.port == 5000
+    both = load_settings(path, environ={"WAYPOST_CONFIG_ENV": "prod", "WAYPOST_SERVER__PORT": "6000"})
+    assert (both.server.port, both.logging.level) == (6000, "warning")

@@ -186,22 +186,71 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return "cannot parse the file"
 
 
+CONFIG_ENV_VAR = "WAYPOST_CONFIG_ENV"  # chooses one of the file's ``environments``
+ENVIRONMENTS_KEY = "environments"
+
+
+def local_override_path(path: str | Path) -> Path:
+    """The optional, git-ignored override file beside a config file: ``waypost.yaml`` ->
+    ``waypost.local.yaml``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.local{path.suffix}")
+
+
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key; lists and values are replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        current = out.get(key)
+        out[key] = (
+            deep_merge(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+        )
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return doc
+
+
+def _with_environment(doc: dict[str, Any], chosen: str | None, path: str | Path) -> dict[str, Any]:
+    """The file's base settings with the chosen environment's section merged over them."""
+    environments = doc.pop(ENVIRONMENTS_KEY, None)
+    if environments is None:
+        environments = {}
+    if not isinstance(environments, dict) or not all(isinstance(v, dict) for v in environments.values()):
+        raise ConfigError(f"{path}: {ENVIRONMENTS_KEY} must map each environment's name to settings")
+    if chosen is None:
+        return doc
+    if chosen not in environments:
+        known = ", ".join(sorted(environments)) or "none"
+        raise ConfigError(f"{CONFIG_ENV_VAR}={chosen!r}: {path} has no such environment (it has: {known})")
+    return deep_merge(doc, environments[chosen])
+
+
 def read_document(
     path: str | Path | None, environ: Mapping[str, str], sections: Collection[str]
 ) -> dict[str, Any]:
     """The settings document: the file (if any), then environment overrides, ``env://`` resolved."""
-    doc: Any = {}
+    doc: dict[str, Any] = {}
+    chosen = environ.get(CONFIG_ENV_VAR) or None
     if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        try:
-            doc = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+        doc = _read_yaml(Path(path))
+        doc = _with_environment(doc, chosen, path)
+        local = local_override_path(path)
+        if local.is_file():
+            doc = deep_merge(doc, _read_yaml(local))
+    elif chosen is not None:
+        raise ConfigError(f"{CONFIG_ENV_VAR}={chosen!r} names an environment, but no config file is given")
     doc = apply_env_overrides(doc, environ, sections)
     doc = resolve_env_refs(doc, environ)
     if environ.get("WAYPOST_ADMIN_PASSWORD") and isinstance(doc.get("auth", {}), dict):
