@@ -26,6 +26,8 @@ async def health(request: Request) -> Response:
             "status": "ok" if container.ready else "starting",
             "version": __version__,
             "event_loop": container.loop_lag.snapshot(),
+            # Models that cannot be called (credentials missing), each with why: names only.
+            "disabled_models": container.router.registry.disabled(),
         }
     )
 

@@ -96,6 +96,7 @@ def list_models(url: str = UrlOption, as_json: bool = JsonOption) -> None:
             ("source", key("source")),
             ("public", lambda m: yes_no(m.get("public"))),
             ("assigned", assigned),
+            ("status", lambda m: f"disabled: {m['disabled']}" if m.get("disabled") else "enabled"),
         ],
         empty="No models.",
     )

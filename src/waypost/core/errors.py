@@ -153,6 +153,16 @@ class Overloaded(GatewayError):
         return 529
 
 
+class ModelDisabled(GatewayError):
+    """The model exists but cannot be called: its credentials are missing (the message says
+    which). Nothing is sent upstream; an operator fixes it, a retry does not."""
+
+    status = 503
+    openai_type = "service_unavailable"
+    anthropic_type = "api_error"
+    code = "model_disabled"
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     retryable = True

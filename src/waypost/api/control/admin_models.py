@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
@@ -39,7 +40,9 @@ async def _directory(container: Container) -> tuple[dict[int, str], dict[int, st
     return users, groups
 
 
-def _out(entry: CatalogEntry, users: dict[int, str], groups: dict[int, str]) -> ModelOut:
+def _out(
+    entry: CatalogEntry, users: dict[int, str], groups: dict[int, str], disabled: Mapping[str, str]
+) -> ModelOut:
     config = entry.settings.model_dump(mode="json", exclude={"name"})
     return ModelOut(
         name=entry.name,
@@ -51,6 +54,7 @@ def _out(entry: CatalogEntry, users: dict[int, str], groups: dict[int, str]) -> 
             users=sorted(users[a.user_id] for a in entry.assignments if a.user_id in users),
             groups=sorted(groups[a.group_id] for a in entry.assignments if a.group_id in groups),
         ),
+        disabled=disabled.get(entry.name),
     )
 
 
@@ -58,7 +62,7 @@ async def _answer(container: Container, name: str) -> ModelOut:
     entry = container.catalog.entry(name)
     if entry is None:
         raise NotFound(f"model '{name}' does not exist")
-    return _out(entry, *await _directory(container))
+    return _out(entry, *await _directory(container), container.router.registry.disabled())
 
 
 async def _changed(container: Container) -> None:
@@ -127,7 +131,8 @@ async def list_models(
     container: ContainerDep, _: Annotated[Principal, Depends(requires("model.view"))]
 ) -> ModelList:
     users, groups = await _directory(container)
-    return ModelList(data=[_out(e, users, groups) for e in container.catalog.entries()])
+    disabled = container.router.registry.disabled()
+    return ModelList(data=[_out(e, users, groups, disabled) for e in container.catalog.entries()])
 
 
 @router.get("/admin/models/{name}", response_model=ModelOut, summary="Show a model")

@@ -265,6 +265,9 @@ class ModelOut(BaseModel):
     public: bool
     config: dict[str, Any]  # every setting but the name; credentials as secret:// refs or "********"
     assignments: Assignments
+    # Why the model cannot be called (its credentials are missing), or null: a disabled model
+    # is never called, retried or fallen back to.
+    disabled: str | None = None
 
 
 class ModelList(BaseModel):
