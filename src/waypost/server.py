@@ -19,8 +19,11 @@ when a request spans several reads, so a request that arrives whole costs none.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -41,6 +44,8 @@ from waypost.core.errors import BadRequest, GatewayError, HeadersTooLarge, Reque
 from waypost.observability.access import AccessLog
 from waypost.security.generated_secrets import resolve_secrets
 from waypost.settings import ServerSettings, Settings
+
+log = logging.getLogger("waypost.server")
 
 # Where a connection is in its current request.
 _IDLE, _HEADERS, _BODY = 0, 1, 2
@@ -264,6 +269,13 @@ class GatewayServer(uvicorn.Server):
     process with status 0: uvicorn re-raises the signal after shutting down, and a process
     killed by it reports failure (-15) to its supervisor although it stopped cleanly."""
 
+    on_started: Callable[[], None] | None = None  # called once the socket is bound and serving
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM:
             self.should_exit = True
@@ -295,9 +307,23 @@ def server_config(app: ASGIApp | str, settings: Settings, **options: Any) -> Gat
     )
 
 
-def run(settings: Settings) -> None:
+def _listening(settings: Settings, source: str) -> None:
+    """The one line that says where the gateway listens (once the socket is bound)."""
+    server = settings.server
+    log.info(
+        "serving on http://%s:%d with %d worker(s); config: %s; %d model(s)",
+        server.host,
+        server.port,
+        server.workers,
+        source,
+        len(settings.models),
+    )
+
+
+def run(settings: Settings, source: str = "the built-in defaults") -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight requests finish and return. Raises
-    ``ConfigError`` when the app cannot be built; exits with status 3 when it cannot start."""
+    ``ConfigError`` when the app cannot be built; exits with status 3 when it cannot start.
+    ``source``: where the settings came from, for the start-up line."""
     workers = settings.server.workers
     if workers > 1:
         # Each worker builds its own app. What building it may refuse beyond the settings (the
@@ -307,11 +333,13 @@ def run(settings: Settings) -> None:
         resolve_secrets(settings)
         config = server_config("waypost.app:app_from_env", settings, factory=True, workers=workers)
         supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        _listening(settings, source)
         supervisor.run()
         if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
             sys.exit(STARTUP_FAILURE)  # uvicorn stopped the others; the worker logged why
         return
     server = GatewayServer(server_config(create_app(settings, tune_gc=True), settings))
+    server.on_started = lambda: _listening(settings, source)
     try:
         server.run()
     except KeyboardInterrupt:  # SIGINT, re-raised by uvicorn once drained

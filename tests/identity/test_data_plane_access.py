@@ -268,6 +268,24 @@ async def test_open_mode_acts_as_the_administrator(database: dict[str, Any]) -> 
     assert resp.status == 200
 
 
+async def test_open_mode_takes_a_placeholder_key_as_no_key_and_a_real_token_as_its_owner(
+    database: dict[str, Any],
+) -> None:
+    """SDKs insist on a key: in open mode one that is no Waypost token (the README's
+    ``unused-in-open-mode``) acts as no key; a real token still acts as its owner."""
+    async with gateway(database, model("closed", "mock"), open=True) as gw:
+        placeholder = await post(gw.url + CHAT, chat("closed"), bearer("unused-in-open-mode"))
+        anthropic = await post(
+            gw.url + "/v1/messages",
+            {"model": "closed", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+            {"x-api-key": "unused-in-open-mode", "anthropic-version": "2023-06-01"},
+        )
+        _, token = await user_with_token(gw, "olga@example.com")
+        as_owner = await post(gw.url + CHAT, chat("closed"), bearer(token))
+    assert (placeholder.status, anthropic.status) == (200, 200)
+    assert as_owner.status == 404  # olga may not use the closed model: her token is hers
+
+
 async def test_a_database_model_with_a_secret_key_reaches_its_upstream(database: dict[str, Any]) -> None:
     async with OpenAIUpstream(api_key="sk-upstream-secret-1234") as upstream, gateway(database) as gw:
         container = gw.container

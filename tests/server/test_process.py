@@ -153,6 +153,8 @@ def test_every_line_on_stderr_is_json(stopped: Stopped) -> None:
     loggers = {line["logger"] for line in lines}
     assert "uvicorn.error" in loggers  # the HTTP server's own lines ("Uvicorn running on ...")
     assert "waypost.access" in loggers
+    # Where it listens, said once by the gateway itself.
+    assert any(line["msg"].startswith("serving on http://127.0.0.1:") for line in lines)
 
 
 def test_a_malformed_request_is_answered_in_json_and_logged(stopped: Stopped) -> None:

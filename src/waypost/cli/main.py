@@ -73,7 +73,7 @@ def serve(
     if settings.server.workers > 1 and config is not None:
         os.environ["WAYPOST_CONFIG"] = str(config.resolve())  # each worker loads it
     try:
-        run(settings)
+        run(settings, source=str(config or os.environ.get("WAYPOST_CONFIG") or "the built-in defaults"))
     except ConfigError as exc:  # found while building the app
         log.error("cannot start: %s", exc)
         raise typer.Exit(2) from None
