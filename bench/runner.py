@@ -93,6 +93,7 @@ def run_cell(
                 argv = [sys.executable, "-m", "bench.load", "--url", url, "-c", str(share)]
                 argv += ["--duration", str(args.duration), "--warmup", str(args.warmup), "--wait-go"]
                 argv += ["--stream"] if stream else []
+                argv += ["--model", CATALOG_MODEL] if args.catalog else []
                 for header in headers:
                     argv += ["--header", header]
                 driver = subprocess.Popen(
@@ -225,21 +226,50 @@ def waypost_available(executable: Path) -> str | None:
     return None
 
 
-def waypost_spec(executable: Path, port: int, upstream_port: int) -> servers.ServerSpec:
+# ``--catalog``: the requests name a model matched only by the last of 1,000 entries' patterns.
+CATALOG_MODELS = 1000
+CATALOG_USERS = 10_000
+CATALOG_MODEL = "bench-catalog-model"
+
+
+def waypost_spec(
+    executable: Path, port: int, upstream_port: int, catalog: bool = False
+) -> servers.ServerSpec:
     work_dir = OUT_DIR / "waypost"
     work_dir.mkdir(parents=True, exist_ok=True)
     database = work_dir / "waypost.db"
     database.unlink(missing_ok=True)
-    asyncio.run(_seed_database(f"sqlite:///{database}"))
-    config = waypost_config(port, upstream_port, database)
+    asyncio.run(_seed_database(f"sqlite:///{database}", CATALOG_USERS if catalog else 0))
+    config = waypost_config(port, upstream_port, database, catalog)
     config_path = work_dir / "waypost.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     argv = [str(executable), "serve", "--config", str(config_path)]
     return servers.ServerSpec("waypost", argv, port, cwd=work_dir, start_timeout_s=60.0)
 
 
-def waypost_config(port: int, upstream_port: int, database: Path) -> dict[str, Any]:
-    """The gateway's configuration: one public model on the mock upstream, a SQLite database."""
+def waypost_config(port: int, upstream_port: int, database: Path, catalog: bool = False) -> dict[str, Any]:
+    """The gateway's configuration: one public model on the mock upstream, a SQLite database.
+    With ``catalog``: 1,000 models instead, half exact names and half ``match`` patterns, the
+    requested name matched by the last pattern only."""
+    if catalog:
+        upstream = {
+            "provider": "openai",
+            "base_url": f"http://127.0.0.1:{upstream_port}/v1",
+            "api_key": "sk-mock",
+        }
+        half = CATALOG_MODELS // 2
+        models = [{"name": f"exact-{i}", **upstream, "public": True} for i in range(half)]
+        models += [
+            {"name": f"family-{i}", "match": f"family-{i}-.*", **upstream, "public": True}
+            for i in range(half - 1)
+        ]
+        models.append({"name": "last-pattern", "match": "bench-catalog-.*", **upstream, "public": True})
+        return {
+            "server": {"host": "127.0.0.1", "port": port, "workers": 1},
+            "database": {"url": f"sqlite:///{database}"},
+            "security": {"allow_private_targets": True},
+            "models": models,
+        }
     return {
         "server": {"host": "127.0.0.1", "port": port, "workers": 1},
         "database": {"url": f"sqlite:///{database}"},
@@ -256,9 +286,10 @@ def waypost_config(port: int, upstream_port: int, database: Path) -> dict[str, A
     }
 
 
-async def _seed_database(url: str) -> None:
+async def _seed_database(url: str, others: int = 0) -> None:
     """A migrated database holding one user with the API token the load generator sends, as
-    `waypost tokens create` would leave it (the token's value is fixed so every leg uses one)."""
+    `waypost tokens create` would leave it (the token's value is fixed so every leg uses one);
+    and ``others`` more users with a token each (``--catalog``)."""
     from waypost.security.api_tokens import hash_api_token
     from waypost.settings import DatabaseSettings
     from waypost.store import Store
@@ -270,6 +301,10 @@ async def _seed_database(url: str) -> None:
         await store.tokens.create(
             user.id, "bench", token_hash=hash_api_token(GATEWAY_KEY), prefix=GATEWAY_KEY[:10]
         )
+        for i in range(others):
+            other = await store.users.create(f"user-{i}@bench.localhost", f"User {i}", role="user")
+            key = f"wp-bench-user-{i:06d}-0123456789"
+            await store.tokens.create(other.id, "t", token_hash=hash_api_token(key), prefix=key[:10])
     finally:
         await store.close()
 
@@ -367,7 +402,7 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
             argv_pt = _python_module("bench.passthrough", port, "--upstream", upstream_url)
             legs.append((PASSTHROUGH, lambda: servers.ServerSpec("passthrough", argv_pt, port), bearer))
         if WAYPOST in args.servers:
-            legs.append((WAYPOST, lambda: _waypost_leg(mock_port), bearer))
+            legs.append((WAYPOST, lambda: _waypost_leg(mock_port, args.catalog), bearer))
         if args.litellm:
             litellm_headers = [f"Authorization: Bearer {litellm_leg.MASTER_KEY}"]
             legs.append((LITELLM, lambda: _litellm_leg(mock_port), litellm_headers))
@@ -385,12 +420,12 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
     return run
 
 
-def _waypost_leg(mock_port: int) -> servers.ServerSpec | str:
+def _waypost_leg(mock_port: int, catalog: bool = False) -> servers.ServerSpec | str:
     executable = Path(sys.executable).parent / "waypost"
     reason = waypost_available(executable)
     if reason is not None:
         return f"the gateway CLI is not usable yet ({reason})"
-    return waypost_spec(executable, servers.free_port(), mock_port)
+    return waypost_spec(executable, servers.free_port(), mock_port, catalog)
 
 
 def _litellm_leg(mock_port: int) -> servers.ServerSpec | str:
@@ -430,6 +465,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--no-pin",
         action="store_true",
         help="do not pin the server to its own CPU (default: server on the last CPU, load on the rest)",
+    )
+    parser.add_argument(
+        "--catalog",
+        action="store_true",
+        help="Waypost with 1,000 models (half patterns; the requests match the last one) and 10,000 users",
     )
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md")
     args = parser.parse_args(argv)
