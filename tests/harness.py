@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import shutil
 import socket
 import tempfile
@@ -12,6 +13,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+import pytest
 
 from tests.dbs import fresh_database
 from waypost.app import create_app
@@ -164,3 +167,15 @@ async def _stop(server: GatewayServer) -> None:
     for listener in server.servers:
         await listener.wait_closed()
     await server.lifespan.shutdown()
+
+
+async def access_line(capfd: pytest.CaptureFixture[str], rid: str) -> dict[str, Any]:
+    """The access-log line of request ``rid`` (the log is written once per event-loop turn)."""
+    for _ in range(100):
+        await asyncio.sleep(0)
+        for line in capfd.readouterr().err.splitlines():
+            if line.startswith("{"):
+                fields = json.loads(line)
+                if fields.get("logger") == "waypost.access" and fields.get("request_id") == rid:
+                    return dict(fields)
+    raise AssertionError(f"no access-log line for {rid}")

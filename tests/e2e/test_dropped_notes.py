@@ -4,18 +4,15 @@ for its own format never reach the caller. Real gateway, real fake upstreams on 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import socket
 import uuid
-from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.fakes import AnthropicUpstream, Reply
 from tests.fakes.ollama_upstream import OllamaUpstream
-from tests.harness import GATEWAY_KEY, model, serve, settings
+from tests.harness import GATEWAY_KEY, access_line, model, serve, settings
 
 # Anthropic cannot carry ``seed`` (and notes it); Ollama carries it but has no ``user`` field.
 ANTHROPIC_NOTE = "seed dropped (no Anthropic equivalent)"
@@ -27,18 +24,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def access_line(capfd: pytest.CaptureFixture[str], rid: str) -> dict[str, Any]:
-    """The access-log line of request ``rid`` (the log is written once per event-loop turn)."""
-    for _ in range(100):
-        await asyncio.sleep(0)
-        for line in capfd.readouterr().err.splitlines():
-            if line.startswith("{"):
-                fields = json.loads(line)
-                if fields.get("logger") == "waypost.access" and fields.get("request_id") == rid:
-                    return dict(fields)
-    raise AssertionError(f"no access-log line for {rid}")
 
 
 @pytest.mark.parametrize("failure", ["status-500", "connection-refused"])

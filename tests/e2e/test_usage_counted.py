@@ -10,7 +10,6 @@ formats, streamed and not, to a fake OpenAI server whose models send no usage (q
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ import toktok
 from tests.e2e.clients import TOOL, Answer, ask_anthropic, ask_openai
 from tests.fakes import OpenAIUpstream, Reply
 from tests.fakes.openai_quirks import NO_USAGE
-from tests.harness import GATEWAY_KEY, serve, settings
+from tests.harness import GATEWAY_KEY, access_line, serve, settings
 from waypost.metering.estimate import MESSAGE_OVERHEAD
 from waypost.metering.usage_count import REPLY_PRIMING, TOKENS_PER_MESSAGE
 
@@ -106,18 +105,6 @@ async def ask(stage: Stage, client: str, model: str, *, stream: bool, rid: str, 
             stage.anthropic, model, messages, stream=stream, extra_headers=headers, **kw
         )
     return await ask_openai(stage.openai, model, messages, stream=stream, extra_headers=headers, **kw)
-
-
-async def access_line(capfd: pytest.CaptureFixture[str], rid: str) -> dict[str, Any]:
-    """The access-log line of request ``rid`` (the log is written once per event-loop turn)."""
-    for _ in range(100):
-        await asyncio.sleep(0)
-        for line in capfd.readouterr().err.splitlines():
-            if line.startswith("{"):
-                fields = json.loads(line)
-                if fields.get("logger") == "waypost.access" and fields.get("request_id") == rid:
-                    return dict(fields)
-    raise AssertionError(f"no access-log line for {rid}")
 
 
 def new_rid() -> str:
