@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from bench import procfs, servers
-from bench.runner import CHAT_PATH, GATEWAY_KEY, _seed_database, waypost_config
+from bench.runner import CATALOG_MODEL, CATALOG_USERS, CHAT_PATH, GATEWAY_KEY, _seed_database, waypost_config
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -58,11 +58,14 @@ def extract(ref: str | None, into: Path) -> Path:
     return into
 
 
-def start(root: Path, upstream_port: int, server_cpu: str) -> tuple[subprocess.Popen[bytes], int]:
+def start(
+    root: Path, upstream_port: int, server_cpu: str, catalog: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
     database = root / "waypost.db"
-    asyncio.run(_seed_database(f"sqlite:///{database}"))
+    database.unlink(missing_ok=True)
+    asyncio.run(_seed_database(f"sqlite:///{database}", CATALOG_USERS if catalog else 0))
     port = servers.free_port()
-    config = waypost_config(port, upstream_port, database)
+    config = waypost_config(port, upstream_port, database, catalog)
     config["auth"] = {"jwt_secret": JWT_SECRET}
     config["security"]["encryption_keys"] = [FERNET_KEY]
     config["logging"] = {"level": "warning"}
@@ -90,6 +93,8 @@ def drive(port: int, pid: int, stream: bool, args: argparse.Namespace, load_cpus
     ]  # fmt: skip
     if stream:
         argv.append("--stream")
+    if args.catalog:
+        argv += ["--model", CATALOG_MODEL]
     driver = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert driver.stdout is not None and driver.stdin is not None
     json.loads(driver.stdout.readline())  # connected and warmed up
@@ -105,16 +110,20 @@ def drive(port: int, pid: int, stream: bool, args: argparse.Namespace, load_cpus
 
 
 def report(
-    names: list[str], runs: dict[tuple[str, str], list[tuple[float, float]]], args: argparse.Namespace
+    names: list[str],
+    runs: dict[tuple[str, str], list[tuple[float, float]]],
+    args: argparse.Namespace,
+    modes: tuple[str, ...] = MODES,
 ) -> str:
     lines = [
-        f"A/B at concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.duration:g} s, "
+        f"A/B at concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.duration:g} s"
+        f"{', catalogue scenario' if args.catalog else ''}, "
         f"load average {os.getloadavg()[0]:.2f} at the end",
         "",
         "| leg | build | CPU ms/req, each run | median CPU ms/req | median req/s |",
         "|---|---|---|---|---|",
     ]
-    for mode in MODES:
+    for mode in modes:
         for name in names:
             cpu = [c for c, _ in runs[(name, mode)]]
             rate = [r for _, r in runs[(name, mode)]]
@@ -134,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--mode", choices=["both", *MODES], default="both")
+    parser.add_argument(
+        "--catalog", action="store_true", help="both builds with bench/run's --catalog configuration"
+    )
     args = parser.parse_args(argv)
+    modes = MODES if args.mode == "both" else (args.mode,)
     names = [args.base, args.target or "working-tree"]
     server_cpu, load_cpus = _cpus()
     roots = [extract(ref, OUT / f"ab-{i}") for i, ref in enumerate((args.base, args.target))]
@@ -146,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
         time.sleep(1.0)
-        started = [start(root, mock_port, server_cpu) for root in roots]
+        started = [start(root, mock_port, server_cpu, args.catalog) for root in roots]
         for round_ in range(args.rounds):
             order = [0, 1] if round_ % 2 == 0 else [1, 0]
-            for mode in MODES:
+            for mode in modes:
                 for i in order:
                     process, port = started[i]
                     cpu, rate = drive(port, process.pid, mode == "stream", args, load_cpus)
@@ -164,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             process.wait(30)
         mock.terminate()
         mock.wait(30)
-    text = report(names, runs, args)
+    text = report(names, runs, args, modes)
     safe = "-".join(n.replace("/", "_") for n in names)
     (OUT / f"ab-{safe}.md").write_text(text)
     print(text)

@@ -461,3 +461,80 @@ def test_the_local_override_file_comes_last_before_the_environment_variables(tmp
     assert load_settings(path, environ={"WAYPOST_CONFIG_ENV": "prod"}).server.port == 5000
     both = load_settings(path, environ={"WAYPOST_CONFIG_ENV": "prod", "WAYPOST_SERVER__PORT": "6000"})
     assert (both.server.port, both.logging.level) == (6000, "warning")
+
+
+def test_every_unresolved_reference_is_reported_with_the_other_problems(tmp_path: Path) -> None:
+    text = """
+server: {port: 'env://WP_PORT', bogus: 1}
+models:
+  - {name: a, provider: openai, api_key: 'env://WP_KEY_A'}
+  - {name: b, provider: openai, api_key: 'env://bad name,x'}
+  - {name: c, provider: nosuch}
+"""
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    lines = str(info.value).splitlines()
+    assert lines[:3] == [
+        "server.port: environment variable WP_PORT is not set and no default is given",
+        "models[0].api_key: environment variable WP_KEY_A is not set and no default is given",
+        "models[1].api_key: malformed reference 'env://bad name' (expected env://VAR or env://VAR,default)",
+    ]
+    assert "server.bogus: Extra inputs are not permitted (got 1)" in lines
+    assert any(line.startswith("models[2].provider: unknown provider 'nosuch'") for line in lines)
+    assert len(lines) == 5  # no second line for a key whose reference is unresolved
+    # Alone, an unresolved reference in an optional key is still refused.
+    with pytest.raises(ConfigError, match=r"^models\[0\]\.api_key: environment variable WP_KEY_A"):
+        load_settings(write(tmp_path, "models: [{name: a, provider: openai, api_key: 'env://WP_KEY_A'}]"), {})
+
+
+def test_a_problem_is_blamed_on_the_environment_section_or_local_file_that_set_it(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, ENVIRONMENTS.replace("prod: {server: {port: 8080}}", "prod: {server: {port: 0.5}}")
+    )
+    local = tmp_path / "waypost.local.yaml"
+    local.write_text("logging: {level: loud}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={"WAYPOST_CONFIG_ENV": "prod"})
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("server.port: ") and lines[0].endswith("(set by environments.prod)")
+    assert lines[1].startswith("logging.level: ") and lines[1].endswith(f"(set in {local})")
+    assert not info.value.only_environment
+    # An environment variable wins over both, and takes the blame.
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={"WAYPOST_CONFIG_ENV": "prod", "WAYPOST_LOGGING__LEVEL": "louder"})
+    assert (
+        str(info.value).splitlines()[1].endswith("(set by the environment variable WAYPOST_LOGGING__LEVEL)")
+    )
+
+
+def test_config_check_and_serve_name_the_environment_and_local_file(tmp_path: Path) -> None:
+    path = write(tmp_path, ENVIRONMENTS)
+    (tmp_path / "waypost.local.yaml").write_text("logging: {level: warning}\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WAYPOST_")},
+        "WAYPOST_CONFIG_ENV": "prod",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "waypost.cli", "config", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"ok: checked {path} (environment 'prod') + {tmp_path / 'waypost.local.yaml'}" in done.stdout
+    assert "listening on 127.0.0.1:8080" in done.stdout
+
+
+def test_serve_with_a_host_the_config_does_not_allow_lists_each_problem(tmp_path: Path) -> None:
+    result = run_cli("serve", "--config", str(write(tmp_path, "auth: {open: true}")), "--host", "0.0.0.0")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: invalid configuration with the --host / --port given:",
+        "  auth.open: an open gateway is only allowed on loopback (server.host is '0.0.0.0', not a loopback"
+        " address)",
+        "  auth.jwt_secret: a secret is required (server.host is '0.0.0.0', not a loopback address)",
+        "  security.encryption_keys: a key is required (server.host is '0.0.0.0', not a loopback address)",
+    ]

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -170,6 +171,13 @@ class ModelSettings(_Strict):
     candidates: list[str] = Field(default_factory=list)  # auto: the models to choose from
     order: Literal["cheapest", "listed"] = "cheapest"  # auto: how candidates are ordered
     public: bool = False  # usable by every caller; otherwise only by assigned users and groups
+    # The variable of an ``api_key: env://VAR`` that came out empty (set by ``load_settings``),
+    # so a model disabled for want of a key names the variable to set.
+    _key_variable: str | None = PrivateAttr(default=None)
+
+    @property
+    def key_variable(self) -> str | None:
+        return self._key_variable
 
     @field_validator("match")
     @classmethod
@@ -343,6 +351,66 @@ class LoggingSettings(_Strict):
     loop_lag_ms: float = Field(50.0, ge=0)
 
 
+class MeteringSettings(_Strict):
+    """Usage and cost (docs/metering.md)."""
+
+    # A model with no price anywhere (its own ``prices``, its preset's, the bundled catalogue):
+    # ``allow`` serves it at cost 0 (flagged unpriced), ``block`` refuses it with a 400 naming the
+    # model, ``default`` prices it at ``default_prices``.
+    unpriced: Literal["allow", "block", "default"] = "allow"
+    default_prices: Prices | None = None
+    # Chargeback: a percentage added to (or, negative, taken off) the cost of every call to a
+    # provider kind or preset, e.g. ``{openai: 10, bedrock: -5}``.
+    markup_percent: dict[str, float] = Field(default_factory=dict)
+    cost_header: bool = True  # X-Waypost-Cost-USD and the ``cost_usd`` field in usage objects
+    max_tags: int = Field(10, ge=0, le=100)
+    max_tag_length: int = Field(64, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _default_needs_prices(self) -> MeteringSettings:
+        if self.unpriced == "default" and self.default_prices is None:
+            raise ValueError("unpriced: 'default' needs default_prices")
+        return self
+
+
+class AuditSettings(_Strict):
+    """The request audit log (docs/metering.md, "Audit log")."""
+
+    enabled: bool = True
+    log_bodies: bool = False  # request and response bodies on each row, secrets masked
+    mask_patterns: list[str] = Field(default_factory=list)  # more regexes to mask in bodies
+    batch_size: int = Field(500, ge=1, le=100_000)  # rows per database write
+    flush_interval: float = Field(1.0, gt=0, le=60)  # seconds between writes (at most)
+    # Rows the database could not take wait here (JSON lines) until it can; bounded.
+    spool_dir: str | None = None  # default: .waypost/spool beside the SQLite file, or ./.waypost/spool
+    spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    retention_days: int | None = Field(None, ge=1)  # None: keep every row
+    shutdown_grace: float = Field(30.0, ge=0, le=3600)  # seconds in-flight requests get on SIGTERM
+
+
+class StateSettings(_Strict):
+    """Where counters shared by workers and replicas live (budgets; limits and the cache later):
+    ``memory`` in one process, ``redis`` across workers and replicas."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field("waypost:", max_length=64)
+    socket_timeout: float = Field(1.0, gt=0, le=60)  # an unreachable Redis fails fast, never hangs
+
+
+class BudgetSettings(_Strict):
+    """How budgets are enforced (docs/metering.md, "Budgets"); the budgets themselves are in the
+    database (``/admin/budgets``, ``waypost budgets``)."""
+
+    enabled: bool = True
+    # A request reserves its prompt estimate plus output up to min(max_tokens, this) tokens.
+    reservation_cap_tokens: int = Field(4096, ge=1)
+    status: Literal[402, 429] = 429  # what a request over budget gets (a budget may say otherwise)
+    refresh_interval: float = Field(5.0, gt=0)  # seconds: budgets changed by another worker apply
+    alert_thresholds: list[int] = Field(default_factory=lambda: [50, 80, 100])  # percent
+    alert_webhook: str | None = None  # POSTed a JSON alert; checked by the outbound URL guard
+
+
 class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -351,6 +419,10 @@ class Settings(_Strict):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    metering: MeteringSettings = Field(default_factory=MeteringSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     presets: dict[str, PresetSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
 
@@ -491,16 +563,28 @@ def is_loopback(host: str) -> bool:
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Load, override, resolve and validate. Raises ``ConfigError`` naming the offending key."""
     environ = os.environ if environ is None else environ
-    doc = read_document(path, environ, Settings.model_fields)
+    empty: dict[tuple[str | int, ...], str] = {}
+    origins: dict[str, str] = {}  # keys set by the chosen environment section or the local file
+    unresolved: dict[str, str] = {}  # env:// references that cannot be resolved, by key
+    doc = read_document(path, environ, Settings.model_fields, empty, origins, unresolved)
     try:
         settings = Settings.model_validate(doc, context={"environ": environ})
+        lines = list(unresolved.values())
     except ValidationError as exc:
         # Every problem in one run: the checks between settings, which pydantic runs only
         # once every field is valid, are run on the document too.
         lines = format_validation_error(exc).splitlines()
         lines += [line for line in cross_check_problems(doc) if line not in lines]
-        lines, only_environment = blame_environment(lines, env_override_paths(environ, Settings.model_fields))
+        # A key whose reference could not be resolved is reported as that, not as its null value.
+        lines = [*unresolved.values(), *(ln for ln in lines if ln.split(": ", 1)[0] not in unresolved)]
+    if lines:
+        overrides = env_override_paths(environ, Settings.model_fields)
+        lines, only_environment = blame_environment(lines, overrides, origins)
         raise ConfigError("\n".join(lines), only_environment=only_environment) from None
+    for ref_path, var in empty.items():
+        if len(ref_path) == 3 and ref_path[0] == "models" and ref_path[2] == "api_key":
+            assert isinstance(ref_path[1], int)
+            settings.models[ref_path[1]]._key_variable = var
     if path is not None:
         anchor_relative_files(settings, path)
     return settings

@@ -93,51 +93,81 @@ def env_override_paths(environ: Mapping[str, str], sections: Collection[str]) ->
     return out
 
 
-def blame_environment(lines: list[str], overrides: Mapping[str, str]) -> tuple[list[str], bool]:
-    """Each problem line whose key an environment variable set, marked with the variable's name;
-    and whether every line is such a one."""
-    out, all_env = [], bool(lines)
-    for line in lines:
-        where = line.split(": ", 1)[0]
-        source = next(
+def blame_environment(
+    lines: list[str], overrides: Mapping[str, str], origins: Mapping[str, str] | None = None
+) -> tuple[list[str], bool]:
+    """Each problem line whose key an environment variable set, marked with the variable's name
+    (else, with ``origins``, the local override file or the environment section that set it); and
+    whether every line is one an environment variable set."""
+
+    def setter(where: str, paths: Mapping[str, str]) -> str | None:
+        return next(
             (
-                var
-                for path, var in overrides.items()
+                src
+                for path, src in paths.items()
                 if where == path or where.startswith((path + ".", path + "["))
             ),
             None,
         )
-        if source is None:
-            all_env = False
-            out.append(line)
-        else:
+
+    out, all_env = [], bool(lines)
+    for line in lines:
+        where = line.split(": ", 1)[0]
+        source = setter(where, overrides)
+        if source is not None:
             out.append(f"{line} (set by the environment variable {source})")
+            continue
+        all_env = False
+        origin = setter(where, origins or {})
+        out.append(line if origin is None else f"{line} (set {origin})")
     return out, all_env
+
+
+def _leaf_paths(node: Any, path: list[str | int]) -> list[str]:
+    """The settings paths a document sets: every value that is not a mapping (a list counts as one
+    value, since a merge replaces it whole)."""
+    if isinstance(node, dict) and node:
+        return [leaf for k, v in node.items() for leaf in _leaf_paths(v, [*path, str(k)])]
+    return [_path(path)] if path else []
 
 
 _ENV_REF = re.compile(r"^env://([A-Za-z_][A-Za-z0-9_]*)(?:,(.*))?$", re.S)
 
 
-def resolve_env_refs(node: Any, environ: Mapping[str, str], path: list[str | int] | None = None) -> Any:
-    """Replace every ``env://VAR`` or ``env://VAR,default`` string with its value."""
+def resolve_env_refs(
+    node: Any,
+    environ: Mapping[str, str],
+    path: list[str | int] | None = None,
+    empty: dict[tuple[str | int, ...], str] | None = None,
+    problems: dict[str, str] | None = None,
+) -> Any:
+    """Replace every ``env://VAR`` or ``env://VAR,default`` string with its value. ``empty``, when
+    given, gets the variable of every reference that resolved to an empty string, by path (so a
+    model whose ``api_key`` came out empty can name the variable to set). ``problems``, when given,
+    gets every reference that cannot be resolved (by path; its value becomes None) instead of the
+    first one raising, so that one run reports them all."""
     path = path or []
     if isinstance(node, dict):
-        return {k: resolve_env_refs(v, environ, [*path, str(k)]) for k, v in node.items()}
+        return {k: resolve_env_refs(v, environ, [*path, str(k)], empty, problems) for k, v in node.items()}
     if isinstance(node, list):
-        return [resolve_env_refs(v, environ, [*path, i]) for i, v in enumerate(node)]
+        return [resolve_env_refs(v, environ, [*path, i], empty, problems) for i, v in enumerate(node)]
     if isinstance(node, str) and node.startswith("env://"):
         match = _ENV_REF.match(node)
         if not match:
             shown = node.partition(",")[0]  # a default after the comma may be a secret
-            raise ConfigError(
-                f"{_path(path)}: malformed reference {shown!r} (expected env://VAR or env://VAR,default)"
-            )
-        var, default = match.group(1), match.group(2)
-        if var in environ:
-            return environ[var]
-        if default is not None:
-            return default
-        raise ConfigError(f"{_path(path)}: environment variable {var} is not set and no default is given")
+            problem = f"malformed reference {shown!r} (expected env://VAR or env://VAR,default)"
+        else:
+            var, default = match.group(1), match.group(2)
+            value = environ.get(var, default)
+            if value is not None:
+                if not value and empty is not None:
+                    empty[tuple(path)] = var
+                return value
+            problem = f"environment variable {var} is not set and no default is given"
+        if problems is None:
+            raise ConfigError(f"{_path(path)}: {problem}")
+        problems[_path(path)] = f"{_path(path)}: {problem}"
+        return None
     return node
 
 
@@ -197,6 +227,17 @@ def local_override_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.local{path.suffix}")
 
 
+def describe_sources(path: str | Path | None, environ: Mapping[str, str]) -> str:
+    """Where the settings come from, for ``config check`` and the start-up log line: the file
+    (and its chosen environment), the local override file when there is one; else the defaults."""
+    if path is None:
+        return "the built-in defaults (no --config or $WAYPOST_CONFIG given)"
+    chosen = environ.get(CONFIG_ENV_VAR) or None
+    out = str(path) + (f" (environment {chosen!r})" if chosen else "")
+    local = local_override_path(path)
+    return f"{out} + {local}" if local.is_file() else out
+
+
 def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """``over`` on top of ``base``: mappings merge key by key; lists and values are replaced."""
     out = dict(base)
@@ -238,21 +279,36 @@ def _with_environment(doc: dict[str, Any], chosen: str | None, path: str | Path)
 
 
 def read_document(
-    path: str | Path | None, environ: Mapping[str, str], sections: Collection[str]
+    path: str | Path | None,
+    environ: Mapping[str, str],
+    sections: Collection[str],
+    empty: dict[tuple[str | int, ...], str] | None = None,
+    origins: dict[str, str] | None = None,
+    problems: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The settings document: the file (if any), then environment overrides, ``env://`` resolved."""
+    """The settings document: the file (if any), then environment overrides, ``env://`` resolved.
+    ``origins``, when given, gets the keys the chosen environment's section and the local override
+    file set (to blame a problem on them); ``problems`` the ``env://`` references that cannot be
+    resolved (see ``resolve_env_refs``)."""
     doc: dict[str, Any] = {}
     chosen = environ.get(CONFIG_ENV_VAR) or None
     if path is not None:
         doc = _read_yaml(Path(path))
+        environments = doc.get(ENVIRONMENTS_KEY)
+        section = environments.get(chosen) if chosen and isinstance(environments, dict) else None
         doc = _with_environment(doc, chosen, path)
+        if origins is not None and isinstance(section, dict):
+            origins.update(dict.fromkeys(_leaf_paths(section, []), f"by {ENVIRONMENTS_KEY}.{chosen}"))
         local = local_override_path(path)
         if local.is_file():
-            doc = deep_merge(doc, _read_yaml(local))
+            over = _read_yaml(local)
+            doc = deep_merge(doc, over)
+            if origins is not None:
+                origins.update(dict.fromkeys(_leaf_paths(over, []), f"in {local}"))
     elif chosen is not None:
         raise ConfigError(f"{CONFIG_ENV_VAR}={chosen!r} names an environment, but no config file is given")
     doc = apply_env_overrides(doc, environ, sections)
-    doc = resolve_env_refs(doc, environ)
+    doc = resolve_env_refs(doc, environ, empty=empty, problems=problems)
     if environ.get("WAYPOST_ADMIN_PASSWORD") and isinstance(doc.get("auth", {}), dict):
         doc.setdefault("auth", {}).setdefault("admin_password", environ["WAYPOST_ADMIN_PASSWORD"])
     return doc

@@ -29,6 +29,19 @@ def test_models_list_shows_config_and_database_models(admin: Cli) -> None:
     assert "yes" in db_row  # public
 
 
+def test_models_list_shows_a_model_without_its_key_as_disabled(admin: Cli) -> None:
+    admin.ok("models", "create", "keyless", "--provider", "openai")  # OpenAI's own API, no api_key
+
+    out = admin.ok("models", "list")
+
+    keyless = next(line for line in out.splitlines() if line.strip().startswith("keyless"))
+    assert "disabled: missing credential" in keyless
+    mock_row = next(line for line in out.splitlines() if line.strip().startswith(MOCK_MODEL))
+    assert "enabled" in mock_row
+    listed = {m["name"]: m["disabled"] for m in json.loads(admin.ok("models", "list", "--json"))["data"]}
+    assert listed[MOCK_MODEL] is None and listed["keyless"].startswith("missing credential: no api_key")
+
+
 def test_models_create_from_a_file_with_overrides(admin: Cli, tmp_path: Path) -> None:
     spec = tmp_path / "model.yaml"
     spec.write_text("provider: mock\nmock:\n  reply: from the file\ndefault_max_tokens: 100\n")

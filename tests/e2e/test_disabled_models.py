@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.fakes import OpenAIUpstream, Reply
-from tests.harness import GATEWAY_KEY, model, serve, settings
+from tests.harness import GATEWAY_KEY, auth_section, model, serve, settings
+from waypost.settings import load_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -64,3 +66,40 @@ async def test_a_disabled_model_alone_is_a_503_naming_what_is_missing(path: str)
         "remote": health["disabled_models"]["remote"],
         "groq": health["disabled_models"]["groq"],
     }
+
+
+async def test_an_empty_env_reference_names_its_variable(tmp_path: Any) -> None:
+    """The example's ``api_key: env://OPENAI_API_KEY,`` with the variable unset (or set empty):
+    the model is disabled and every answer names the variable, never a value."""
+    async with OpenAIUpstream(api_key="sk-from-the-environment") as fake:
+        fake.enqueue(Reply(text="keyed"))
+        doc: dict[str, Any] = {"auth": auth_section(), "security": {"allow_private_targets": True}}
+        doc["models"] = [
+            {"name": "unset", "provider": "openai", "api_key": "env://WP_TEST_UNSET_KEY,"},
+            {"name": "blank", "provider": "openai", "api_key": "env://WP_TEST_BLANK_KEY"},
+            {**model("keyed", "openai", fake.url), "api_key": "env://WP_TEST_SET_KEY,"},
+            {"name": "with-fallback", "provider": "openai", "api_key": "env://WP_TEST_UNSET_KEY,"}
+            | {"fallbacks": ["echo"]},
+            model("echo", "mock"),
+        ]
+        path = tmp_path / "waypost.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        environ = {"WP_TEST_BLANK_KEY": "", "WP_TEST_SET_KEY": fake.api_key}
+        config = load_settings(path, environ=environ)
+        async with serve(config) as url, httpx.AsyncClient(base_url=url, headers=HEADERS) as client:
+            answers = {n: await client.post("/v1/messages", json=body(n)) for n in ("unset", "blank")}
+            keyed = await client.post("/v1/chat/completions", json=body("keyed"))
+            fallback = await client.post("/v1/chat/completions", json=body("with-fallback"))
+            health = (await client.get("/health")).json()
+    for name, var in (("unset", "WP_TEST_UNSET_KEY"), ("blank", "WP_TEST_BLANK_KEY")):
+        assert answers[name].status_code == 503
+        message = answers[name].json()["error"]["message"]
+        assert message == (
+            f"The model {name!r} is disabled: missing credential: {var} is unset or empty"
+            f" (api_key: env://{var})."
+        )
+        assert health["disabled_models"][name] == message.split("disabled: ", 1)[1].rstrip(".")
+    assert keyed.status_code == 200 and keyed.json()["choices"][0]["message"]["content"] == "keyed"
+    assert fake.hits == 1  # only the keyed model reached an upstream
+    assert fallback.status_code == 200 and fallback.headers["x-waypost-deployment"] == "echo"
+    assert set(health["disabled_models"]) == {"unset", "blank", "with-fallback"}

@@ -7,6 +7,7 @@ import asyncio
 import datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import event
 
@@ -272,18 +273,57 @@ async def test_open_mode_takes_a_placeholder_key_as_no_key_and_a_real_token_as_i
     database: dict[str, Any],
 ) -> None:
     """SDKs insist on a key: in open mode one that is no Waypost token (the README's
-    ``unused-in-open-mode``) acts as no key; a real token still acts as its owner."""
+    ``unused-in-open-mode``) acts as no key, without a read of the token table; a real token still
+    acts as its owner. The control plane takes no placeholder."""
     async with gateway(database, model("closed", "mock"), open=True) as gw:
-        placeholder = await post(gw.url + CHAT, chat("closed"), bearer("unused-in-open-mode"))
-        anthropic = await post(
-            gw.url + "/v1/messages",
-            {"model": "closed", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
-            {"x-api-key": "unused-in-open-mode", "anthropic-version": "2023-06-01"},
-        )
+        with TokenReads(gw) as reads:
+            placeholder = await post(gw.url + CHAT, chat("closed"), bearer("unused-in-open-mode"))
+            anthropic = await post(
+                gw.url + "/v1/messages",
+                {"model": "closed", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+                {"x-api-key": "unused-in-open-mode", "anthropic-version": "2023-06-01"},
+            )
         _, token = await user_with_token(gw, "olga@example.com")
         as_owner = await post(gw.url + CHAT, chat("closed"), bearer(token))
+        async with aiohttp.ClientSession() as http:
+            control = {}
+            for path in ("/me", "/admin/users"):
+                async with http.get(gw.url + path, headers=bearer("unused-in-open-mode")) as resp:
+                    control[path] = resp.status
     assert (placeholder.status, anthropic.status) == (200, 200)
+    assert reads.count == 0
     assert as_owner.status == 404  # olga may not use the closed model: her token is hers
+    assert control == {"/me": 401, "/admin/users": 401}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [lambda t: {"authorization": f"Bearer {t}"}, lambda t: {"x-api-key": t}],
+)
+async def test_open_mode_still_refuses_a_waypost_token_that_is_no_longer_valid(
+    database: dict[str, Any], header: Any
+) -> None:
+    """A placeholder is no key, but a revoked or expired Waypost token, or one whose user is
+    deactivated, is known: refused as in any mode, not let through as the administrator."""
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=1)
+    async with gateway(database, model("closed", "mock"), open=True) as gw:
+        store = gw.container.store
+        placeholder = await post(gw.url + CHAT, chat("closed"), header("x"))
+        _, expired = await user_with_token(gw, "ex@example.com", role="admin", expires_at=past)
+        _, revoked = await user_with_token(gw, "rev@example.com", role="admin")
+        assert (await post(gw.url + CHAT, chat("closed"), header(revoked))).status == 200  # valid, cached
+        (record,) = [t for t in await store.tokens.list() if t.prefix == revoked[:10]]
+        await store.tokens.delete(record.id)
+        dee_id, deactivated = await user_with_token(gw, "dee@example.com", role="admin")
+        await store.users.update(dee_id, active=False)
+        gw.container.authenticator.forget()
+        refused = [
+            await post(gw.url + CHAT, chat("closed"), header(t)) for t in (expired, revoked, deactivated)
+        ]
+    assert placeholder.status == 200
+    assert [r.status for r in refused] == [401, 401, 401]
+    assert refused[0].body["error"]["message"] == "This API key has expired."
+    assert refused[1].body["error"]["message"] == "Invalid API key."
 
 
 async def test_a_database_model_with_a_secret_key_reaches_its_upstream(database: dict[str, Any]) -> None:

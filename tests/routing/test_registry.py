@@ -10,7 +10,7 @@ import pytest
 from waypost.core.errors import ModelDisabled, ModelNotFound
 from waypost.routing import registry as registry_module
 from waypost.routing.registry import ModelRegistry
-from waypost.settings import ModelSettings
+from waypost.settings import ModelSettings, load_settings
 
 
 def models(*entries: dict[str, Any]) -> list[ModelSettings]:
@@ -97,3 +97,23 @@ def test_a_preset_without_its_key_variable_names_the_variable() -> None:
     }
     with pytest.raises(ModelDisabled, match="GROQ_API_KEY"):
         reg.chain("groq")
+
+
+def test_an_env_reference_that_came_out_empty_names_its_variable(tmp_path: Any) -> None:
+    path = tmp_path / "waypost.yaml"
+    path.write_text(
+        "models:\n"
+        "  - {name: unset, provider: openai, api_key: 'env://WP_UNSET_KEY,'}\n"
+        "  - {name: blank, provider: openai, api_key: 'env://WP_BLANK_KEY'}\n"
+        "  - {name: keyed, provider: openai, api_key: 'env://WP_SET_KEY'}\n"
+        "  - {name: other, provider: openai, headers: {X-Team: 'env://WP_UNSET_TEAM,'}}\n"
+    )
+    config = load_settings(path, environ={"WP_BLANK_KEY": "", "WP_SET_KEY": "sk-set"})
+    assert [m.key_variable for m in config.models] == ["WP_UNSET_KEY", "WP_BLANK_KEY", None, None]
+    disabled = ModelRegistry(config.models, environ={}).disabled()
+    assert (
+        disabled["unset"]
+        == "missing credential: WP_UNSET_KEY is unset or empty (api_key: env://WP_UNSET_KEY)"
+    )
+    assert "WP_BLANK_KEY" in disabled["blank"] and "keyed" not in disabled
+    assert disabled["other"].startswith("missing credential: no api_key")

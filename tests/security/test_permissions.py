@@ -133,3 +133,17 @@ def test_a_token_may_not_widen_its_owners_models() -> None:
 def test_an_empty_token_model_list_is_a_bad_request() -> None:
     with pytest.raises(BadRequest, match="models: an empty list"):
         ensure_token_models_within(None, [])
+
+
+def test_model_access_joins_assigned_and_public_names_and_the_token_narrows_it() -> None:
+    public = frozenset({"open-1", "open-2"})
+    user = Principal(3, "u3@example.com", "user", frozenset(), frozenset({"mine"}), public=public)
+    narrowed = Principal(
+        3, "u3@example.com", "user", frozenset(), frozenset({"mine"}), 7, frozenset({"open-1"}), public
+    )
+    admin = Principal(1, "a@example.com", "admin", ALL, None, public=public)
+    assert [user.may_use(m) for m in ("mine", "open-1", "other")] == [True, True, False]
+    assert [narrowed.may_use(m) for m in ("mine", "open-1", "open-2")] == [False, True, False]
+    assert admin.may_use("other") and admin.model_names() is None
+    assert user.model_names() == {"mine", "open-1", "open-2"}
+    assert user.public is public  # shared, not copied into each principal

@@ -106,6 +106,7 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stopped]:
         logging={"level": "info", "json": True},
         models=[{"name": "slow", "provider": "mock", "mock": mock}],
     )
+    (directory / f"{config.stem}.local.yaml").write_text("logging: {level: info}\n")  # named in the log
     with (directory / "stderr.log").open("w+b") as stderr:
         process = subprocess.Popen(
             cli("serve", "--config", str(config)), stdout=subprocess.DEVNULL, stderr=stderr, env=environment()
@@ -153,8 +154,9 @@ def test_every_line_on_stderr_is_json(stopped: Stopped) -> None:
     loggers = {line["logger"] for line in lines}
     assert "uvicorn.error" in loggers  # the HTTP server's own lines ("Uvicorn running on ...")
     assert "waypost.access" in loggers
-    # Where it listens, said once by the gateway itself.
-    assert any(line["msg"].startswith("serving on http://127.0.0.1:") for line in lines)
+    # Where it listens, said once by the gateway itself, with the files its settings came from.
+    (listening,) = [line["msg"] for line in lines if line["msg"].startswith("serving on http://127.0.0.1:")]
+    assert " with 1 worker(s); config: " in listening and listening.endswith(".local.yaml; 1 model(s)")
 
 
 def test_a_malformed_request_is_answered_in_json_and_logged(stopped: Stopped) -> None:

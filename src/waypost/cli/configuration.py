@@ -14,11 +14,16 @@ ConfigOption = typer.Option(
 )
 
 
+def config_path(config: Path | None) -> Path | None:
+    """The config file: ``--config``, else ``$WAYPOST_CONFIG``, else none (the defaults)."""
+    return config or (Path(os.environ["WAYPOST_CONFIG"]) if os.environ.get("WAYPOST_CONFIG") else None)
+
+
 def load_config(config: Path | None, *, serving: bool = False) -> Settings:
     """The settings from ``config`` (or ``$WAYPOST_CONFIG``); exit 2 listing every problem. With
     ``serving``, also what building the app checks (the models' outbound URLs): ``serve`` and
     ``config check`` refuse the same files, with the same message."""
-    path = config or (Path(os.environ["WAYPOST_CONFIG"]) if os.environ.get("WAYPOST_CONFIG") else None)
+    path = config_path(config)
     try:
         settings = load_settings(path)
         if serving:

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from waypost.cli import identity, local, models, stored_secrets, tokens, users
-from waypost.cli.configuration import ConfigOption, load_config
+from waypost.cli.configuration import ConfigOption, config_path, load_config
 from waypost.settings import ConfigError, Settings
+from waypost.settings_loading import describe_sources, format_validation_error
 
 log = logging.getLogger("waypost.server")
 
@@ -34,8 +36,7 @@ def config_check(config: Path | None = ConfigOption) -> None:
     """Validate a config file as ``serve`` does; print each error with the key it concerns."""
     settings = load_config(config, serving=True)
     names = ", ".join(m.name for m in settings.models) or "none"
-    path = config or os.environ.get("WAYPOST_CONFIG")
-    checked = path or "the built-in defaults (no --config or $WAYPOST_CONFIG given)"
+    checked = describe_sources(config_path(config), os.environ)
     typer.echo(
         f"ok: checked {checked} and the WAYPOST_* environment: {len(settings.models)} model(s) ({names});"
         f" listening on {settings.server.host}:{settings.server.port}"
@@ -63,8 +64,10 @@ def serve(
         )
         try:
             Settings.model_validate(settings.model_dump(by_alias=True))
-        except Exception as exc:  # the open-mode check depends on the host
-            typer.echo(f"error: invalid configuration: {exc}", err=True)
+        except ValidationError as exc:  # what is allowed off loopback depends on the host
+            typer.echo("error: invalid configuration with the --host / --port given:", err=True)
+            for line in format_validation_error(exc).splitlines():
+                typer.echo(f"  {line}", err=True)
             raise typer.Exit(2) from None
     # From here on every line on stderr is a log line in the configured format.
     configure_logging(settings.logging.level, settings.logging.json_format)
@@ -73,7 +76,7 @@ def serve(
     if settings.server.workers > 1 and config is not None:
         os.environ["WAYPOST_CONFIG"] = str(config.resolve())  # each worker loads it
     try:
-        run(settings, source=str(config or os.environ.get("WAYPOST_CONFIG") or "the built-in defaults"))
+        run(settings, source=describe_sources(config_path(config), os.environ))
     except ConfigError as exc:  # found while building the app
         log.error("cannot start: %s", exc)
         raise typer.Exit(2) from None

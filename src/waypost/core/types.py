@@ -227,6 +227,9 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    # Of ``cache_write_tokens``, those written for an hour (Anthropic's 1-hour cache, dearer than
+    # the default 5-minute one); the rest were written at the default duration.
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -239,6 +242,7 @@ class Usage:
         self.cache_read_tokens = max(self.cache_read_tokens, other.cache_read_tokens)
         self.cache_write_tokens = max(self.cache_write_tokens, other.cache_write_tokens)
         self.reasoning_tokens = max(self.reasoning_tokens, other.reasoning_tokens)
+        self.cache_write_1h_tokens = max(self.cache_write_1h_tokens, other.cache_write_1h_tokens)
 
 
 @dataclass(slots=True)

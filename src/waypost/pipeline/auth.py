@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from waypost.core.errors import Unauthorized
-from waypost.security.api_tokens import hash_api_token, presented_token
+from waypost.security.api_tokens import TOKEN_PREFIX, hash_api_token, presented_token
 from waypost.security.jwt_tokens import JwtCodec, looks_like_jwt
 from waypost.security.permissions import effective_permissions
 from waypost.security.principal import Principal
@@ -54,7 +54,7 @@ class Authenticator:
         self._jwt = jwt
         self._catalog = catalog
         self._ttl = ttl
-        self._open_as = open_as  # open mode: calls without a token act as this user (the admin)
+        self._open_as = open_as  # open mode: calls without a Waypost token act as this user (the admin)
         self._tokens: dict[str, _Entry] = {}  # by token hash
         self._loading: dict[str, asyncio.Task[_Entry]] = {}  # reads in flight, by token hash
         self._generation = 0  # bumped by ``forget``: a read begun before it is not cached
@@ -66,9 +66,13 @@ class Authenticator:
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller of a data-plane request, from its API token (cached)."""
         key = presented_token(headers)
+        if self._open_as is not None and (key is None or not key.startswith(TOKEN_PREFIX)):
+            # Open mode: a key that cannot be a Waypost token (every one starts ``wp-``) is no key
+            # at all, so SDKs that insist on one work with any placeholder, and the placeholder
+            # costs no database read. A ``wp-`` key must be valid: a revoked or expired token, or
+            # one whose user is deactivated, is refused as in any mode.
+            return await self._open_principal()
         if key is None:
-            if self._open_as is not None:
-                return await self._open_principal()
             raise Unauthorized(MISSING)
         return await self._by_token(key)
 
@@ -82,10 +86,6 @@ class Authenticator:
             self._read(digest)  # in the background: this request goes on with the cached principal
         _, principal, expires, _ = entry
         if principal is None:
-            if self._open_as is not None:
-                # Open mode: a key that is no (active) Waypost token is no key at all, so SDKs
-                # that insist on one work with any placeholder.
-                return await self._open_principal()
             raise Unauthorized("Invalid API key.")
         if expires is not None and expires <= time.time():
             raise Unauthorized("This API key has expired.")
@@ -169,8 +169,7 @@ class Authenticator:
         grants = await self._store.grants.effective(user.id)
         models: frozenset[str] | None = None
         if user.role != "admin":
-            assigned = await self._store.assignments.models_for_user(user.id)
-            models = frozenset(assigned | self._catalog.public_names())
+            models = await self._store.assignments.models_for_user(user.id)
         return Principal(
             user_id=user.id,
             email=user.email,
@@ -179,6 +178,8 @@ class Authenticator:
             models=models,
             token_id=token.id if token is not None else None,
             token_models=frozenset(token.models) if token is not None and token.models is not None else None,
+            public=self._catalog.public_names(),
+            groups=user.groups,
         )
 
     def forget(self, user_id: int | None = None) -> None:

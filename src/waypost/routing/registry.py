@@ -110,10 +110,8 @@ class ModelRegistry:
                     param="model",
                 )
             reason = missing_credentials(first.settings, self._environ)
-            raise ModelDisabled(
-                f"The model {name!r} is disabled: {reason}; nor has any of its fallbacks credentials.",
-                param="model",
-            )
+            also = "; none of its fallbacks has credentials either" if first.settings.fallbacks else ""
+            raise ModelDisabled(f"The model {name!r} is disabled: {reason}{also}.", param="model")
         return out
 
     def _auto_candidates(self, auto: ModelSettings) -> list[str]:
@@ -148,6 +146,8 @@ def missing_credentials(settings: ModelSettings, environ: Mapping[str, str]) -> 
         return None
     if settings.provider == "bedrock":
         return "no AWS credentials (aws.access_key_id or aws.profile, or AWS_ACCESS_KEY_ID / AWS_PROFILE)"
+    if settings.key_variable:  # api_key: env://VAR, with VAR unset or empty
+        return f"missing credential: {settings.key_variable} is unset or empty (api_key: env://{settings.key_variable})"
     key_env = (builtin_presets().get(settings.preset) or {}).get("api_key_env") if settings.preset else None
     if key_env:
         return f"missing credential: {key_env} is not set and the model has no api_key"

@@ -202,3 +202,114 @@ kv = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("value", sa.Text(), nullable=False),
 )
+
+# --- Metering (migration 0002): the audit log, its attempts, the admin trail, budgets. ---
+# Request and attempt rows name people and models by id AND by name, without foreign keys: the
+# log outlives the users, tokens and models it mentions. Money is integer micro-dollars.
+
+request_log = sa.Table(
+    "request_log",
+    metadata,
+    _id(),
+    sa.Column("request_id", sa.String(128), nullable=False, unique=True),  # replays are idempotent
+    sa.Column("created_at", UtcDateTime(), nullable=False),  # when the request arrived
+    sa.Column("user_id", Id),
+    sa.Column("user_email", sa.String(320)),
+    sa.Column("token_id", Id),
+    sa.Column("groups", Json),  # group names
+    sa.Column("tags", Json),
+    sa.Column("endpoint", sa.String(64), nullable=False),  # chat, messages, completions, embeddings, ...
+    sa.Column("client_format", sa.String(32), nullable=False),
+    sa.Column("requested_model", sa.String(256)),
+    sa.Column("model", sa.String(256)),  # the model (deployment) that served
+    sa.Column("provider", sa.String(64)),
+    sa.Column("upstream_model", sa.String(256)),
+    sa.Column("stream", sa.Boolean(), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("error_class", sa.String(64)),
+    sa.Column("error_message", sa.Text()),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("ttft_ms", sa.Float()),
+    sa.Column("input_tokens", sa.BigInteger(), nullable=False, server_default="0"),  # uncached
+    sa.Column("output_tokens", sa.BigInteger(), nullable=False, server_default="0"),  # incl. reasoning
+    sa.Column("cache_read_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cache_write_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("reasoning_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("usage_estimated", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("cost_micros", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cost_breakdown", Json),  # component -> micro-dollars, and the price source
+    sa.Column("priced", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("cache_status", sa.String(16)),
+    sa.Column("rules", Json),  # policy decisions (issue 11)
+    sa.Column("client_ip", sa.String(64)),
+    sa.Column("user_agent", sa.String(512)),
+    sa.Column("request_body", sa.Text()),  # only with audit.log_bodies, masked
+    sa.Column("response_body", sa.Text()),
+    sa.Index(None, "created_at"),
+    sa.Index(None, "user_id", "created_at"),
+    sa.Index(None, "model", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+request_attempts = sa.Table(
+    "request_attempts",
+    metadata,
+    _id(),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),  # 1, 2, ... in the order they were made
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("model", sa.String(256)),
+    sa.Column("provider", sa.String(64)),
+    sa.Column("upstream_model", sa.String(256)),
+    sa.Column("status", sa.Integer(), nullable=False),  # the upstream's status, 0 when none came
+    sa.Column("error_class", sa.String(64)),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("input_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cache_read_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cache_write_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("reasoning_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cost_micros", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.UniqueConstraint("request_id", "attempt"),
+    sa.Index(None, "created_at"),
+    sqlite_autoincrement=True,
+)
+
+admin_audit = sa.Table(
+    "admin_audit",
+    metadata,
+    _id(),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("actor_id", Id),
+    sa.Column("actor_email", sa.String(320)),
+    sa.Column("action", sa.String(64), nullable=False),  # e.g. user.create, budget.delete
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(256)),
+    sa.Column("client_ip", sa.String(64)),
+    sa.Column("before", Json),  # secrets removed
+    sa.Column("after", Json),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Index(None, "created_at"),
+    sqlite_autoincrement=True,
+)
+
+budgets = sa.Table(
+    "budgets",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # user, group, token, model, tag, global
+    sa.Column("target", sa.String(320)),  # the user/group/token id, model name or tag; null for global
+    sa.Column("limit_micros", sa.BigInteger()),
+    sa.Column("limit_tokens", sa.BigInteger()),
+    sa.Column("period", sa.String(16), nullable=False),  # daily, weekly, monthly, quarterly, total
+    sa.Column("rolling", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("config", Json, nullable=False),  # action, status, fallback model, alerts, webhook, ...
+    sa.Column("counted_from", UtcDateTime()),  # set by a reset that discards the period's usage
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)

@@ -44,7 +44,9 @@ async def allowed_models(
     unknown = sorted(set(models) - known)
     if unknown:
         raise BadRequest(f"models: model '{unknown[0]}' does not exist", param="models")
-    ensure_token_models_within((await container.authenticator.principal_for(owner, None)).models, models)
+    ensure_token_models_within(
+        (await container.authenticator.principal_for(owner, None)).model_names(), models
+    )
     ensure_token_models_within(inherited, models)
     return tuple(sorted(set(models)))
 

@@ -1,0 +1,101 @@
+"""The one request context: everything the gateway knows about one data-plane request, from its
+first byte to its audit row.
+
+One object per request travels through every part that handles it: the data-plane path
+(``api/dataplane.py``), every pipeline stage (``pipeline/stage.py``), the router, which records
+each upstream attempt on it, and the provider that makes the attempt, which reads who is calling
+and which client headers it may pass on, and notes what its encoding dropped. Metering reads the
+outcome from it and writes the audit row.
+
+It lives in ``core`` because every layer above reads it; it holds values, not services (the
+container of services is the path's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from waypost.core.types import ChatRequest, EmbeddingRequest, Usage
+
+if TYPE_CHECKING:
+    from waypost.core.errors import GatewayError
+    from waypost.security.principal import Principal
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream attempt: recorded by the router as it is made, finished when it ends."""
+
+    number: int  # 1, 2, ... across retries and fallbacks
+    model: str  # the deployment (model entry) tried
+    provider: str
+    upstream_model: str
+    started: float  # time.perf_counter()
+    ended: float | None = None
+    status: int = 0  # the upstream's HTTP status; 0 when none came (connect error, timeout)
+    error: str | None = None  # the error class, when it failed
+    usage: Usage | None = None  # what the upstream billed for this attempt (set for the one that served)
+    cost_micros: int = 0
+
+
+@dataclass(slots=True)
+class Cost:
+    """What a request cost, in integer micro-dollars, and how that was priced."""
+
+    total_micros: int
+    breakdown: dict[str, int]  # component (input, output, cache_read, cache_write, ...) -> micro-dollars
+    priced: bool  # False: no price anywhere, billed 0 under ``metering.unpriced: allow``
+    source: str  # where the price came from: "config", "database", "catalogue <date>", "default", "none"
+
+    @property
+    def usd(self) -> float:
+        return self.total_micros / 1_000_000
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """One data-plane request. The path creates it when the request arrives; stages, the router
+    and providers fill it in; metering turns it into the audit row."""
+
+    request_id: str
+    endpoint: str  # chat, messages, completions, embeddings, count_tokens, classify, plan, embed
+    client_format: str  # the caller's wire format: "openai", "anthropic", "completions", "task"
+    started: float  # time.perf_counter() when the request arrived
+    arrived_at: float  # time.time() when the request arrived
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-cased names
+    client_ip: str | None = None
+    # Client headers a provider of the caller's own dialect may pass on (e.g. anthropic-beta).
+    passthrough_headers: dict[str, str] = field(default_factory=dict)
+    principal: Principal | None = None  # set once authenticated
+    body: Any = None  # the parsed JSON body
+    req: ChatRequest | EmbeddingRequest | None = None  # set once decoded
+    decoder_notes: int = 0  # how many of req.notes the decoder wrote (the rest come from stages)
+    stream: bool = False
+    tags: tuple[str, ...] = ()
+    # What the current attempt's encoding could not carry (``Encoded.dropped``): set by the
+    # provider, cleared by the router before each attempt, reported for the one that served.
+    dropped: tuple[str, ...] = ()
+    attempts: list[Attempt] = field(default_factory=list)
+    served: Any = None  # routing.router.Served, once an upstream answers
+    same_format: bool = False  # the serving upstream speaks the caller's format (bytes relayed)
+    answered_by: str | None = None  # the stage that answered instead of an upstream (e.g. the cache)
+    first_byte_at: float | None = None  # perf_counter() when the first byte of the answer left
+    usage: Usage | None = None  # what the request used, once known (so far, while streaming)
+    counted_with: str | None = None  # the upstream gave no usage: what the gateway counted it with
+    cost: Cost | None = None
+    cache_status: str | None = None  # hit, miss, bypass (the cache stage)
+    status: int = 0  # the status the caller got (499: the client went away)
+    error: GatewayError | None = None
+    rules: list[dict[str, Any]] = field(default_factory=list)  # policy decisions, for the audit row
+    # Each stage's own state for this request (e.g. a budget reservation), by stage name.
+    state: dict[str, Any] = field(default_factory=dict)
+    response_body: bytes | None = None  # what the caller got, when bodies are audited
+
+    @property
+    def principal_id(self) -> int | None:
+        return self.principal.user_id if self.principal is not None else None
+
+    def latency_ms(self, now: float) -> float:
+        return round((now - self.started) * 1000, 2)

@@ -1,0 +1,108 @@
+"""The stage interface, and the pipeline that runs the stages in their one order.
+
+Every data-plane request takes one path (``api/dataplane.py``): authenticate, decode, then the
+stages' ``before`` in order, then the router (unless a stage answered), then ``after`` in reverse
+order. A stage is a small object built once at start from the settings:
+
+* ``before(ctx)``: look at the request before routing and change it (``ChatRequest.edit``, so the
+  edit reaches a same-format upstream too), answer it (return a canonical response: the path
+  encodes it in the caller's format and no upstream is called), or reject it (raise a
+  ``GatewayError``, which the caller gets in its own format). ``None``: go on.
+* ``progress(ctx, usage)``: while a stream runs, its usage so far (each time the upstream reports
+  some). Return a ``GatewayError`` to end the stream with it (a budget crossed mid-stream).
+* ``after(ctx)``: the outcome, once the answer has been sent or has failed: ``ctx.status``,
+  ``ctx.usage``, ``ctx.cost``, ``ctx.error``, ``ctx.attempts``. Runs for every stage whose
+  ``before`` ran, whatever happened after it (a reservation made is always settled or released).
+  It must not raise: a failure is logged and the other stages' ``after`` still run.
+
+The order is fixed and documented in docs/metering.md ("The pipeline"): metering first (it reads
+the request's tags and refuses unpriced models before anything is reserved for them), budgets
+after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from waypost.core.context import RequestContext
+from waypost.core.errors import GatewayError
+from waypost.core.types import ChatResponse, EmbeddingResponse, Usage
+
+log = logging.getLogger("waypost.pipeline")
+
+Reply = ChatResponse | EmbeddingResponse
+
+ENTERED = "pipeline.entered"  # ctx.state key: how many stages' ``before`` ran
+
+
+class Stage(Protocol):
+    name: str
+
+    async def before(self, ctx: RequestContext) -> Reply | None: ...
+
+    def progress(self, ctx: RequestContext, usage: Usage) -> GatewayError | None: ...
+
+    async def after(self, ctx: RequestContext) -> None: ...
+
+
+class BaseStage:
+    """Default do-nothing hooks, so a stage writes only the ones it needs."""
+
+    name = "stage"
+
+    async def before(self, ctx: RequestContext) -> Reply | None:
+        return None
+
+    def progress(self, ctx: RequestContext, usage: Usage) -> GatewayError | None:
+        return None
+
+    async def after(self, ctx: RequestContext) -> None:
+        return None
+
+
+class Pipeline:
+    """The stages, in order. Built once per app (``app.build_container``)."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = tuple(stages)
+        # Only stages that override ``progress`` are called while a stream runs.
+        self._watching = tuple(s for s in self.stages if type(s).progress is not BaseStage.progress)
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    async def before(self, ctx: RequestContext) -> Reply | None:
+        """Each stage's ``before`` in order; the first answer ends the walk."""
+        state = ctx.state
+        for i, stage in enumerate(self.stages):
+            state[ENTERED] = i + 1
+            reply = await stage.before(ctx)
+            if reply is not None:
+                ctx.answered_by = stage.name
+                return reply
+        return None
+
+    def progress(self, ctx: RequestContext, usage: Usage) -> GatewayError | None:
+        for stage in self._watching:
+            err = stage.progress(ctx, usage)
+            if err is not None:
+                return err
+        return None
+
+    @property
+    def watches_streams(self) -> bool:
+        return bool(self._watching)
+
+    async def after(self, ctx: RequestContext) -> None:
+        """``after`` of every stage whose ``before`` ran, in reverse order; never raises."""
+        entered = ctx.state.get(ENTERED, 0)
+        for stage in reversed(self.stages[:entered]):
+            try:
+                await stage.after(ctx)
+            except Exception:
+                log.exception(
+                    "pipeline stage failed after the request",
+                    extra={"request_id": ctx.request_id, "stage": stage.name},
+                )
