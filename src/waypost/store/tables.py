@@ -252,6 +252,18 @@ request_log = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# A request's tags and its user's groups, one row each, so reports group and filter by them
+# with plain SQL on both backends (no JSON functions).
+request_labels = sa.Table(
+    "request_labels",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True, nullable=False),
+    sa.Column("kind", sa.String(8), primary_key=True, nullable=False),  # tag | group
+    sa.Column("value", sa.String(128), primary_key=True, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "kind", "value", "created_at"),
+)
+
 request_attempts = sa.Table(
     "request_attempts",
     metadata,

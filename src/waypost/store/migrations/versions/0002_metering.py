@@ -84,6 +84,17 @@ def upgrade() -> None:
     op.create_index("ix_request_log_user_id_created_at", "request_log", ["user_id", "created_at"])
     op.create_index("ix_request_log_model_created_at", "request_log", ["model", "created_at"])
     op.create_table(
+        "request_labels",
+        sa.Column("request_id", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("value", sa.String(128), nullable=False),
+        sa.Column("created_at", When, nullable=False),
+        sa.PrimaryKeyConstraint("request_id", "kind", "value", name="pk_request_labels"),
+    )
+    op.create_index(
+        "ix_request_labels_kind_value_created_at", "request_labels", ["kind", "value", "created_at"]
+    )
+    op.create_table(
         "request_attempts",
         _id(),
         sa.Column("request_id", sa.String(128), nullable=False),
@@ -143,5 +154,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("budgets", "admin_audit", "request_attempts", "request_log"):
+    for table in ("budgets", "admin_audit", "request_attempts", "request_labels", "request_log"):
         op.drop_table(table)
