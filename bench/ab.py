@@ -10,7 +10,6 @@ builds, non-streamed and 20-chunk streamed, and each run's server CPU per reques
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from bench import procfs, servers
-from bench.runner import CATALOG_MODEL, CATALOG_USERS, CHAT_PATH, GATEWAY_KEY, _seed_database, waypost_config
+from bench.runner import CATALOG_MODEL, CATALOG_USERS, CHAT_PATH, GATEWAY_KEY, waypost_config
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -58,12 +57,23 @@ def extract(ref: str | None, into: Path) -> Path:
     return into
 
 
+def seed(root: Path, database: Path, others: int, budget: bool) -> None:
+    """The build's own database, migrated and seeded by the build's own code (``bench.runner``'s
+    seeding, with ``waypost`` imported from ``root/src``): a build migrates only to the schema it
+    knows."""
+    code = "import asyncio, sys; from bench.runner import _seed_database; "
+    code += "asyncio.run(_seed_database(sys.argv[1], int(sys.argv[2]), sys.argv[3] == '1'))"
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{REPO}"}
+    argv = [PYTHON, "-c", code, f"sqlite:///{database}", str(others), "1" if budget else "0"]
+    subprocess.run(argv, cwd=REPO, env=env, check=True)
+
+
 def start(
-    root: Path, upstream_port: int, server_cpu: str, catalog: bool = False
+    root: Path, upstream_port: int, server_cpu: str, catalog: bool = False, budget: bool = False
 ) -> tuple[subprocess.Popen[bytes], int]:
     database = root / "waypost.db"
     database.unlink(missing_ok=True)
-    asyncio.run(_seed_database(f"sqlite:///{database}", CATALOG_USERS if catalog else 0))
+    seed(root, database, CATALOG_USERS if catalog else 0, budget)
     port = servers.free_port()
     config = waypost_config(port, upstream_port, database, catalog)
     config["auth"] = {"jwt_secret": JWT_SECRET}
@@ -117,7 +127,7 @@ def report(
 ) -> str:
     lines = [
         f"A/B at concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.duration:g} s"
-        f"{', catalogue scenario' if args.catalog else ''}, "
+        f"{', catalogue scenario' if args.catalog else ''}{', a budget on everyone' if args.budget else ''}, "
         f"load average {os.getloadavg()[0]:.2f} at the end",
         "",
         "| leg | build | CPU ms/req, each run | median CPU ms/req | median req/s |",
@@ -147,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--catalog", action="store_true", help="both builds with bench/run's --catalog configuration"
     )
+    parser.add_argument(
+        "--budget",
+        action="store_true",
+        help="a budget on everyone (builds that have budgets): bench/run's --budget",
+    )
     args = parser.parse_args(argv)
     modes = MODES if args.mode == "both" else (args.mode,)
     names = [args.base, args.target or "working-tree"]
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
         time.sleep(1.0)
-        started = [start(root, mock_port, server_cpu, args.catalog) for root in roots]
+        started = [start(root, mock_port, server_cpu, args.catalog, args.budget) for root in roots]
         for round_ in range(args.rounds):
             order = [0, 1] if round_ % 2 == 0 else [1, 0]
             for mode in modes:

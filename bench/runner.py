@@ -233,13 +233,13 @@ CATALOG_MODEL = "bench-catalog-model"
 
 
 def waypost_spec(
-    executable: Path, port: int, upstream_port: int, catalog: bool = False
+    executable: Path, port: int, upstream_port: int, catalog: bool = False, budget: bool = False
 ) -> servers.ServerSpec:
     work_dir = OUT_DIR / "waypost"
     work_dir.mkdir(parents=True, exist_ok=True)
     database = work_dir / "waypost.db"
     database.unlink(missing_ok=True)
-    asyncio.run(_seed_database(f"sqlite:///{database}", CATALOG_USERS if catalog else 0))
+    asyncio.run(_seed_database(f"sqlite:///{database}", CATALOG_USERS if catalog else 0, budget))
     config = waypost_config(port, upstream_port, database, catalog)
     config_path = work_dir / "waypost.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -281,15 +281,19 @@ def waypost_config(port: int, upstream_port: int, database: Path, catalog: bool 
                 "base_url": f"http://127.0.0.1:{upstream_port}/v1",
                 "api_key": "sk-mock",
                 "public": True,
+                # Priced, so every request is metered in full (cost, audit row, budgets).
+                "prices": {"input": 2.5, "output": 10.0, "cache_read": 1.25},
             }
         ],
     }
 
 
-async def _seed_database(url: str, others: int = 0) -> None:
+async def _seed_database(url: str, others: int = 0, budget: bool = False) -> None:
     """A migrated database holding one user with the API token the load generator sends, as
     `waypost tokens create` would leave it (the token's value is fixed so every leg uses one);
-    and ``others`` more users with a token each (``--catalog``)."""
+    ``others`` more users with a token each (``--catalog``); with ``budget``, a monthly budget on
+    everyone, too large to be reached, so that every request reserves and settles (``--budget``;
+    builds without budgets get none)."""
     from waypost.security.api_tokens import hash_api_token
     from waypost.settings import DatabaseSettings
     from waypost.store import Store
@@ -305,6 +309,15 @@ async def _seed_database(url: str, others: int = 0) -> None:
             other = await store.users.create(f"user-{i}@bench.localhost", f"User {i}", role="user")
             key = f"wp-bench-user-{i:06d}-0123456789"
             await store.tokens.create(other.id, "t", token_hash=hash_api_token(key), prefix=key[:10])
+        if budget and hasattr(store, "budgets"):
+            await store.budgets.create(
+                name="bench",
+                scope="global",
+                target=None,
+                limit_micros=10**15,
+                limit_tokens=None,
+                period="monthly",
+            )
     finally:
         await store.close()
 
@@ -402,7 +415,7 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
             argv_pt = _python_module("bench.passthrough", port, "--upstream", upstream_url)
             legs.append((PASSTHROUGH, lambda: servers.ServerSpec("passthrough", argv_pt, port), bearer))
         if WAYPOST in args.servers:
-            legs.append((WAYPOST, lambda: _waypost_leg(mock_port, args.catalog), bearer))
+            legs.append((WAYPOST, lambda: _waypost_leg(mock_port, args.catalog, args.budget), bearer))
         if args.litellm:
             litellm_headers = [f"Authorization: Bearer {litellm_leg.MASTER_KEY}"]
             legs.append((LITELLM, lambda: _litellm_leg(mock_port), litellm_headers))
@@ -420,12 +433,12 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
     return run
 
 
-def _waypost_leg(mock_port: int, catalog: bool = False) -> servers.ServerSpec | str:
+def _waypost_leg(mock_port: int, catalog: bool = False, budget: bool = False) -> servers.ServerSpec | str:
     executable = Path(sys.executable).parent / "waypost"
     reason = waypost_available(executable)
     if reason is not None:
         return f"the gateway CLI is not usable yet ({reason})"
-    return waypost_spec(executable, servers.free_port(), mock_port, catalog)
+    return waypost_spec(executable, servers.free_port(), mock_port, catalog, budget)
 
 
 def _litellm_leg(mock_port: int) -> servers.ServerSpec | str:
@@ -470,6 +483,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--catalog",
         action="store_true",
         help="Waypost with 1,000 models (half patterns; the requests match the last one) and 10,000 users",
+    )
+    parser.add_argument(
+        "--budget",
+        action="store_true",
+        help="Waypost with a budget on everyone (never reached): every request reserves and settles",
     )
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md")
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import traceback
 from collections.abc import Awaitable, Callable
 
@@ -16,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from waypost.api import chat, count_tokens, embeddings, meta, tasks
+from waypost.api import chat, count_tokens, dataplane, embeddings, meta, tasks
 from waypost.api.asgi_io import header_map, request_id, send_body
 from waypost.api.completions import COMPLETIONS
 from waypost.api.errors import error_parts
@@ -24,12 +25,19 @@ from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.api.middleware import RequestIdMiddleware
 from waypost.api.state import Container
 from waypost.core.errors import GatewayError, MethodNotAllowed, NotFound
+from waypost.metering.audit import AuditWriter
+from waypost.metering.pricing import PriceBook
 from waypost.observability.access import AccessLog
 from waypost.observability.heap import settle_heap
 from waypost.observability.logging import configure_logging
 from waypost.observability.loop_lag import LoopLagProbe
 from waypost.pipeline.auth import Authenticator
 from waypost.pipeline.bounds import RequestBounds
+from waypost.pipeline.budget_alerts import BudgetAlerts
+from waypost.pipeline.budget_book import BudgetBook
+from waypost.pipeline.budgets import BudgetStage
+from waypost.pipeline.metering import MeteringStage
+from waypost.pipeline.stage import Pipeline, Stage
 from waypost.providers.http import HttpClient
 from waypost.providers.kinds import calls_upstream
 from waypost.providers.registry import build_providers
@@ -43,6 +51,7 @@ from waypost.security.jwt_tokens import JwtCodec
 from waypost.security.passwords import PasswordHasher
 from waypost.security.urlguard import OutboundPolicy
 from waypost.settings import ConfigError, Settings
+from waypost.state import build_counters
 from waypost.store import Store
 
 CONTROL_PREFIXES = ("/admin/", "/auth/", "/me/")  # the control plane (FastAPI, with OpenAPI docs)
@@ -61,12 +70,14 @@ class Gateway:
         self.state = starlette.state
         self.container = container
         self.tune_gc = False  # set by the server's entry points: see observability/heap.py
+        chat_completions = chat.chat_endpoint("chat", OPENAI)
+        legacy = chat.chat_endpoint("completions", COMPLETIONS)
         self._chat_routes = {
-            "/v1/chat/completions": OPENAI,
-            "/chat/completions": OPENAI,
-            "/v1/messages": ANTHROPIC,
-            "/v1/completions": COMPLETIONS,
-            "/completions": COMPLETIONS,
+            "/v1/chat/completions": chat_completions,
+            "/chat/completions": chat_completions,
+            "/v1/messages": chat.chat_endpoint("messages", ANTHROPIC),
+            "/v1/completions": legacy,
+            "/completions": legacy,
         }
         self._routes: dict[str, DataPlaneHandler] = {
             "/v1/embeddings": embeddings.handle_embeddings,
@@ -91,9 +102,9 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            fmt = self._chat_routes.get(scope["path"])
-            if fmt is not None:
-                await chat.handle_chat(self.container, fmt, scope, receive, send)
+            endpoint = self._chat_routes.get(scope["path"])
+            if endpoint is not None:
+                await dataplane.serve(self.container, endpoint, scope, receive, send)
                 return
             handler = self._routes.get(scope["path"])
             if handler is not None:
@@ -116,7 +127,10 @@ class Gateway:
         path = scope["path"]
         rid = request_id(header_map(scope))
         err = MethodNotAllowed(f"{path} takes POST, not {scope['method']}.", allow=("POST",))
-        fmt = self._chat_routes.get(path) or (ANTHROPIC if path.startswith("/v1/messages") else OPENAI)
+        endpoint = self._chat_routes.get(path)
+        fmt = (
+            endpoint.fmt if endpoint is not None else ANTHROPIC if path.startswith("/v1/messages") else OPENAI
+        )
         status, body, headers = error_parts(fmt, err)
         self.container.access_log.refused(rid, path, err)
         await send_body(
@@ -157,9 +171,27 @@ def build_container(settings: Settings) -> Container:
     check_config_urls(settings, policy)
     http = HttpClient(policy)
     providers = build_providers({m.provider for m in settings.models}, http)
-    router = Router(ModelRegistry(settings.models), providers, RequestBounds.from_settings(settings))
-    resolved = resolve_secrets(settings)  # configured, or generated and kept in a file on loopback
+    prices = PriceBook.from_settings(settings)
+    registry = ModelRegistry(settings.models, prices=prices.prices_of)
+    router = Router(registry, providers, RequestBounds.from_settings(settings))
     store = Store.from_settings(settings.database)
+    audit = AuditWriter.from_settings(settings, store.usage_log)  # started in start(), flushed in stop()
+    # The pipeline's stages, in their one order (docs/metering.md, "The pipeline").
+    metering = MeteringStage(settings.metering, settings.audit, prices, router, audit=audit)
+    stages: list[Stage] = [metering]
+    budgets = None
+    if settings.budgets.enabled:  # after metering: tags are read, unpriced models refused first
+        if settings.state.backend == "memory" and settings.server.workers > 1:
+            logging.getLogger("waypost.budgets").warning(
+                "state.backend is memory with %d workers: each worker enforces every budget on its "
+                "own; set state.backend: redis to share them",
+                settings.server.workers,
+            )
+        counters = build_counters(settings.state)
+        budgets = BudgetBook(store, counters, settings.budgets)
+        stages.append(BudgetStage(settings.budgets, budgets, counters, prices, router, BudgetAlerts(http)))
+    pipeline = Pipeline(stages)
+    resolved = resolve_secrets(settings)  # configured, or generated and kept in a file on loopback
     secrets = SecretBox(resolved.encryption_keys)
     catalog = ModelCatalog(settings, store, secrets, router, http)
     auth = settings.auth
@@ -180,6 +212,11 @@ def build_container(settings: Settings) -> Container:
         passwords=PasswordHasher(auth.password_hashing),
         access_log=AccessLog.from_settings(settings.logging),
         loop_lag=LoopLagProbe(settings.logging.loop_lag_ms),
+        pipeline=pipeline,
+        metering=metering,
+        prices=prices,
+        audit=audit,
+        budgets=budgets,
     )
 
 
@@ -199,6 +236,12 @@ def check_config_urls(settings: Settings, policy: OutboundPolicy | None = None) 
                 policy.check_url(url)
             except GatewayError as err:
                 problems.append(f"models[{i}].{key}: {err.message}")
+    webhook = settings.budgets.alert_webhook
+    if webhook:
+        try:
+            policy.check_url(webhook)
+        except GatewayError as err:
+            problems.append(f"budgets.alert_webhook: {err.message}")
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -208,11 +251,31 @@ async def start(container: Container) -> list[asyncio.Task[None]]:
     background loops (model refresh, token last-used times, the event-loop lag probe)."""
     await start_container(container)
     every = max(1.0, container.settings.auth.cache_ttl)
+    container.audit.start()  # its own tasks: stop() lets them finish their writes
+    budgets = []
+    if container.budgets is not None:
+        await load_budgets(container.budgets)  # before serving: counters reloaded from the audit log
+        budgets.append(asyncio.create_task(container.budgets.run_refresher()))
     return [
+        *budgets,
         asyncio.create_task(container.catalog.run_refresher(every)),
         asyncio.create_task(container.authenticator.run_flusher(every)),
         asyncio.create_task(container.loop_lag.run()),
     ]
+
+
+async def load_budgets(book: BudgetBook) -> None:
+    """The budgets, before the first request; when the state backend does not answer, the
+    gateway starts anyway and the background refresh loads them once it does."""
+    try:
+        await book.load()
+    except Exception as exc:
+        logging.getLogger("waypost.budgets").error(
+            "budgets not loaded at start (%s: %s); retried every %gs",
+            type(exc).__name__,
+            exc,
+            book.settings.refresh_interval,
+        )
 
 
 async def stop(container: Container, tasks: list[asyncio.Task[None]]) -> None:
@@ -220,6 +283,9 @@ async def stop(container: Container, tasks: list[asyncio.Task[None]]) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await container.authenticator.flush_last_used()
+    await container.audit.stop()  # every row recorded so far: written, or spooled when it cannot be
+    if container.budgets is not None:
+        await container.budgets.counters.close()
     await container.http.close()
     await container.store.close()
     container.access_log.flush()
@@ -281,6 +347,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, tune_gc: bool
                 "x-waypost-dropped",
                 "x-waypost-attempts",
                 "x-waypost-token-count",
+                "x-waypost-cost-usd",
             ],
         )
     return app

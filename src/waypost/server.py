@@ -49,7 +49,6 @@ log = logging.getLogger("waypost.server")
 
 # Where a connection is in its current request.
 _IDLE, _HEADERS, _BODY = 0, 1, 2
-GRACEFUL_SHUTDOWN_SECONDS = 30  # in-flight requests finish within this after SIGTERM
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,10 +276,20 @@ class GatewayServer(uvicorn.Server):
             self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._not_ready()
         if sig == signal.SIGTERM:
             self.should_exit = True
             return
         super().handle_exit(sig, frame)
+
+    def _not_ready(self) -> None:
+        """Readiness (``/health/ready``) turns 503 at once, before the listener closes: a load
+        balancer stops sending requests while the ones in flight drain."""
+        app = getattr(self.config, "loaded_app", None)
+        while app is not None and not hasattr(app, "container"):
+            app = getattr(app, "app", None)
+        if app is not None:
+            app.container.ready = False
 
 
 def server_config(app: ASGIApp | str, settings: Settings, **options: Any) -> GatewayConfig:
@@ -295,9 +304,10 @@ def server_config(app: ASGIApp | str, settings: Settings, **options: Any) -> Gat
         "log_config": None,  # no handlers of uvicorn's own: its lines go to ours (configure_logging)
         "log_level": settings.logging.level,
         "access_log": False,  # the gateway writes its own access log
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        # In-flight requests and streams finish within this after SIGTERM; then the audit log is flushed.
+        "timeout_graceful_shutdown": settings.audit.shutdown_grace,
         "server_header": False,
-        "proxy_headers": False,  # the gateway does not use client addresses
+        "proxy_headers": False,  # audit rows record the TCP peer; X-Forwarded-For is not trusted
     }
     return GatewayConfig(
         app,

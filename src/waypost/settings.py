@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -113,13 +113,37 @@ class AwsSettings(_Strict):
         return _plain_http_url(value)
 
 
+class PriceTier(_Strict):
+    """Prices that replace the base ones when the prompt (all input tokens, cached or not) is
+    longer than ``above_input_tokens``; a price left out is the base's own (a cache price that
+    neither sets falls back to the tier's input price)."""
+
+    above_input_tokens: int = Field(ge=1)
+    input: float | None = Field(None, ge=0)
+    output: float | None = Field(None, ge=0)
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+    cache_write_1h: float | None = Field(None, ge=0)
+
+
 class Prices(_Strict):
-    """USD per million tokens. Cache prices default to the input price when unset."""
+    """USD per million tokens (docs/metering.md, "Prices and cost"). Cache reads and writes
+    default to the input price when unset; 1-hour cache writes to the (5-minute) write price."""
 
     input: float = Field(0.0, ge=0)
     output: float = Field(0.0, ge=0)
     cache_read: float | None = Field(None, ge=0)
     cache_write: float | None = Field(None, ge=0)
+    cache_write_1h: float | None = Field(None, ge=0)  # Anthropic's 1-hour cache writes
+    tiers: list[PriceTier] = Field(default_factory=list)
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascending_tiers(cls, tiers: list[PriceTier]) -> list[PriceTier]:
+        thresholds = [t.above_input_tokens for t in tiers]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("tiers must have distinct above_input_tokens, in ascending order")
+        return tiers
 
 
 class PresetSettings(_Strict):
@@ -366,6 +390,14 @@ class MeteringSettings(_Strict):
     max_tags: int = Field(10, ge=0, le=100)
     max_tag_length: int = Field(64, ge=1, le=256)
 
+    @field_validator("markup_percent")
+    @classmethod
+    def _sane_markup(cls, value: dict[str, float]) -> dict[str, float]:
+        for provider, pct in value.items():
+            if not -100 <= pct <= 1000:
+                raise ValueError(f"{provider}: {pct} is outside -100..1000 (percent)")
+        return value
+
     @model_validator(mode="after")
     def _default_needs_prices(self) -> MeteringSettings:
         if self.unpriced == "default" and self.default_prices is None:
@@ -407,8 +439,18 @@ class BudgetSettings(_Strict):
     reservation_cap_tokens: int = Field(4096, ge=1)
     status: Literal[402, 429] = 429  # what a request over budget gets (a budget may say otherwise)
     refresh_interval: float = Field(5.0, gt=0)  # seconds: budgets changed by another worker apply
-    alert_thresholds: list[int] = Field(default_factory=lambda: [50, 80, 100])  # percent
+    alert_thresholds: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=lambda: [50, 80, 100]
+    )  # percent of a budget's limit
     alert_webhook: str | None = None  # POSTed a JSON alert; checked by the outbound URL guard
+    # End a stream with an error event before it spends more than its budget allows (a budget
+    # may say otherwise); off, a stream that crosses its budget runs to its end.
+    cut_off_streams: bool = False
+    # A reservation not settled within this many seconds (its worker died) is dropped.
+    reservation_ttl: float = Field(3600.0, gt=0)
+    # When the state backend (Redis) does not answer: serve unbudgeted (``allow``, logged) or
+    # answer 503 (``refuse``).
+    when_state_unavailable: Literal["allow", "refuse"] = "allow"
 
 
 class Settings(_Strict):

@@ -61,6 +61,19 @@ ROUTES = {
     ("patch", "/admin/secrets/{name}"),
     ("delete", "/admin/secrets/{name}"),
     ("post", "/admin/secrets/rotate"),
+    ("get", "/admin/usage/summary"),
+    ("get", "/admin/usage/costs"),
+    ("get", "/me/usage"),
+    ("get", "/admin/audit-logs"),
+    ("get", "/admin/audit-logs/{request_id}"),
+    ("get", "/admin/audit-trail"),
+    ("get", "/admin/audit-trail/verify"),
+    ("get", "/admin/budgets"),
+    ("post", "/admin/budgets"),
+    ("get", "/admin/budgets/{budget}"),
+    ("patch", "/admin/budgets/{budget}"),
+    ("delete", "/admin/budgets/{budget}"),
+    ("post", "/admin/budgets/{budget}/reset"),
 }
 
 

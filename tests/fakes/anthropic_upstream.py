@@ -213,17 +213,21 @@ class _Answer:
             self.output_tokens = estimate_tokens(self.text or "", thinking, args)
 
     def usage(self, output_tokens: int) -> dict[str, Any]:
-        return {
+        reply = self.reply
+        usage: dict[str, Any] = {
             "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": self.reply.cache_write_tokens,
-            "cache_read_input_tokens": self.reply.cache_read_tokens,
+            "cache_creation_input_tokens": reply.cache_write_tokens,
+            "cache_read_input_tokens": reply.cache_read_tokens,
             "cache_creation": {
-                "ephemeral_5m_input_tokens": self.reply.cache_write_tokens,
-                "ephemeral_1h_input_tokens": 0,
+                "ephemeral_5m_input_tokens": reply.cache_write_tokens - reply.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": reply.cache_write_1h_tokens,
             },
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
+        if reply.reasoning_tokens:
+            usage["output_tokens_details"] = {"thinking_tokens": min(reply.reasoning_tokens, output_tokens)}
+        return usage
 
     def content(self) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
@@ -250,12 +254,9 @@ class _Answer:
 
     def frames(self, full_delta_usage: bool) -> list[bytes]:
         output_tokens = self.output_tokens or 0
-        start = {
-            **self.message(),
-            "content": [],
-            "stop_reason": None,
-            "usage": self.usage(min(1, output_tokens)),
-        }
+        start_usage = self.usage(min(1, output_tokens))
+        start_usage.pop("output_tokens_details", None)  # known once the answer is done
+        start = {**self.message(), "content": [], "stop_reason": None, "usage": start_usage}
         frames = [_event("message_start", {"type": "message_start", "message": start})]
         frames.append(_event("ping", {"type": "ping"}))
         for index, block in enumerate(self.content()):
@@ -267,6 +268,10 @@ class _Answer:
                 k: full[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
             }
             usage["output_tokens"] = output_tokens
+        if self.reply.reasoning_tokens:
+            usage["output_tokens_details"] = {
+                "thinking_tokens": min(self.reply.reasoning_tokens, output_tokens)
+            }
         delta = {"stop_reason": self.stop_reason, "stop_sequence": None}
         frames.append(_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
         frames.append(_event("message_stop", {"type": "message_stop"}))

@@ -28,8 +28,9 @@ class Reply:
     """What the fake model answers to one or more requests.
 
     Usage numbers go on the wire exactly as given, in each provider's own convention: ``input_tokens`` is
-    OpenAI's ``prompt_tokens`` (which includes cached tokens) or Anthropic's ``input_tokens`` (which
-    excludes cache reads and writes). ``None`` means a deterministic estimate from the request/answer.
+    OpenAI's ``prompt_tokens``, Gemini's ``promptTokenCount`` and Ollama's ``prompt_eval_count`` (which
+    include cached tokens) or Anthropic's ``input_tokens`` and Bedrock's ``inputTokens`` (which exclude
+    cache reads and writes). ``None`` means a deterministic estimate from the request/answer.
 
     Faults count SSE frames (one ``data:`` line for OpenAI, one ``event:`` frame for Anthropic, pings
     and ``[DONE]`` included): ``reset_after_chunks=2`` sends two frames, then drops the TCP connection.
@@ -48,7 +49,12 @@ class Reply:
     output_tokens: int | None = None
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    """Of ``cache_write_tokens``, those written for an hour: Anthropic's
+    ``cache_creation.ephemeral_1h_input_tokens``, Bedrock's ``cacheDetails`` entry with ``ttl: 1h``."""
     reasoning_tokens: int = 0
+    """Of the output: OpenAI's ``reasoning_tokens``, Anthropic's ``output_tokens_details.thinking_tokens``,
+    Gemini's ``thoughtsTokenCount`` (which Gemini counts apart from ``candidatesTokenCount``)."""
     status: int = 200
     """An error status answers with the provider's real error JSON instead of a completion."""
     error_message: str | None = None

@@ -367,6 +367,13 @@ class _Answer:
             usage["cacheReadInputTokens"] = reply.cache_read_tokens
             usage["cacheWriteInputTokens"] = reply.cache_write_tokens
             total += reply.cache_read_tokens + reply.cache_write_tokens
+        if reply.cache_write_tokens:
+            # By duration, 1h before 5m, no entry for a duration nothing was written at.
+            by_ttl = (
+                ("1h", reply.cache_write_1h_tokens),
+                ("5m", reply.cache_write_tokens - reply.cache_write_1h_tokens),
+            )
+            usage["cacheDetails"] = [{"ttl": ttl, "inputTokens": n} for ttl, n in by_ttl if n]
         usage["totalTokens"] = total
         return usage
 

@@ -3,7 +3,8 @@ and ``/api/tags``, with Ollama's ``{"error": "..."}`` bodies and its validation 
 translating gateway is likely to get wrong (tool arguments as objects, base64 images, roles).
 
 Replies map onto Ollama's vocabulary: ``Reply.input_tokens``/``output_tokens`` are
-``prompt_eval_count``/``eval_count``; ``Reply.finish_reason`` is a ``done_reason``; tool calls
+``prompt_eval_count``/``eval_count``, ``Reply.cache_read_tokens`` is ``prompt_eval_cached_count``
+(Ollama 0.33: the part of the prompt read from the KV cache); ``Reply.finish_reason`` is a ``done_reason``; tool calls
 carry no id (Ollama gives none), the ``ToolCallSpec`` id is ignored. Faults count NDJSON lines.
 """
 
@@ -155,7 +156,7 @@ class _Answer:
         return {"model": self.model, "created_at": CREATED_AT, "message": message, "done": False}
 
     def _final(self, message: dict[str, Any]) -> dict[str, Any]:
-        return {
+        final = {
             "model": self.model,
             "created_at": CREATED_AT,
             "message": message,
@@ -168,6 +169,9 @@ class _Answer:
             "eval_count": self.eval_count,
             "eval_duration": 4_535_599_000,
         }
+        if self.reply.cache_read_tokens:
+            final["prompt_eval_cached_count"] = self.reply.cache_read_tokens
+        return final
 
     def whole(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}

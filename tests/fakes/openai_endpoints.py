@@ -142,11 +142,13 @@ async def serve_completions(upstream: OpenAIUpstream, request: web.Request) -> w
     finish = reply.finish_reason or "stop"
     prompt_tokens = reply.input_tokens if reply.input_tokens is not None else estimate_tokens(prompts)
     output_tokens = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(texts)
-    usage = {
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": output_tokens,
         "total_tokens": prompt_tokens + output_tokens,
     }
+    if reply.cache_read_tokens:  # OpenAI-compatible servers with a prefix cache (vLLM) report it
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cache_read_tokens}
     head = {
         "id": new_id("cmpl-"),
         "object": "text_completion",

@@ -13,16 +13,17 @@ from aiohttp import web
 
 from tests.fakes import FakeUpstream, OpenAIUpstream, Reply
 from tests.fakes.base import compact_json
+from waypost.core.context import RequestContext
 from waypost.core.errors import UpstreamAuthError, UpstreamBadRequest
 from waypost.core.events import StreamEvent, TextDelta, fold
 from waypost.core.types import ChatRequest, EmbeddingRequest, FinishReason, Message, TextPart
 from waypost.providers.azure import DEFAULT_API_VERSION, AzureProvider
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.http import HttpClient
 from waypost.settings import ModelSettings
 
 KEY = "azure-resource-key-0123"
-CTX = CallContext(request_id="req-1", client_format="anthropic")
+CTX = RequestContext(request_id="req-1", client_format="anthropic")
 HI = ChatRequest(model="gpt", messages=[Message("user", [TextPart("hi")])])
 
 

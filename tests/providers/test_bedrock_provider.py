@@ -17,6 +17,7 @@ from botocore.credentials import Credentials, RefreshableCredentials
 from tests.fakes import Reply
 from tests.fakes.bedrock_upstream import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, BedrockUpstream, corrupt
 from tests.fakes.eventstream_encoder import encode_message, event
+from waypost.core.context import RequestContext
 from waypost.core.errors import (
     BadRequest,
     GatewayError,
@@ -40,13 +41,13 @@ from waypost.core.types import (
     ToolCallPart,
     Usage,
 )
-from waypost.providers.base import CallContext, Deployment, EmbeddingProvider, TokenCounter
+from waypost.providers.base import Deployment, EmbeddingProvider, TokenCounter
 from waypost.providers.bedrock import BedrockProvider
 from waypost.providers.bedrock_auth import AwsAuth, AwsIdentity, default_endpoint
 from waypost.providers.http import HttpClient
 from waypost.settings import AwsSettings, ModelSettings
 
-CTX = CallContext(request_id="req-1", client_format="openai")
+CTX = RequestContext(request_id="req-1", client_format="openai")
 CLAUDE = "anthropic.claude-sonnet-4-20250514-v1:0"
 HI = ChatRequest(model="claude", messages=[Message("user", [TextPart("hi")])])
 

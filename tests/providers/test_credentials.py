@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from tests.fakes import OpenAIUpstream, Reply
+from waypost.core.context import RequestContext
 from waypost.core.errors import GatewayError, UpstreamBadRequest
 from waypost.core.types import ChatRequest, Message, TextPart
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.credentials import credentials_of, scrub
 from waypost.providers.http import HttpClient
 from waypost.providers.openai import OpenAIProvider
@@ -97,7 +98,7 @@ async def test_an_error_answer_repeating_the_key_is_scrubbed_at_the_client(
         fake.enqueue(Reply(status=status, error_message=f"Incorrect API key provided: {key}."))
         dep = Deployment(settings(base_url=fake.url + "/v1", api_key=key), "up")
         with pytest.raises(GatewayError) as err:
-            await provider.complete(HI, dep, CallContext("r", "openai"))
+            await provider.complete(HI, dep, RequestContext("r", "openai"))
     assert key not in err.value.message
     assert key not in str(err.value)
 
@@ -111,6 +112,6 @@ async def test_a_mid_stream_error_repeating_a_header_credential_is_scrubbed(prov
         )
         req = ChatRequest(model="m", messages=HI.messages, stream=True)
         with pytest.raises(GatewayError) as err:
-            async for _ in provider.stream(req, dep, CallContext("r", "openai")):
+            async for _ in provider.stream(req, dep, RequestContext("r", "openai")):
                 pass
     assert err.value.message.endswith("token [redacted] expired")

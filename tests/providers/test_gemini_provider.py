@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes.base import Reply
 from tests.fakes.gemini_upstream import GeminiUpstream
+from waypost.core.context import RequestContext
 from waypost.core.errors import (
     BadRequest,
     Overloaded,
@@ -30,13 +31,13 @@ from waypost.core.types import (
     Tool,
     ToolResultPart,
 )
-from waypost.providers.base import CallContext, Deployment, EmbeddingProvider, TokenCounter
+from waypost.providers.base import Deployment, EmbeddingProvider, TokenCounter
 from waypost.providers.gemini import GeminiProvider
 from waypost.providers.http import HttpClient
 from waypost.settings import ModelSettings
 
 KEY = "AIzaSy-fake-gemini-key-0123456789"
-CTX = CallContext(request_id="req-1", client_format="openai")
+CTX = RequestContext(request_id="req-1", client_format="openai")
 WEATHER = Tool(name="get_weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}})
 
 

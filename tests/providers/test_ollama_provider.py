@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes import Reply
 from tests.fakes.ollama_upstream import OllamaUpstream
+from waypost.core.context import RequestContext
 from waypost.core.errors import (
     GatewayError,
     StreamInterrupted,
@@ -19,12 +20,12 @@ from waypost.core.errors import (
 )
 from waypost.core.events import MessageEnd, MessageStart, StreamEvent, TextDelta, fold
 from waypost.core.types import ChatRequest, EmbeddingRequest, FinishReason, Message, TextPart
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.http import HttpClient
 from waypost.providers.ollama import OllamaProvider
 from waypost.settings import ModelSettings
 
-CTX = CallContext(request_id="req-1", client_format="openai")
+CTX = RequestContext(request_id="req-1", client_format="openai")
 HI = ChatRequest(model="local", messages=[Message("user", [TextPart("hi")])])
 
 

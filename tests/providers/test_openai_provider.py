@@ -14,10 +14,11 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from tests.fakes import OpenAIUpstream, Reply
 from tests.fakes import openai_quirks as q
+from waypost.core.context import RequestContext
 from waypost.core.events import RawFrame, StreamEvent, fold
 from waypost.core.types import ChatRequest, Message, TextPart
 from waypost.providers.azure import AzureProvider
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.http import HttpClient
 from waypost.providers.kinds import default_max_tokens_field
 from waypost.providers.openai import OpenAIProvider
@@ -25,8 +26,8 @@ from waypost.settings import ModelSettings, Settings
 from waypost.wire.openai.chat import decode_request
 from waypost.wire.sse import SSEParser
 
-TRANSLATED = CallContext("r", "anthropic")
-RELAYED = CallContext("r", "openai")
+TRANSLATED = RequestContext("r", "anthropic")
+RELAYED = RequestContext("r", "openai")
 LONG = " ".join(f"w{i}" for i in range(30))
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import AnthropicUpstream, OpenAIUpstream, Reply
+from waypost.core.context import RequestContext
 from waypost.core.errors import StreamInterrupted, UpstreamInvalid
 from waypost.core.events import RawFrame, StreamEvent, TextDelta, UsageUpdate, fold
 from waypost.core.types import ChatRequest, Message, TextPart
 from waypost.providers.anthropic import AnthropicProvider
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.http import HttpClient, json_object
 from waypost.providers.openai import OpenAIProvider
 from waypost.settings import ModelSettings
@@ -64,7 +65,7 @@ async def test_an_openai_client_asking_for_usage_gets_the_upstream_bytes_exactly
         fake.enqueue(Reply(raw_body=OPENAI_STREAM))
         req = ChatRequest(model=FIXTURE_MODEL, messages=HI.messages, stream=True, include_usage=True)
         events = await collect(
-            OpenAIProvider(http).stream(req, deployment("openai", fake.url), CallContext("r", "openai"))
+            OpenAIProvider(http).stream(req, deployment("openai", fake.url), RequestContext("r", "openai"))
         )
     assert relayed(events) == OPENAI_STREAM
 
@@ -75,7 +76,7 @@ async def test_the_usage_chunk_a_client_did_not_ask_for_is_metered_but_not_relay
         fake.enqueue(Reply(raw_body=OPENAI_STREAM))
         req = RECORDED["openai"]
         events = await collect(
-            OpenAIProvider(http).stream(req, deployment("openai", fake.url), CallContext("r", "openai"))
+            OpenAIProvider(http).stream(req, deployment("openai", fake.url), RequestContext("r", "openai"))
         )
     assert relayed(events) == OPENAI_STREAM.replace(usage_chunk, b"")
     assert [e for e in events if isinstance(e, UsageUpdate)], "the hidden usage still reaches metering"
@@ -86,7 +87,7 @@ async def test_an_anthropic_client_gets_the_upstream_bytes_exactly_pings_include
         fake.enqueue(Reply(raw_body=ANTHROPIC_STREAM))
         events = await collect(
             AnthropicProvider(http).stream(
-                RECORDED["anthropic"], deployment("anthropic", fake.url), CallContext("r", "anthropic")
+                RECORDED["anthropic"], deployment("anthropic", fake.url), RequestContext("r", "anthropic")
             )
         )
     assert relayed(events) == ANTHROPIC_STREAM
@@ -97,7 +98,9 @@ async def test_a_client_of_another_format_gets_events_and_no_raw_bytes(http: Htt
     async with AnthropicUpstream() as fake:
         fake.enqueue(Reply(raw_body=ANTHROPIC_STREAM))
         events = await collect(
-            AnthropicProvider(http).stream(HI, deployment("anthropic", fake.url), CallContext("r", "openai"))
+            AnthropicProvider(http).stream(
+                HI, deployment("anthropic", fake.url), RequestContext("r", "openai")
+            )
         )
     assert relayed(events) == b""
     assert fold(events).text() == text(events) != ""
@@ -118,7 +121,9 @@ async def test_frames_before_an_invalid_one_are_delivered_then_the_upstream_is_b
             UpstreamInvalid, match=f"{client} upstream sent an invalid stream: a frame that is not JSON"
         ):
             req = RECORDED[client]
-            async for batch in provider.stream(req, deployment(client, fake.url), CallContext("r", client)):
+            async for batch in provider.stream(
+                req, deployment(client, fake.url), RequestContext("r", client)
+            ):
                 seen += batch
     assert relayed(seen) == b"".join(good)  # written again without the invalid frame or what followed
 
@@ -139,7 +144,7 @@ async def test_every_parse_failure_is_an_upstream_error_naming_it(
         fake.enqueue(Reply(garbage=frame))
         with pytest.raises(UpstreamInvalid, match=r"openai upstream sent an invalid stream: .*") as err:
             await collect(
-                OpenAIProvider(http).stream(HI, deployment("openai", fake.url), CallContext("r", "x"))
+                OpenAIProvider(http).stream(HI, deployment("openai", fake.url), RequestContext("r", "x"))
             )
     assert reason in err.value.message
     assert err.value.status == 502
@@ -154,7 +159,7 @@ async def test_a_stream_that_ends_without_its_end_marker_is_interrupted_after_wh
         fake.enqueue(Reply(raw_body=without_done))
         with pytest.raises(StreamInterrupted, match=r"openai upstream stream ended without \[DONE\]"):
             async for batch in OpenAIProvider(http).stream(
-                HI, deployment("openai", fake.url), CallContext("r", "x")
+                HI, deployment("openai", fake.url), RequestContext("r", "x")
             ):
                 seen += batch
     assert text(seen) != ""
@@ -166,7 +171,9 @@ async def test_an_anthropic_stream_without_message_stop_is_interrupted(http: Htt
         fake.enqueue(Reply(raw_body=cut))
         with pytest.raises(StreamInterrupted, match="anthropic upstream stream ended without message_stop"):
             await collect(
-                AnthropicProvider(http).stream(HI, deployment("anthropic", fake.url), CallContext("r", "x"))
+                AnthropicProvider(http).stream(
+                    HI, deployment("anthropic", fake.url), RequestContext("r", "x")
+                )
             )
 
 
@@ -175,7 +182,9 @@ async def test_an_event_name_that_is_not_utf8_is_an_upstream_error(http: HttpCli
         fake.enqueue(Reply(garbage=b'event: \xff\ndata: {"type": "ping"}\n\n'))
         with pytest.raises(UpstreamInvalid, match="anthropic upstream sent an invalid stream"):
             await collect(
-                AnthropicProvider(http).stream(HI, deployment("anthropic", fake.url), CallContext("r", "x"))
+                AnthropicProvider(http).stream(
+                    HI, deployment("anthropic", fake.url), RequestContext("r", "x")
+                )
             )
 
 

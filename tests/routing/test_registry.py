@@ -117,3 +117,23 @@ def test_an_env_reference_that_came_out_empty_names_its_variable(tmp_path: Any) 
     )
     assert "WP_BLANK_KEY" in disabled["blank"] and "keyed" not in disabled
     assert disabled["other"].startswith("missing credential: no api_key")
+
+
+def test_auto_orders_candidates_by_the_price_book_catalogue_included() -> None:
+    """Candidates priced only by the bundled catalogue are ordered by those prices (their own
+    ``prices`` would be None), before a candidate with no price anywhere."""
+    from waypost.metering.pricing import PriceBook
+    from waypost.settings import Settings
+
+    entries = [
+        {"name": "unknown", "provider": "openai", "api_key": "k", "upstream_model": "no-such-model-anywhere"},
+        {"name": "big", "provider": "openai", "api_key": "k", "upstream_model": "gpt-4o"},
+        {"name": "small", "provider": "openai", "api_key": "k", "upstream_model": "gpt-4o-mini"},
+        {"name": "pick", "provider": "auto", "candidates": ["unknown", "big", "small"]},
+    ]
+    settings = Settings.model_validate({"models": entries})
+    own = ModelRegistry(settings.models, environ={})
+    assert [d.name for d in own.chain("pick")] == ["unknown", "big", "small"]  # no own prices: list order
+    book = PriceBook.from_settings(settings)
+    priced = ModelRegistry(settings.models, environ={}, prices=book.prices_of)
+    assert [d.name for d in priced.chain("pick")] == ["small", "big", "unknown"]

@@ -1,8 +1,8 @@
-"""The chat data plane, shared by ``/v1/chat/completions`` (OpenAI), ``/v1/messages``
-(Anthropic) and ``/v1/completions`` (OpenAI legacy, see ``api.completions``): authenticate,
-decode, route, and answer in the caller's own format.
-
-These handlers are raw ASGI (see ``asgi_io``): they are the hot path.
+"""The chat endpoints: ``/v1/chat/completions`` (OpenAI), ``/v1/messages`` (Anthropic) and
+``/v1/completions`` (OpenAI legacy, see ``api.completions``). The path around them (auth, the
+pipeline's stages, the access log, the audit row) is ``api.dataplane``'s; here is what is their
+own: decoding, routing, and answering in the caller's format, streamed or not, with the usage and
+its cost in the answer.
 """
 
 from __future__ import annotations
@@ -11,24 +11,16 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, cast
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import Send
 
-from waypost.api.asgi_io import (
-    ClientGone,
-    DisconnectWatch,
-    encode_headers,
-    header_map,
-    read_body,
-    request_id,
-    send_body,
-)
-from waypost.api.errors import error_parts
+from waypost.api.asgi_io import encode_headers, send_body
+from waypost.api.dataplane import JSON, Endpoint, served_headers
 from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
+from waypost.core.context import Cost, RequestContext
 from waypost.core.errors import BadRequest, GatewayError, UpstreamError
 from waypost.core.events import (
     BlockStart,
@@ -40,36 +32,17 @@ from waypost.core.events import (
     ThinkingDelta,
     ToolArgsDelta,
     UsageUpdate,
+    response_events,
 )
-from waypost.core.types import ChatRequest, EmbeddingRequest, Usage
+from waypost.core.types import ChatRequest, ChatResponse, Usage
+from waypost.metering.estimate import estimate_tokens
 from waypost.metering.usage_count import AnswerText, count_usage, needs_count
-from waypost.providers.base import CallContext, Provider
-from waypost.routing.router import Served
-from waypost.security.principal import Principal
+from waypost.pipeline.stage import Reply
 
 log = logging.getLogger("waypost.request")
 
-# Client headers a provider of the caller's own dialect may receive. Credentials and
-# hop-by-hop headers are never among them.
-PASSTHROUGH_HEADERS = ("anthropic-beta", "anthropic-version")
-JSON = b"application/json"
-R = TypeVar("R", ChatRequest, EmbeddingRequest)
-
-
-def speaks_natively(provider: Provider, fmt: ClientFormat) -> bool:
-    """Whether the provider forwards and relays bodies of the caller's format as they are: its
-    own dialect, or one of its ``native_formats`` (OpenAI-compatible: legacy completions)."""
-    return provider.dialect == fmt.name or fmt.name in getattr(provider, "native_formats", ())
-
-
-async def read_json(container: Container, headers: dict[str, str], receive: Receive) -> tuple[Principal, Any]:
-    """Authenticate the caller, then read and parse the request body (errors as ``GatewayError``)."""
-    principal = await container.authenticator.authenticate(headers)
-    raw = await read_body(receive, headers, container.settings.server.max_body_bytes)
-    try:
-        return principal, orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+COST_HEADER = "x-waypost-cost-usd"
+COST_FIELD = "cost_usd"  # the extra member of usage objects (docs/metering.md)
 
 
 def with_default_model(body: Any, default: str | None) -> Any:
@@ -84,165 +57,147 @@ def with_default_model(body: Any, default: str | None) -> Any:
     return body
 
 
-@dataclass(slots=True)
-class Call(Generic[R]):
-    """One data-plane request's bookkeeping: what was asked, who served it, what to report."""
+def chat_endpoint(name: str, fmt: ClientFormat) -> Endpoint:
+    def decode(ctx: RequestContext, container: Container) -> None:
+        req = fmt.decode_request(with_default_model(ctx.body, container.settings.routing.default_model))
+        ctx.req, ctx.decoder_notes, ctx.stream = req, len(req.notes), req.stream
 
-    container: Container
-    rid: str
-    req: R
-    started: float
-    decoder_notes: int  # how many of req.notes the decoder wrote (the rest come from policy)
-    served: Served | None = None
-    same_format: bool = False
-    logged: bool = False
-    counted_with: str | None = None  # the upstream gave no usage: what the gateway counted it with
+    async def run(ctx: RequestContext, container: Container, reply: Reply | None, send: Send) -> None:
+        await answer_chat(ctx, container, fmt, reply, send)
 
-    def notes(self) -> list[str]:
-        """What could not be carried: the request's own notes (decoding, policy), then those of
-        the encoding that served (never a failed attempt's). The decoder's notes are about the
-        canonical model, so they do not apply when the body went to a same-format upstream as
-        it was (the fast path)."""
-        notes: list[str] = self.req.notes[self.decoder_notes :] if self.same_format else self.req.notes
-        dropped: tuple[str, ...] = self.served.dropped if self.served is not None else ()
-        return list(dict.fromkeys([*notes, *dropped]))  # each note once
-
-    def serve(self, served: Served, fmt: ClientFormat) -> dict[str, str]:
-        """Record who served the call; return the response headers that say so."""
-        self.served = served
-        self.same_format = speaks_natively(self.container.router.providers[served.deployment.provider], fmt)
-        headers = {
-            "x-request-id": self.rid,
-            "x-waypost-provider": served.deployment.provider,
-            "x-waypost-deployment": served.deployment.name,
-        }
-        if served.attempts > 1:
-            headers["x-waypost-attempts"] = str(served.attempts)
-        notes = self.notes()
-        if notes:
-            # Header values must be printable ASCII (notes quote client-chosen keys and types, which
-            # may hold CR/LF); the full notes are in the access log.
-            text = "; ".join(notes)[:1000]
-            headers["x-waypost-dropped"] = "".join(c if " " <= c <= "~" else "?" for c in text)
-        return headers
-
-    def log(self, status: int, usage: Usage | None, error: GatewayError | None = None) -> None:
-        """Write the access-log line; only the first call per request counts."""
-        access = self.container.access_log
-        if self.logged or not access.enabled:
-            return
-        self.logged = True
-        req = self.req
-        fields: dict[str, Any] = {
-            "request_id": self.rid,
-            "model": req.model,
-            "stream": isinstance(req, ChatRequest) and req.stream,
-            "status": status,
-            "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
-        }
-        if self.served is not None:
-            fields["provider"] = self.served.deployment.provider
-            fields["deployment"] = self.served.deployment.name
-            fields["attempts"] = self.served.attempts
-        if usage is not None:
-            fields["input_tokens"] = usage.input_tokens
-            fields["output_tokens"] = usage.output_tokens
-            fields["cache_read_tokens"] = usage.cache_read_tokens
-            fields["cache_write_tokens"] = usage.cache_write_tokens
-            fields["usage_estimated"] = self.counted_with is not None
-            if self.counted_with is not None:
-                fields["usage_counted_with"] = self.counted_with
-        notes = self.notes()
-        if notes:
-            fields["dropped"] = notes
-        if error is not None:
-            fields["error"] = type(error).__name__
-            fields["detail"] = error.message
-        access.write(fields)
+    return Endpoint(name, fmt, decode, run)
 
 
-async def count_missing_usage(call: Call[ChatRequest], usage: Usage, answer: AnswerText) -> Usage:
+async def count_missing_usage(
+    ctx: RequestContext, container: Container, usage: Usage, answer: AnswerText, *, output_final: bool = True
+) -> Usage:
     """``usage`` with what the upstream left at zero counted by the gateway, for the model the
-    upstream runs (``metering.usage_count``); notes on ``call`` that it was counted."""
-    served = call.served
-    model = served.deployment.upstream_model if served is not None else call.req.model
-    counted = await count_usage(call.container.tokenizers, model, call.req, answer, usage)
+    upstream runs (``metering.usage_count``); notes on ``ctx`` that it was counted.
+    ``output_final=False``: the stream ended before the upstream's final figures (see
+    ``count_usage``)."""
+    req = ctx.req
+    assert isinstance(req, ChatRequest)
+    served = ctx.served
+    model = served.deployment.upstream_model if served is not None else req.model
+    counted = await count_usage(container.tokenizers, model, req, answer, usage, output_final=output_final)
     if counted is None:
         return usage
-    call.counted_with = counted.counted_with
+    ctx.counted_with = counted.counted_with
     return counted.usage
 
 
-def with_usage(raw: bytes, usage: dict[str, Any]) -> bytes:
-    """A relayed JSON body with ``usage`` as its ``usage`` member."""
+def with_usage(raw: bytes, usage: dict[str, Any] | None, cost: Cost | None) -> bytes:
+    """A JSON body with ``usage`` as its ``usage`` member (when given) and the cost in it."""
     body = orjson.loads(raw)
     if not isinstance(body, dict):
         return raw
-    body["usage"] = usage
+    if usage is not None:
+        body["usage"] = usage
+    if cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"][COST_FIELD] = cost.usd
     return orjson.dumps(body)
 
 
-async def send_error(send: Send, fmt: ClientFormat, err: GatewayError, rid: str) -> None:
-    status, body, headers = error_parts(fmt, err)
-    await send_body(send, status, body, JSON, {"x-request-id": rid, **headers})
+def cost_in_frames(data: bytes, cost: Cost) -> bytes:
+    """SSE bytes with the cost added to each top-level ``usage`` object of their events (the
+    final OpenAI chunk, Anthropic's ``message_delta``); others are left byte for byte."""
+    if b'"usage"' not in data:
+        return data
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.startswith(b"data:") or b'"usage"' not in line:
+            continue
+        end = b"\r" if line.endswith(b"\r") else b""
+        try:
+            event = orjson.loads(line[5:])
+        except orjson.JSONDecodeError:
+            continue
+        usage = event.get("usage") if isinstance(event, dict) else None
+        if isinstance(usage, dict):
+            usage[COST_FIELD] = cost.usd
+            lines[i] = b"data: " + orjson.dumps(event) + end
+    return b"\n".join(lines)
 
 
-async def handle_chat(
-    container: Container, fmt: ClientFormat, scope: Scope, receive: Receive, send: Send
+async def answer_chat(
+    ctx: RequestContext, container: Container, fmt: ClientFormat, reply: Reply | None, send: Send
 ) -> None:
-    """One chat request, from headers to the last byte of the answer."""
-    started = time.perf_counter()
-    headers = header_map(scope)
-    rid = request_id(headers)
-    call: Call[ChatRequest] | None = None
-    try:
-        principal, body = await read_json(container, headers, receive)
-        req = fmt.decode_request(with_default_model(body, container.settings.routing.default_model))
-        call = Call(container, rid, req, started, len(req.notes))
-        passthrough = {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))}
-        ctx = CallContext(rid, fmt.name, passthrough, principal)
-        with DisconnectWatch(receive):
-            if req.stream:
-                first, rest, served = await container.router.stream(req, ctx)
-                await stream_answer(send, first, rest, fmt, call, call.serve(served, fmt))
+    req = ctx.req
+    assert isinstance(req, ChatRequest)
+    if reply is not None:  # a stage answered (e.g. the cache): no upstream, nothing billed
+        assert isinstance(reply, ChatResponse)
+        if req.stream:
+            events = response_events(reply)
+
+            async def nothing_more() -> AsyncIterator[list[StreamEvent]]:
                 return
-            resp, served = await container.router.complete(req, ctx)
-        out_headers = call.serve(served, fmt)
-        if needs_count(resp.usage):
-            resp.usage = await count_missing_usage(call, resp.usage, AnswerText.of(resp))
-            if resp.raw is not None and call.counted_with is not None:
-                resp.raw = with_usage(resp.raw, fmt.usage_object(resp.usage))
-        if resp.raw is not None:
-            content = resp.raw
-        else:
-            resp.created = resp.created or int(time.time())  # the wire modules have no clock
-            content = orjson.dumps(fmt.encode_response(resp, req.model))
-        call.log(200, resp.usage)
-        await send_body(send, 200, content, JSON, out_headers)
-    except GatewayError as err:
-        if call is not None:
-            call.log(err.status, None, err)
-        else:  # refused before it was decoded: credentials, body size, JSON
-            container.access_log.refused(rid, scope["path"], err, started)
-        await send_error(send, fmt, err, rid)
-    except ClientGone:
-        if call is not None:
-            call.log(499, None)
-    except Exception:
-        log.exception("request failed inside the gateway", extra={"request_id": rid})
-        await send_error(send, fmt, GatewayError("The request failed inside the gateway."), rid)
+                yield []  # an async generator with no items
+
+            await stream_answer(
+                ctx, container, fmt, events, nothing_more(), {"x-request-id": ctx.request_id}, send
+            )
+            return
+        ctx.usage = reply.usage
+        await _send_response(ctx, container, fmt, reply, {"x-request-id": ctx.request_id}, send)
+        return
+    if req.stream:
+        first, rest, served = await container.router.stream(req, ctx)
+        await stream_answer(ctx, container, fmt, first, rest, served_headers(ctx, container, served), send)
+        return
+    resp, served = await container.router.complete(req, ctx)
+    headers = served_headers(ctx, container, served)
+    counted = False
+    if needs_count(resp.usage):
+        resp.usage = await count_missing_usage(ctx, container, resp.usage, AnswerText.of(resp))
+        counted = ctx.counted_with is not None
+    container.metering.account(ctx, resp.usage)
+    if counted and resp.raw is not None:
+        resp.raw = with_usage(resp.raw, fmt.usage_object(resp.usage), None)
+    await _send_response(ctx, container, fmt, resp, headers, send)
+
+
+async def _send_response(
+    ctx: RequestContext,
+    container: Container,
+    fmt: ClientFormat,
+    resp: ChatResponse,
+    headers: dict[str, str],
+    send: Send,
+) -> None:
+    cost = ctx.cost if container.settings.metering.cost_header else None
+    if resp.raw is not None:
+        content = with_usage(resp.raw, None, cost) if cost is not None else resp.raw
+    else:
+        req = ctx.req
+        assert req is not None
+        resp.created = resp.created or int(time.time())  # the wire modules have no clock
+        body = fmt.encode_response(resp, req.model)
+        if cost is not None and isinstance(body.get("usage"), dict):
+            body["usage"][COST_FIELD] = cost.usd
+        content = orjson.dumps(body)
+    if cost is not None:
+        headers[COST_HEADER] = f"{cost.usd:.6f}"
+    if container.settings.audit.log_bodies:
+        ctx.response_body = content
+    ctx.first_byte_at = time.perf_counter()
+    await send_body(send, 200, content, JSON, headers)
 
 
 async def stream_answer(
-    send: Send,
+    ctx: RequestContext,
+    container: Container,
+    fmt: ClientFormat,
     first: list[StreamEvent],
     rest: AsyncIterator[list[StreamEvent]],
-    fmt: ClientFormat,
-    call: Call[ChatRequest],
     headers: dict[str, str],
+    send: Send,
 ) -> None:
     """Relay (same format) or encode each event as it arrives. A failure after the first byte
-    ends the stream with an error event in the caller's format, never a clean end."""
+    ends the stream with an error event in the caller's format, never a clean end. The usage is
+    tapped as it comes: the pipeline sees it (a budget may end the stream), and the final usage
+    object carries the cost."""
+    req = ctx.req
+    assert isinstance(req, ChatRequest)
     await send(
         {
             "type": "http.response.start",
@@ -255,22 +210,35 @@ async def stream_answer(
             ],
         }
     )
-    encoder = fmt.stream_encoder(call.req)
-    same_format = call.same_format
+    ctx.first_byte_at = time.perf_counter()
+    metering = container.metering
+    pipeline = container.pipeline
+    watch = pipeline.watches_streams
+    with_cost = container.settings.metering.cost_header
+    encoder = fmt.stream_encoder(req)
+    same_format = ctx.same_format
     usage = Usage()
+    ctx.usage = usage
     # What was said, kept (not counted) in case the upstream reports no usage.
     answer = AnswerText()
     start: MessageStart | None = None
     reported = False  # the upstream sent usage (a UsageUpdate)
+    # While no usage comes, stages watching the stream see the output estimated from what was said.
+    estimated_out = 0
+    marks = answer.marks()
     batch = first
     try:
         while True:
             out: list[bytes] = []
+            priced = False  # this batch changed the usage: its usage objects carry the new cost
             for ev in batch:
                 kind = type(ev)
                 if kind is RawFrame:
                     if same_format:
-                        out.append(cast(RawFrame, ev).data)
+                        data = cast(RawFrame, ev).data
+                        out.append(
+                            cost_in_frames(data, ctx.cost) if with_cost and priced and ctx.cost else data
+                        )
                     continue
                 if kind is TextDelta:
                     answer.text.append(cast(TextDelta, ev).text)
@@ -278,7 +246,10 @@ async def stream_answer(
                     answer.tools.append(cast(ToolArgsDelta, ev).fragment)
                 elif kind is UsageUpdate:
                     usage.merge(cast(UsageUpdate, ev).usage)
-                    reported = True
+                    reported = priced = True
+                    metering.account(ctx, usage)
+                    if watch and (stop := pipeline.progress(ctx, usage)) is not None:
+                        raise stop
                 elif kind is ThinkingDelta:
                     answer.reasoning.append(cast(ThinkingDelta, ev).text)
                 elif kind is MessageStart:
@@ -287,15 +258,31 @@ async def stream_answer(
                 elif kind is BlockStart:
                     if tool_name := cast(BlockStart, ev).tool_name:
                         answer.tools.append(tool_name)
-                elif kind is MessageEnd and needs_count(usage):
-                    usage = await count_missing_usage(call, usage, answer)
-                    # The encoders write the usage at the message's end, which follows.
-                    if not same_format and (data := encoder.feed(UsageUpdate(usage))):
-                        out.append(data)
+                elif kind is MessageEnd:
+                    if needs_count(usage):
+                        usage = await count_missing_usage(ctx, container, usage, answer)
+                        # The encoders write the usage at the message's end, which follows.
+                        if not same_format and (data := encoder.feed(UsageUpdate(usage))):
+                            out.append(data)
+                    metering.account(ctx, usage)
+                    priced = True
                 if not same_format:
                     data = encoder.feed(ev)
                     if data:
-                        out.append(data)
+                        out.append(
+                            cost_in_frames(data, ctx.cost) if with_cost and priced and ctx.cost else data
+                        )
+            if watch and not priced:  # no usage came with this batch: the stages see an estimate
+                said = estimate_tokens(answer.pieces_since(marks))
+                if said:
+                    estimated_out += said
+                    marks = answer.marks()
+                    snapshot = Usage(
+                        input_tokens=usage.input_tokens or ctx.prompt_estimate,
+                        output_tokens=max(usage.output_tokens, estimated_out),
+                    )
+                    if (stop := pipeline.progress(ctx, snapshot)) is not None:
+                        raise stop
             if out:  # what arrived together leaves together: one write per upstream read
                 body = out[0] if len(out) == 1 else b"".join(out)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
@@ -304,16 +291,20 @@ async def stream_answer(
             except StopAsyncIteration:
                 break
     except GatewayError as err:
-        call.log(err.status, usage, err)
+        ctx.status, ctx.error = err.status, err
+        if needs_count(usage) or not reported:  # billed for what was produced until the end
+            ctx.usage = await _counted_quietly(ctx, container, usage, answer, reported)
         await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
         return
     except asyncio.CancelledError:
-        call.log(499, usage)
+        ctx.status = 499
+        if needs_count(usage) or not reported:  # billed for what was produced until it was cancelled
+            ctx.usage = await _counted_quietly(ctx, container, usage, answer, reported)
         raise
     except Exception:
-        log.exception("stream relay failed", extra={"request_id": call.rid})
+        log.exception("stream relay failed", extra={"request_id": ctx.request_id})
         failure = UpstreamError("The stream failed inside the gateway.")
-        call.log(500, usage, failure)
+        ctx.status, ctx.error = 500, failure
         await send({"type": "http.response.body", "body": encoder.error(failure), "more_body": False})
         return
     finally:
@@ -322,5 +313,20 @@ async def stream_answer(
     # openai.py): it ends here, with the usage chunk the client asked for, then [DONE].
     relay_end = getattr(encoder, "relay_end", None) if same_format and not reported else None
     tail = relay_end(start, usage) if relay_end is not None else b""
-    call.log(200, usage)
+    if tail and with_cost and ctx.cost is not None:
+        tail = cost_in_frames(tail, ctx.cost)
+    ctx.status = 200
     await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+async def _counted_quietly(
+    ctx: RequestContext, container: Container, usage: Usage, answer: AnswerText, reported: bool
+) -> Usage:
+    """The usage of a stream cut short, counted where the upstream gave none (or only its opening
+    figures: ``reported`` is whether a usage update came); never raises (the request may be
+    being cancelled)."""
+    try:
+        return await count_missing_usage(ctx, container, usage, answer, output_final=reported)
+    except Exception:
+        log.exception("could not count a cut-short stream's usage", extra={"request_id": ctx.request_id})
+        return usage

@@ -1,5 +1,5 @@
 """``POST /v1/completions``, OpenAI's legacy text completions, as one more client format of the
-chat data plane (``chat.handle_chat`` serves it, streaming and not).
+chat data plane (``chat.chat_endpoint`` serves it, streaming and not).
 
 An OpenAI-compatible deployment gets the body as it came, at its own ``/completions``, and the
 answer is relayed as it came; any other provider answers a chat request made of the prompt (see

@@ -3,6 +3,7 @@
 The body is a Messages request without ``max_tokens``. A deployment whose provider counts
 (``TokenCounter``: Anthropic's own endpoint, the mock) answers; for any other model the answer
 is the documented estimate of ``metering.estimate`` and carries ``X-Waypost-Token-Count: estimate``.
+A count generates nothing and costs nothing.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from waypost.api.chat import PASSTHROUGH_HEADERS, Call
+from waypost.api.asgi_io import send_body
+from waypost.api.dataplane import JSON, Endpoint, serve, served_headers
 from waypost.api.formats import ANTHROPIC
-from waypost.api.json_endpoint import Answer, Exchange, serve_json
 from waypost.api.state import Container
+from waypost.core.context import RequestContext
 from waypost.core.errors import BadRequest
 from waypost.core.passthrough import Passthrough
 from waypost.core.types import ChatRequest
 from waypost.metering.estimate import estimate_input_tokens
-from waypost.providers.base import CallContext
+from waypost.pipeline.stage import Reply
 from waypost.wire.anthropic import messages as anthropic_messages
 
 
@@ -32,21 +34,26 @@ def decode_request(body: object) -> ChatRequest:
     return req
 
 
-async def _count(ex: Exchange) -> Answer:
-    req = decode_request(ex.body)
-    call = ex.call = Call(ex.container, ex.rid, req, ex.started, len(req.notes))
-    passthrough = {h: v for h in PASSTHROUGH_HEADERS if (v := ex.headers.get(h))}
-    counted = await ex.container.router.count_tokens(
-        req, CallContext(ex.rid, ANTHROPIC.name, passthrough, ex.principal)
-    )
+def _decode(ctx: RequestContext, container: Container) -> None:
+    req = decode_request(ctx.body)
+    ctx.req, ctx.decoder_notes = req, len(req.notes)
+
+
+async def _run(ctx: RequestContext, container: Container, reply: Reply | None, send: Send) -> None:
+    req = ctx.req
+    assert isinstance(req, ChatRequest)
+    counted = await container.router.count_tokens(req, ctx)
     if counted is None:
         tokens = estimate_input_tokens(req)
-        headers = {"x-waypost-token-count": "estimate"}
+        headers = {"x-request-id": ctx.request_id, "x-waypost-token-count": "estimate"}
     else:
         tokens, served = counted
-        headers = call.serve(served, ANTHROPIC)
-    return Answer(orjson.dumps({"input_tokens": tokens}), headers)
+        headers = served_headers(ctx, container, served)
+    await send_body(send, 200, orjson.dumps({"input_tokens": tokens}), JSON, headers)
+
+
+COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC, _decode, _run)
 
 
 async def handle_count_tokens(container: Container, scope: Scope, receive: Receive, send: Send) -> None:
-    await serve_json(container, ANTHROPIC, _count, scope, receive, send)
+    await serve(container, COUNT_TOKENS, scope, receive, send)

@@ -5,24 +5,38 @@ from __future__ import annotations
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from waypost.api.chat import Call
+from waypost.api.asgi_io import send_body
+from waypost.api.chat import COST_FIELD, COST_HEADER
+from waypost.api.dataplane import JSON, Endpoint, serve, served_headers
 from waypost.api.formats import OPENAI
-from waypost.api.json_endpoint import Answer, Exchange, serve_json
 from waypost.api.state import Container
-from waypost.providers.base import CallContext
+from waypost.core.context import RequestContext
+from waypost.core.types import EmbeddingRequest
+from waypost.pipeline.stage import Reply
 from waypost.wire.openai import embeddings as openai_embeddings
 
 
-async def _embeddings(ex: Exchange) -> Answer:
-    req = openai_embeddings.decode_request(ex.body)
-    call = ex.call = Call(ex.container, ex.rid, req, ex.started, len(req.notes))
-    resp, served = await ex.container.router.embed(
-        req, CallContext(ex.rid, OPENAI.name, principal=ex.principal)
-    )
-    headers = call.serve(served, OPENAI)
-    content = orjson.dumps(openai_embeddings.encode_response(resp, req.model, req.encoding_format))
-    return Answer(content, headers, resp.usage)
+def _decode(ctx: RequestContext, container: Container) -> None:
+    req = openai_embeddings.decode_request(ctx.body)
+    ctx.req, ctx.decoder_notes = req, len(req.notes)
+
+
+async def _run(ctx: RequestContext, container: Container, reply: Reply | None, send: Send) -> None:
+    req = ctx.req
+    assert isinstance(req, EmbeddingRequest)
+    resp, served = await container.router.embed(req, ctx)
+    headers = served_headers(ctx, container, served)
+    cost = container.metering.account(ctx, resp.usage)
+    body = openai_embeddings.encode_response(resp, req.model, req.encoding_format)
+    if container.settings.metering.cost_header:
+        if isinstance(body.get("usage"), dict):
+            body["usage"][COST_FIELD] = cost.usd
+        headers[COST_HEADER] = f"{cost.usd:.6f}"
+    await send_body(send, 200, orjson.dumps(body), JSON, headers)
+
+
+EMBEDDINGS = Endpoint("embeddings", OPENAI, _decode, _run)
 
 
 async def handle_embeddings(container: Container, scope: Scope, receive: Receive, send: Send) -> None:
-    await serve_json(container, OPENAI, _embeddings, scope, receive, send)
+    await serve(container, EMBEDDINGS, scope, receive, send)

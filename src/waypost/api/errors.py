@@ -15,8 +15,10 @@ def error_parts(fmt: ClientFormat, err: GatewayError) -> tuple[int, bytes, dict[
     """Status, JSON body and headers (``Retry-After``, the provider) for an error."""
     status, body = fmt.encode_error(err)
     headers = {}
-    if err.retry_after is not None and status in (429, 503, 529):
+    if err.retry_after is not None and status in (402, 429, 503, 529):
         headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))
+    if status in (402, 429) and not err.retryable:
+        headers["x-should-retry"] = "false"  # the official SDKs would otherwise retry a spent budget
     if err.provider:
         headers["x-waypost-provider"] = err.provider
     return status, orjson.dumps(body), headers

@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from waypost.metering.audit import AuditWriter
+from waypost.metering.pricing import PriceBook
 from waypost.metering.tokenizer import Tokenizers
 from waypost.observability.access import AccessLog
 from waypost.observability.loop_lag import LoopLagProbe
 from waypost.pipeline.auth import Authenticator
+from waypost.pipeline.budget_book import BudgetBook
+from waypost.pipeline.metering import MeteringStage
+from waypost.pipeline.stage import Pipeline
 from waypost.providers.http import HttpClient
 from waypost.routing.catalog import ModelCatalog
 from waypost.routing.router import Router
@@ -34,7 +39,13 @@ class Container:
     passwords: PasswordHasher
     access_log: AccessLog
     loop_lag: LoopLagProbe
+    pipeline: Pipeline  # the stages every data-plane request goes through (api/dataplane.py)
+    metering: MeteringStage  # the first of them, which the path also calls to price usage
+    prices: PriceBook
+    audit: AuditWriter  # request rows to the audit log, batched off the hot path (metering/audit.py)
     # Loaded on first need only: when an upstream reports no usage (metering/usage_count.py).
     tokenizers: Tokenizers = field(default_factory=Tokenizers)
     started_at: int = field(default_factory=lambda: int(time.time()))
     ready: bool = False
+    # The budgets enforced (pipeline/budget_book.py); None with ``budgets.enabled: false``.
+    budgets: BudgetBook | None = None

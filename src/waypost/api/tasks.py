@@ -22,14 +22,15 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from waypost.api.chat import Call
+from waypost.api.asgi_io import send_body
+from waypost.api.chat import COST_HEADER
+from waypost.api.dataplane import JSON, Endpoint, serve, served_headers
 from waypost.api.formats import OPENAI
-from waypost.api.json_endpoint import Answer, Exchange, serve_json
 from waypost.api.state import Container
+from waypost.core.context import Cost, RequestContext
 from waypost.core.errors import BadRequest, UpstreamError
 from waypost.core.types import ChatRequest, EmbeddingRequest, Message, ResponseFormat, TextPart, Usage
-from waypost.metering.pricing import cost_usd
-from waypost.providers.base import CallContext
+from waypost.pipeline.stage import Reply
 from waypost.routing.router import Served
 
 # No provider relays its own bytes to this caller: every answer is decoded.
@@ -44,22 +45,25 @@ class Tally:
 
     usage: Usage
     attempts: int = 0
-    cost: float | None = 0.0
+    cost: Cost | None = None
     served: Served | None = None
     model: str = ""
 
-    def add(self, usage: Usage, served: Served, model: str) -> None:
+    def add(self, usage: Usage, served: Served, model: str, cost: Cost) -> None:
         self.usage.input_tokens += usage.input_tokens
         self.usage.output_tokens += usage.output_tokens
         self.usage.cache_read_tokens += usage.cache_read_tokens
         self.usage.cache_write_tokens += usage.cache_write_tokens
+        self.usage.cache_write_1h_tokens += usage.cache_write_1h_tokens
         self.usage.reasoning_tokens += usage.reasoning_tokens
         self.attempts += served.attempts
-        cost = cost_usd(usage, served.deployment.settings.prices)
-        # One unpriced call makes the total unknown.
-        self.cost = None if cost is None or self.cost is None else self.cost + cost
+        self.cost = cost if self.cost is None else add_costs(self.cost, cost)
         self.served = served
         self.model = model or served.deployment.upstream_model
+
+    def cost_usd(self) -> float | None:
+        """The cost in US dollars; unknown (None) when a call was to an unpriced model."""
+        return self.cost.usd if self.cost is not None and self.cost.priced else None
 
     def body(self, result: Any, started: float) -> bytes:
         """Waypost's answer: the result and the ``call`` record."""
@@ -71,7 +75,7 @@ class Tally:
             "deployment": dep.name,
             "input_tokens": self.usage.input_tokens,
             "output_tokens": self.usage.output_tokens,
-            "cost_usd": self.cost,
+            "cost_usd": self.cost_usd(),
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             "attempts": self.attempts,
         }
@@ -85,11 +89,20 @@ class Tally:
             "model": self.model,
             "prompt_tokens": self.usage.input_tokens,
             "completion_tokens": self.usage.output_tokens,
-            "cost_microcents": microcents(self.cost),
+            "cost_microcents": microcents(self.cost_usd()),
             "latency_ms": round((time.perf_counter() - started) * 1000),
             "success": True,  # a failed call is an HTTP error, not an answer
         }
         return orjson.dumps({**fields, "ai_call_log": log})
+
+
+def add_costs(a: Cost, b: Cost) -> Cost:
+    """Two calls' costs as one: components and totals add up; unpriced if either was."""
+    breakdown = dict(a.breakdown)
+    for k, v in b.breakdown.items():
+        breakdown[k] = breakdown.get(k, 0) + v
+    source = a.source if a.source == b.source else f"{a.source}; {b.source}"
+    return Cost(a.total_micros + b.total_micros, breakdown, a.priced and b.priced, source)
 
 
 def microcents(usd: float | None) -> int | None:
@@ -220,16 +233,18 @@ def _label_in(labels: list[str]) -> Check:
     return check
 
 
-async def _ask_json(ex: Exchange, req: ChatRequest, check: Check, original: bool) -> Answer:
+async def _ask_json(
+    ctx: RequestContext, container: Container, req: ChatRequest, check: Check, original: bool, send: Send
+) -> None:
     """Complete ``req`` until the answer is a usable JSON object, at most twice; answer in the
     original task API's shape when ``original``."""
-    call = ex.call = Call(ex.container, ex.rid, req, ex.started, len(req.notes))
-    ctx = CallContext(ex.rid, TASK_FORMAT, principal=ex.principal)
     tally = Tally(Usage())
+    metering = container.metering
     problem = ""
     for turn in range(JSON_ANSWER_CALLS):
-        resp, served = await ex.container.router.complete(req, ctx)
-        tally.add(resp.usage, served, resp.model)
+        resp, served = await container.router.complete(req, ctx)
+        tally.add(resp.usage, served, resp.model, metering.price(ctx, resp.usage, served))
+        ctx.usage, ctx.cost = tally.usage, tally.cost
         text = resp.text()
         try:
             result = parse_json_answer(text)
@@ -238,11 +253,12 @@ async def _ask_json(ex: Exchange, req: ChatRequest, check: Check, original: bool
             problem = str(exc)
         if not problem:
             content = (
-                tally.original_body({"result": result}, ex.started)
+                tally.original_body({"result": result}, ctx.started)
                 if original
-                else tally.body(result, ex.started)
+                else tally.body(result, ctx.started)
             )
-            return Answer(content, call.serve(served, OPENAI), tally.usage)
+            await _answer(ctx, container, content, served, send)
+            return
         if turn + 1 < JSON_ANSWER_CALLS:
             req.messages += [
                 Message(role="assistant", content=[TextPart(text=text)]),
@@ -256,7 +272,7 @@ async def _ask_json(ex: Exchange, req: ChatRequest, check: Check, original: bool
                 ),
             ]
     assert tally.served is not None
-    call.serve(tally.served, OPENAI)
+    served_headers(ctx, container, tally.served)
     excerpt = text.strip()[:_EXCERPT]
     raise UpstreamError(
         f"The model {req.model!r} did not answer with usable JSON in {JSON_ANSWER_CALLS} calls: {problem}. "
@@ -290,10 +306,14 @@ def _with_system(caller: str | None, instruction: str) -> str:
 
 
 # -- endpoints ------------------------------------------------------------------------------------
+# Each endpoint decodes its body into the canonical request the pipeline's stages see (``ctx.req``)
+# and keeps what answering needs in ``ctx.state[TASK]``.
+
+TASK = "task"
 
 
-async def _classify(ex: Exchange) -> Answer:
-    body = ex.body
+def _decode_classify(ctx: RequestContext, container: Container) -> None:
+    body = ctx.body
     original = _fields(body, CLASSIFY)
     field = "prompt" if original else "input"
     if field not in body:
@@ -323,13 +343,13 @@ async def _classify(ex: Exchange) -> Answer:
         )
         check = _is_object
     system = _opt_str(body, "system_prompt" if original else "system")
-    model = _model(body, ex.container.settings.routing.default_model)
-    req = _json_request(model, _with_system(system, instruction), text, _max_tokens(body), schema)
-    return await _ask_json(ex, req, check, original)
+    model = _model(body, container.settings.routing.default_model)
+    ctx.req = _json_request(model, _with_system(system, instruction), text, _max_tokens(body), schema)
+    ctx.state[TASK] = (check, original)
 
 
-async def _plan(ex: Exchange) -> Answer:
-    body = ex.body
+def _decode_plan(ctx: RequestContext, container: Container) -> None:
+    body = ctx.body
     original = _fields(body, PLAN)
     if body.get("context") is None:
         raise BadRequest("Missing required parameter: 'context'.", param="context")
@@ -338,13 +358,22 @@ async def _plan(ex: Exchange) -> Answer:
         or "You are a planner: turn the user's context into a plan."
     )
     instruction = "Answer with one JSON object and nothing else: the plan."
-    model = _model(body, ex.container.settings.routing.default_model)
-    req = _json_request(model, _with_system(system, instruction), _text(body["context"]), _max_tokens(body))
-    return await _ask_json(ex, req, _is_object, original)
+    model = _model(body, container.settings.routing.default_model)
+    ctx.req = _json_request(
+        model, _with_system(system, instruction), _text(body["context"]), _max_tokens(body)
+    )
+    ctx.state[TASK] = (_is_object, original)
 
 
-async def _embed(ex: Exchange) -> Answer:
-    body = ex.body
+async def _run_json(ctx: RequestContext, container: Container, reply: Reply | None, send: Send) -> None:
+    req = ctx.req
+    assert isinstance(req, ChatRequest)
+    check, original = ctx.state[TASK]
+    await _ask_json(ctx, container, req, check, original, send)
+
+
+def _decode_embed(ctx: RequestContext, container: Container) -> None:
+    body = ctx.body
     original = _fields(body, EMBED)
     field = "text" if original else "input"
     value = body.get(field)
@@ -362,32 +391,52 @@ async def _embed(ex: Exchange) -> Answer:
         raise BadRequest("'dimensions' must be an integer >= 1.", param="dimensions")
     # The default model is a chat model: /embed always names its model.
     model = _model(body, None, defaultable=False)
-    req = EmbeddingRequest(model=model, inputs=list(inputs), dimensions=dimensions)
-    call = ex.call = Call(ex.container, ex.rid, req, ex.started, 0)
-    resp, served = await ex.container.router.embed(
-        req, CallContext(ex.rid, TASK_FORMAT, principal=ex.principal)
-    )
+    ctx.req = EmbeddingRequest(model=model, inputs=list(inputs), dimensions=dimensions)
+    ctx.state[TASK] = original
+
+
+async def _run_embed(ctx: RequestContext, container: Container, reply: Reply | None, send: Send) -> None:
+    req = ctx.req
+    assert isinstance(req, EmbeddingRequest)
+    original = ctx.state[TASK]
+    resp, served = await container.router.embed(req, ctx)
     tally = Tally(Usage())
-    tally.add(resp.usage, served, resp.model)
+    tally.add(resp.usage, served, resp.model, container.metering.price(ctx, resp.usage, served))
+    ctx.usage, ctx.cost = tally.usage, tally.cost
     if original:
         fields = {
             "embeddings": resp.vectors,
             "model": req.model,
-            "dimensions": len(resp.vectors[0]) if resp.vectors else dimensions,
+            "dimensions": len(resp.vectors[0]) if resp.vectors else req.dimensions,
         }
-        content = tally.original_body(fields, ex.started)
+        content = tally.original_body(fields, ctx.started)
     else:
-        content = tally.body({"vectors": resp.vectors}, ex.started)
-    return Answer(content, call.serve(served, OPENAI), tally.usage)
+        content = tally.body({"vectors": resp.vectors}, ctx.started)
+    await _answer(ctx, container, content, served, send)
+
+
+async def _answer(
+    ctx: RequestContext, container: Container, content: bytes, served: Served, send: Send
+) -> None:
+    headers = served_headers(ctx, container, served)
+    if container.settings.metering.cost_header and ctx.cost is not None:
+        headers[COST_HEADER] = f"{ctx.cost.usd:.6f}"
+    await send_body(send, 200, content, JSON, headers)
+
+
+# No provider relays its own bytes to this caller (``TASK_FORMAT``): every answer is decoded.
+CLASSIFY_ENDPOINT = Endpoint("classify", OPENAI, _decode_classify, _run_json, TASK_FORMAT)
+PLAN_ENDPOINT = Endpoint("plan", OPENAI, _decode_plan, _run_json, TASK_FORMAT)
+EMBED_ENDPOINT = Endpoint("embed", OPENAI, _decode_embed, _run_embed, TASK_FORMAT)
 
 
 async def handle_classify(container: Container, scope: Scope, receive: Receive, send: Send) -> None:
-    await serve_json(container, OPENAI, _classify, scope, receive, send)
+    await serve(container, CLASSIFY_ENDPOINT, scope, receive, send)
 
 
 async def handle_plan(container: Container, scope: Scope, receive: Receive, send: Send) -> None:
-    await serve_json(container, OPENAI, _plan, scope, receive, send)
+    await serve(container, PLAN_ENDPOINT, scope, receive, send)
 
 
 async def handle_embed(container: Container, scope: Scope, receive: Receive, send: Send) -> None:
-    await serve_json(container, OPENAI, _embed, scope, receive, send)
+    await serve(container, EMBED_ENDPOINT, scope, receive, send)

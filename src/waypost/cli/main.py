@@ -10,7 +10,19 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from waypost.cli import identity, local, models, stored_secrets, tokens, users
+from waypost.cli import (
+    audit,
+    budgets,
+    identity,
+    local,
+    models,
+    prices,
+    reports,
+    stored_secrets,
+    tokens,
+    usage,
+    users,
+)
 from waypost.cli.configuration import ConfigOption, config_path, load_config
 from waypost.settings import ConfigError, Settings
 from waypost.settings_loading import describe_sources, format_validation_error
@@ -25,10 +37,16 @@ identity.register(app)
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.groups_app, name="groups")
 app.add_typer(models.app, name="models")
+app.add_typer(prices.app, name="prices")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(stored_secrets.app, name="secrets")
 stored_secrets.app.command("generate-key")(local.generate_key)
 app.add_typer(users.permissions_app, name="permissions")
+app.add_typer(usage.app, name="usage")
+app.add_typer(budgets.app, name="budgets")
+app.command("audit-logs")(usage.audit_logs)
+app.add_typer(audit.app, name="audit")
+app.add_typer(reports.app, name="reports")
 
 
 @config_app.command("check")

@@ -13,6 +13,7 @@ container of services is the path's).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,10 +61,10 @@ class RequestContext:
     and providers fill it in; metering turns it into the audit row."""
 
     request_id: str
-    endpoint: str  # chat, messages, completions, embeddings, count_tokens, classify, plan, embed
     client_format: str  # the caller's wire format: "openai", "anthropic", "completions", "task"
-    started: float  # time.perf_counter() when the request arrived
-    arrived_at: float  # time.time() when the request arrived
+    endpoint: str = "chat"  # chat, messages, completions, embeddings, count_tokens, classify, plan, embed
+    started: float = field(default_factory=time.perf_counter)  # when the request arrived
+    arrived_at: float = field(default_factory=time.time)  # the same instant, as a Unix time
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-cased names
     client_ip: str | None = None
     # Client headers a provider of the caller's own dialect may pass on (e.g. anthropic-beta).
@@ -83,6 +84,9 @@ class RequestContext:
     answered_by: str | None = None  # the stage that answered instead of an upstream (e.g. the cache)
     first_byte_at: float | None = None  # perf_counter() when the first byte of the answer left
     usage: Usage | None = None  # what the request used, once known (so far, while streaming)
+    # The prompt's estimated tokens, when a stage estimated them (budgets): a stream's usage so
+    # far counts them until the upstream reports its own input.
+    prompt_estimate: int = 0
     counted_with: str | None = None  # the upstream gave no usage: what the gateway counted it with
     cost: Cost | None = None
     cache_status: str | None = None  # hit, miss, bypass (the cache stage)

@@ -117,6 +117,23 @@ class RateLimited(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class BudgetExceeded(GatewayError):
+    """A budget that applies to the request has no room for it (docs/metering.md, "Budgets").
+    429 by default, 402 when configured; not retried (by the router, nor by SDKs: the answer says
+    so), with ``Retry-After`` when the budget resets."""
+
+    status = 429
+    openai_type = "insufficient_quota"
+    anthropic_type = "rate_limit_error"
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, status: int = 429, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status
+        if status == 402:
+            self.anthropic_type = "billing_error"
+
+
 class UpstreamError(GatewayError):
     """The provider failed or answered something we cannot use."""
 

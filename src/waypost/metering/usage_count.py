@@ -50,6 +50,14 @@ class AnswerText:
                 out.reasoning.append(part.text)
         return out
 
+    def marks(self) -> tuple[int, int, int]:
+        """How many pieces of each kind were said so far (for ``pieces_since``)."""
+        return len(self.text), len(self.tools), len(self.reasoning)
+
+    def pieces_since(self, marks: tuple[int, int, int]) -> list[str]:
+        """The pieces said after ``marks``."""
+        return [*self.text[marks[0] :], *self.tools[marks[1] :], *self.reasoning[marks[2] :]]
+
     def said_anything(self) -> bool:
         return any(self.text) or any(self.tools) or any(self.reasoning)
 
@@ -69,12 +77,20 @@ def needs_count(usage: Usage) -> bool:
 
 
 async def count_usage(
-    tokenizers: Tokenizers, model: str, req: ChatRequest, answer: AnswerText, reported: Usage
+    tokenizers: Tokenizers,
+    model: str,
+    req: ChatRequest,
+    answer: AnswerText,
+    reported: Usage,
+    *,
+    output_final: bool = True,
 ) -> CountedUsage | None:
     """``reported`` with its zero sides counted for the model ``model`` (the upstream's name for
-    it); ``None`` when nothing was missing."""
+    it); ``None`` when nothing was missing. ``output_final=False``: the reported output is only a
+    stream's opening figure (Anthropic's ``message_start`` says 1) and the stream ended before its
+    final one, so the output is counted too and the larger figure kept."""
     count_prompt = reported.input_tokens == 0
-    count_output = reported.output_tokens == 0 and answer.said_anything()
+    count_output = (reported.output_tokens == 0 or not output_final) and answer.said_anything()
     if not (count_prompt or count_output):
         return None
     encoding_name = encoding_for(model)
@@ -88,7 +104,7 @@ async def count_usage(
             usage.input_tokens = max(1, estimate_tokens(prompt.texts) + framing)
         if count_output:
             text, tools, reasoning = (estimate_tokens([piece]) for piece in outputs)
-            usage.output_tokens, usage.reasoning_tokens = text + tools + reasoning, reasoning
+            _set_output(usage, text + tools + reasoning, reasoning)
         return CountedUsage(usage, ESTIMATE)
     texts = (prompt.texts if prompt is not None else []) + (outputs if count_output else [])
     counts = await encoding.count_async(texts)
@@ -97,5 +113,11 @@ async def count_usage(
         usage.input_tokens = sum(counts[: len(prompt.texts)]) + framing
     if count_output:
         text, tools, reasoning = counts[-3:]
-        usage.output_tokens, usage.reasoning_tokens = text + tools + reasoning, reasoning
+        _set_output(usage, text + tools + reasoning, reasoning)
     return CountedUsage(usage, encoding.name)
+
+
+def _set_output(usage: Usage, output: int, reasoning: int) -> None:
+    """The counted output, unless the upstream already reported more."""
+    if output > usage.output_tokens:
+        usage.output_tokens, usage.reasoning_tokens = output, max(reasoning, usage.reasoning_tokens)

@@ -11,10 +11,11 @@ from typing import Any
 
 import orjson
 
+from waypost.core.context import RequestContext
 from waypost.core.errors import StreamInterrupted, UpstreamError
 from waypost.core.events import MessageEnd, StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment, same_format
 from waypost.providers.http import HttpClient, json_object
 from waypost.providers.streaming import END, SHOWN, Rewritten, read_stream
 from waypost.wire.anthropic import messages as anthropic_messages
@@ -72,7 +73,7 @@ class AnthropicProvider:
         self.http = http
 
     @staticmethod
-    def _request(dep: Deployment, ctx: CallContext, path: str = "/messages") -> tuple[str, dict[str, str]]:
+    def _request(dep: Deployment, ctx: RequestContext, path: str = "/messages") -> tuple[str, dict[str, str]]:
         settings = dep.settings
         base = settings.resolved_base_url()
         url = base + (path if base.endswith("/v1") else "/v1" + path)
@@ -90,17 +91,17 @@ class AnthropicProvider:
         return url, headers
 
     @staticmethod
-    def _body(req: ChatRequest, dep: Deployment, ctx: CallContext, stream: bool) -> dict[str, Any]:
+    def _body(req: ChatRequest, dep: Deployment, ctx: RequestContext, stream: bool) -> dict[str, Any]:
         body, ctx.dropped = anthropic_messages.encode_request(
             req, dep.upstream_model, stream=stream, default_max_tokens=dep.settings.default_max_tokens
         )
         return body
 
-    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         url, headers = self._request(dep, ctx)
         body = self._body(req, dep, ctx, False)
         decode = anthropic_messages.decode_response
-        if ctx.client_format != self.dialect:
+        if not same_format(self, ctx.client_format):
             result, _ = await self.http.post_json(url, body, headers, decode, dep=dep, provider=NAME)
             return result
         (result, answer), data = await self.http.post_json(
@@ -113,7 +114,7 @@ class AnthropicProvider:
         result.raw = data
         return result
 
-    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> int:
         """The API's own count (``POST /v1/messages/count_tokens``): the Messages body without
         the fields only generation takes."""
         url, headers = self._request(dep, ctx, "/messages/count_tokens")
@@ -123,10 +124,12 @@ class AnthropicProvider:
         tokens, _ = await self.http.post_json(url, body, headers, _input_tokens, dep=dep, provider=NAME)
         return tokens
 
-    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+    def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: RequestContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, ctx)
         headers["accept"] = "text/event-stream"
-        relay = ctx.client_format == self.dialect
+        relay = same_format(self, ctx.client_format)
         return read_stream(
             self.http.post(
                 url, orjson.dumps(self._body(req, dep, ctx, True)), headers, provider=NAME, dep=dep

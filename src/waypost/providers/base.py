@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from waypost.core.context import RequestContext
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from waypost.security.principal import Principal
 from waypost.settings import ModelSettings
 
 
@@ -28,34 +28,32 @@ class Deployment:
         return self.settings.provider
 
 
-@dataclass(slots=True)
-class CallContext:
-    request_id: str
-    client_format: str  # the caller's wire format: "openai" or "anthropic"
-    # Client headers a provider of the caller's own dialect may pass on (e.g. anthropic-beta).
-    passthrough_headers: dict[str, str] = field(default_factory=dict)
-    # The authenticated caller; the router refuses models they may not use.
-    principal: Principal | None = None
-    # What the current attempt's encoding could not carry (``Encoded.dropped``): set by the
-    # provider, cleared by the router before each attempt, reported for the one that served.
-    dropped: tuple[str, ...] = ()
-
-
 class Provider(Protocol):
     """A wire dialect plus transport. Endpoint and credentials come with each ``Deployment``."""
 
     dialect: str
 
-    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         """One non-streamed answer; raises ``GatewayError`` subclasses on failure."""
         ...
 
-    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+    def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: RequestContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         """Canonical events, in batches: one batch per upstream read, so a relay writes once
         for what arrived together. A provider whose ``dialect`` is ``ctx.client_format`` adds
         ``RawFrame``s carrying the upstream bytes as they came. Providers that call an upstream
         read it with ``providers.streaming.read_stream``, which keeps these promises for all."""
         ...
+
+
+def same_format(provider: Provider, client_format: str) -> bool:
+    """Whether ``provider`` forwards and relays bodies of ``client_format`` as they are (the
+    same-format fast path): its own dialect, or one of its ``native_formats`` (OpenAI-compatible
+    servers: legacy completions). The one place this is decided: the provider's encoder forwards
+    the client's body (``core.passthrough``) and its stream adds ``RawFrame``s exactly when this
+    holds, and the data plane then relays those bytes."""
+    return provider.dialect == client_format or client_format in getattr(provider, "native_formats", ())
 
 
 # Optional capabilities: a provider has one when it implements the method. The router skips
@@ -64,13 +62,13 @@ class Provider(Protocol):
 
 @runtime_checkable
 class EmbeddingProvider(Protocol):
-    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: RequestContext) -> EmbeddingResponse:
         """Vectors for ``req.inputs`` (float lists; the caller encodes base64 if asked)."""
         ...
 
 
 @runtime_checkable
 class TokenCounter(Protocol):
-    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> int:
         """Input tokens the request would use, counted by the provider itself."""
         ...

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 import orjson
 from yarl import URL
 
+from waypost.core.context import RequestContext
 from waypost.core.errors import BadRequest, GatewayError, UpstreamAuthError, UpstreamError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.bedrock_auth import AwsAuth, default_endpoint, sign
 from waypost.providers.http import HttpClient, UpstreamResponse, json_body, parse_retry_after
 from waypost.providers.streaming import END, SHOWN, read_stream
@@ -56,7 +57,7 @@ class BedrockProvider:
 
     # -- chat -------------------------------------------------------------------------------
 
-    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         body, ctx.dropped = bedrock_converse.encode_request(
             req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
         )
@@ -67,7 +68,9 @@ class BedrockProvider:
                 response_id=resp.headers.get("x-amzn-requestid", ""),
             )
 
-    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+    def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: RequestContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         body, ctx.dropped = bedrock_converse.encode_request(
             req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
         )
@@ -87,7 +90,7 @@ class BedrockProvider:
 
     # -- embeddings and token counts --------------------------------------------------------
 
-    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: RequestContext) -> EmbeddingResponse:
         family = bedrock_embeddings.embedding_family(dep.upstream_model)
         bedrock_embeddings.check_inputs(req)
         usage = Usage()
@@ -116,7 +119,7 @@ class BedrockProvider:
                 usage.input_tokens += tokens
         return EmbeddingResponse(model=dep.upstream_model, vectors=vectors, usage=usage)
 
-    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> int:
         """Bedrock's own count. CountTokens serves Anthropic models only; for any other model this
         deployment cannot count, which the router answers with an estimate."""
         if bedrock_converse.model_family(dep.upstream_model) != "anthropic":

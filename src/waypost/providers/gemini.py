@@ -16,10 +16,11 @@ from urllib.parse import quote
 
 import orjson
 
+from waypost.core.context import RequestContext
 from waypost.core.errors import GatewayError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.http import HttpClient, json_object, parse_retry_after
 from waypost.providers.streaming import SHOWN, read_stream
 from waypost.wire import gemini
@@ -106,14 +107,16 @@ class GeminiProvider:
 
     # -- capabilities -----------------------------------------------------------------------
 
-    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         body, ctx.dropped = gemini.encode_request(req)
         fallback_id = _response_id()
         return await self._call(
             dep, "generateContent", body, lambda answer: gemini.decode_response(answer, fallback_id)
         )
 
-    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+    def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: RequestContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         body, ctx.dropped = gemini.encode_request(req)
         opened = self.http.post(
             self._url(dep, "streamGenerateContent") + "?alt=sse",
@@ -125,11 +128,11 @@ class GeminiProvider:
         )
         return read_stream(opened, SSEParser(), lambda _headers: _ChunkFrames(), provider=NAME)
 
-    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> int:
         body, ctx.dropped = gemini.encode_count_tokens(req, gemini.model_path(dep.upstream_model))
         return await self._call(dep, "countTokens", body, gemini.decode_token_count)
 
-    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: RequestContext) -> EmbeddingResponse:
         model = gemini.model_path(dep.upstream_model)
         body, ctx.dropped = gemini.encode_embed_request(req, model)
         return await self._call(

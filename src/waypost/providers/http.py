@@ -292,6 +292,7 @@ class HttpClient:
         url: str,
         *,
         data: Mapping[str, str] | None = None,
+        json: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
         what: str = "the server",
@@ -301,18 +302,20 @@ class HttpClient:
         Guarded by the policy, never redirected, one ``timeout`` for everything. Refused targets,
         connection failures, redirects, bodies larger than ``MAX_JSON_BYTES`` and 2xx bodies that are
         not JSON raise ``UpstreamError`` (``UpstreamTimeout`` on time) whose message starts with ``what``.
-        ``data`` is sent form-encoded.
+        ``data`` is sent form-encoded, ``json`` as a JSON document (a webhook's).
         """
-        status, answer, _ = await self._json_call(
-            method, url, dict(data) if data is not None else None, headers, timeout, what
-        )
+        body: dict[str, str] | bytes | None = dict(data) if data is not None else None
+        if json is not None:
+            body = orjson.dumps(json)
+            headers = {"content-type": "application/json", **(headers or {})}
+        status, answer, _ = await self._json_call(method, url, body, headers, timeout, what)
         return status, answer
 
     async def _json_call(
         self,
         method: str,
         url: str,
-        data: dict[str, str] | None,
+        data: dict[str, str] | bytes | None,
         headers: Mapping[str, str] | None,
         timeout: float,
         what: str,

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from waypost.core.context import RequestContext
 from waypost.core.errors import BadRequest
 from waypost.core.events import StreamEvent, TextDelta, ToolArgsDelta, response_events
 from waypost.core.types import (
@@ -42,7 +43,7 @@ from waypost.core.types import (
     ToolResultPart,
     Usage,
 )
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 
 NAME = "mock"
 EMBEDDING_DIMENSIONS = 16
@@ -148,15 +149,15 @@ class MockProvider:
             usage=usage,
         )
 
-    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         if dep.settings.mock.latency_ms:
             await asyncio.sleep(dep.settings.mock.latency_ms / 1000)
         return self._answer(req, dep)
 
-    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> int:
+    async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> int:
         return estimate_tokens(_request_text(req))
 
-    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: RequestContext) -> EmbeddingResponse:
         if dep.settings.mock.latency_ms:
             await asyncio.sleep(dep.settings.mock.latency_ms / 1000)
         dimensions = req.dimensions or EMBEDDING_DIMENSIONS
@@ -178,7 +179,7 @@ class MockProvider:
         )
 
     async def stream(
-        self, req: ChatRequest, dep: Deployment, ctx: CallContext
+        self, req: ChatRequest, dep: Deployment, ctx: RequestContext
     ) -> AsyncIterator[list[StreamEvent]]:
         mock = dep.settings.mock
         if mock.latency_ms:

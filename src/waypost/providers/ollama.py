@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 import orjson
 
+from waypost.core.context import RequestContext
 from waypost.core.errors import StreamInterrupted
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.http import HttpClient, json_object
 from waypost.providers.streaming import END, SHOWN, read_stream
 from waypost.wire import ollama
@@ -69,14 +70,16 @@ class OllamaProvider:
         answer, _ = await self.http.post_json(url, body, headers, decode, dep=dep, provider=NAME)
         return answer
 
-    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         body, ctx.dropped = ollama.encode_request(req, dep.upstream_model, stream=False)
         response_id = _response_id()
         return await self._call(
             dep, "/api/chat", body, lambda data: ollama.decode_response(data, response_id)
         )
 
-    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+    def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: RequestContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, "/api/chat", "application/x-ndjson")
         body, ctx.dropped = ollama.encode_request(req, dep.upstream_model, stream=True)
         return read_stream(
@@ -86,7 +89,7 @@ class OllamaProvider:
             provider=NAME,
         )
 
-    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: RequestContext) -> EmbeddingResponse:
         body, ctx.dropped = ollama.encode_embed_request(req, dep.upstream_model)
         return await self._call(
             dep,

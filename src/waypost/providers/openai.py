@@ -17,10 +17,11 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from waypost.core.context import RequestContext
 from waypost.core.errors import StreamInterrupted, UpstreamError
 from waypost.core.events import StreamEvent, UsageUpdate
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from waypost.providers.base import CallContext, Deployment
+from waypost.providers.base import Deployment
 from waypost.providers.http import HttpClient, json_object
 from waypost.providers.kinds import TokenLimitField, default_max_tokens_field
 from waypost.providers.streaming import END, HIDDEN, SHOWN, Rewritten, read_stream
@@ -122,7 +123,7 @@ class OpenAIProvider:
             self._url(dep, path), body, self._headers(dep), decode, dep=dep, provider=self.provider_name
         )
 
-    async def complete(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> ChatResponse:
+    async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         decode: Callable[[dict[str, Any]], ChatResponse]
         if req.source_format == openai_completions.FORMAT:
             path, decode = COMPLETIONS_PATH, openai_completions.decode_response
@@ -142,7 +143,9 @@ class OpenAIProvider:
         result.raw = orjson.dumps(answer) if normalise_body(answer, req.model) else data
         return result
 
-    def stream(self, req: ChatRequest, dep: Deployment, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]:
+    def stream(
+        self, req: ChatRequest, dep: Deployment, ctx: RequestContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         decoder: _ChunkDecoder
         if req.source_format == openai_completions.FORMAT:
             path = COMPLETIONS_PATH
@@ -172,7 +175,7 @@ class OpenAIProvider:
             edit=relayed.edit if relayed is not None else None,
         )
 
-    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: CallContext) -> EmbeddingResponse:
+    async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: RequestContext) -> EmbeddingResponse:
         body, ctx.dropped = openai_embeddings.encode_request(req, dep.upstream_model)
         result, _ = await self._call(dep, EMBEDDINGS_PATH, body, openai_embeddings.decode_response)
         expected = len(req.token_inputs) if req.token_inputs is not None else len(req.inputs)

@@ -97,7 +97,7 @@ class ModelCatalog:
             validated = await asyncio.to_thread(self._validate_stored, stored)
             declared += [(m, "database", m.public) for m in validated]
             usable = await self._usable([m for m, _source, _public in declared])
-            registry = await asyncio.to_thread(ModelRegistry, usable)
+            registry = await asyncio.to_thread(ModelRegistry, usable, None, self._router.registry.prices)
             self._entries = [
                 CatalogEntry(m.name, m, source, public, tuple(by_model.get(m.name, ())))
                 for m, source, public in declared

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -20,16 +20,25 @@ from waypost.providers.base import Deployment
 from waypost.providers.credentials import CREDENTIAL_NAME
 from waypost.providers.kinds import DEFAULT_BASE_URLS, PROVIDER_KINDS
 from waypost.providers.presets import builtin_presets
-from waypost.settings import ModelSettings, is_loopback
+from waypost.settings import ModelSettings, Prices, is_loopback
 
 T = TypeVar("T")
+PriceOf = Callable[[ModelSettings], Prices | None]
 MAX_CHAIN = 8  # a model plus at most seven fallbacks, however the lists nest
 MEMO_SIZE = 4096  # names remembered per catalogue; past it the memo starts over
 
 
 class ModelRegistry:
-    def __init__(self, models: list[ModelSettings], environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        models: list[ModelSettings],
+        environ: Mapping[str, str] | None = None,
+        prices: PriceOf | None = None,
+    ) -> None:
         self._environ = os.environ if environ is None else environ
+        # What a model costs, for ordering ``auto`` candidates cheapest first: its own prices, or
+        # (given by the app) the price book's, which knows presets and the bundled catalogue.
+        self.prices: PriceOf = prices or _own_prices
         self._exact = {m.name: m for m in models}
         self._patterns = [(re.compile(m.match), m) for m in models if m.match]
         self.models = list(models)
@@ -118,7 +127,8 @@ class ModelRegistry:
         usable = [c for c in auto.candidates if has_credentials(self._exact[c], self._environ)]
         if auto.order == "listed":
             return usable
-        return sorted(usable, key=lambda c: _price_rank(self._exact[c]))  # stable: ties keep list order
+        # Stable: ties keep list order.
+        return sorted(usable, key=lambda c: _price_rank(self.prices(self._exact[c])))
 
 
 _AWS_ENV = (
@@ -178,8 +188,11 @@ def _is_local(url: str) -> bool:
     return host is not None and is_loopback(host)
 
 
-def _price_rank(settings: ModelSettings) -> tuple[int, float]:
-    prices = settings.prices
+def _own_prices(settings: ModelSettings) -> Prices | None:
+    return settings.prices
+
+
+def _price_rank(prices: Prices | None) -> tuple[int, float]:
     if prices is None:
         return (1, 0.0)  # unknown prices go after every priced candidate
     return (0, prices.input + prices.output)

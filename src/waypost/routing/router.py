@@ -15,12 +15,14 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Protocol, TypeVar
 
+from waypost.core.context import Attempt, RequestContext
 from waypost.core.errors import BadRequest, GatewayError, ModelNotFound, UpstreamBadRequest, UpstreamError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from waypost.providers.base import CallContext, Deployment, EmbeddingProvider, Provider, TokenCounter
+from waypost.providers.base import Deployment, EmbeddingProvider, Provider, TokenCounter
 from waypost.routing.registry import ModelRegistry
 from waypost.settings import RetryPolicy
 
@@ -83,7 +85,7 @@ class Router:
     async def run(
         self,
         model: str,
-        ctx: CallContext,
+        ctx: RequestContext,
         operation: Callable[[Provider, Deployment], Awaitable[T]],
         *,
         capability: type | None = None,
@@ -114,9 +116,17 @@ class Router:
             for attempt in range(dep.settings.retry.max_retries + 1):
                 attempts += 1
                 ctx.dropped = ()
+                record = Attempt(
+                    len(ctx.attempts) + 1, dep.name, dep.provider, dep.upstream_model, perf_counter()
+                )
+                ctx.attempts.append(record)
                 try:
-                    return await operation(provider, dep), Served(dep, attempts, ctx.dropped)
+                    result = await operation(provider, dep)
+                    record.ended, record.status = perf_counter(), 200
+                    return result, Served(dep, attempts, ctx.dropped)
                 except GatewayError as err:
+                    record.ended, record.status = perf_counter(), err.upstream_status or 0
+                    record.error = type(err).__name__
                     last = err
                     if not await self._before_next(err, dep, attempt, attempts, ctx):
                         break
@@ -127,13 +137,15 @@ class Router:
         assert last is not None
         raise last
 
-    async def complete(self, req: ChatRequest, ctx: CallContext) -> tuple[ChatResponse, Served]:
+    async def complete(self, req: ChatRequest, ctx: RequestContext) -> tuple[ChatResponse, Served]:
         self.bounds.admit_chat(req)
         return await self.run(
             req.model, ctx, lambda provider, dep: provider.complete(req, dep, ctx), request=req
         )
 
-    async def stream(self, req: ChatRequest, ctx: CallContext) -> tuple[list[StreamEvent], Batches, Served]:
+    async def stream(
+        self, req: ChatRequest, ctx: RequestContext
+    ) -> tuple[list[StreamEvent], Batches, Served]:
         """Open the stream on the first deployment that answers: its first batch of events, the
         rest, and who serves it. Failures before the first batch are retried or fall back;
         after it they reach the caller, who must ``aclose()`` the rest."""
@@ -154,7 +166,7 @@ class Router:
         (first, rest), served = await self.run(req.model, ctx, open_stream, request=req)
         return first, rest, served
 
-    async def embed(self, req: EmbeddingRequest, ctx: CallContext) -> tuple[EmbeddingResponse, Served]:
+    async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> tuple[EmbeddingResponse, Served]:
         async def embed(provider: Provider, dep: Deployment) -> EmbeddingResponse:
             assert isinstance(provider, EmbeddingProvider)
             return await provider.embed(req, dep, ctx)
@@ -162,7 +174,7 @@ class Router:
         self.bounds.admit_embedding(req)
         return await self.run(req.model, ctx, embed, capability=EmbeddingProvider, what="embeddings")
 
-    async def count_tokens(self, req: ChatRequest, ctx: CallContext) -> tuple[int, Served] | None:
+    async def count_tokens(self, req: ChatRequest, ctx: RequestContext) -> tuple[int, Served] | None:
         """The provider's own count, or None when no deployment of the model can count."""
 
         async def count(provider: Provider, dep: Deployment) -> int:
@@ -177,7 +189,7 @@ class Router:
 
     @staticmethod
     async def _before_next(
-        err: GatewayError, dep: Deployment, attempt: int, attempts: int, ctx: CallContext
+        err: GatewayError, dep: Deployment, attempt: int, attempts: int, ctx: RequestContext
     ) -> bool:
         """Log the failure; sleep and return True when the same deployment should be retried."""
         policy = dep.settings.retry

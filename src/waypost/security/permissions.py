@@ -36,6 +36,10 @@ PERMISSIONS: dict[str, str] = {
     "rule.create": "Create policy rules",
     "rule.modify": "Change policy rules",
     "rule.delete": "Delete policy rules",
+    "budget.view": "List budgets and what each has spent",
+    "budget.create": "Create budgets",
+    "budget.modify": "Change budgets; reset what they have spent",
+    "budget.delete": "Delete budgets",
     "usage.view": "Read the usage and spend of every user",
     "audit.view": "Read the audit log",
 }

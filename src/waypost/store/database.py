@@ -10,9 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from waypost.settings import DatabaseSettings
 from waypost.store import migrate
 from waypost.store.access import AssignmentRepo, ModelRepo
+from waypost.store.admin_trail import AdminTrailRepo
+from waypost.store.budgets import BudgetRepo
 from waypost.store.credentials import FlowRepo, RefreshRepo, TokenRepo
 from waypost.store.engine import create_engine
 from waypost.store.people import GrantRepo, GroupRepo, UserRepo
+from waypost.store.usage_log import UsageLogRepo
+from waypost.store.usage_reports import UsageReportRepo
 from waypost.store.vault import KvRepo, SecretRepo
 
 PING_TIMEOUT = 3.0  # seconds
@@ -34,6 +38,10 @@ class Store:
         self.secrets = SecretRepo(engine)
         self.flows = FlowRepo(engine)
         self.kv = KvRepo(engine)
+        self.budgets = BudgetRepo(engine)  # definitions; the counters are in the state backend
+        self.admin_trail = AdminTrailRepo(engine)  # who changed what, as a hash chain
+        self.usage_reports = UsageReportRepo(engine)  # read-only reports over the audit log
+        self.usage_log = UsageLogRepo(engine)  # written by the audit writer (metering/audit.py)
 
     @classmethod
     def from_settings(cls, db: DatabaseSettings) -> Store:

@@ -230,6 +230,7 @@ def test_encode_usage_splits_cache_out_of_input_tokens() -> None:
         "output_tokens": 393,
         "cache_creation_input_tokens": 188086,
         "cache_read_input_tokens": 2048,
+        "cache_creation": {"ephemeral_5m_input_tokens": 188086, "ephemeral_1h_input_tokens": 0},
     }
     assert body["stop_sequence"] == "</answer>"
 

@@ -18,6 +18,7 @@ from waypost.api.control.schemas import (
     GroupUpdate,
     MemberAdd,
 )
+from waypost.api.control.trail import TrailDep
 from waypost.api.control.views import group_out
 from waypost.api.state import Container
 from waypost.core.errors import NotFound
@@ -64,9 +65,14 @@ async def list_groups(
     "/admin/groups", status_code=201, response_model=GroupOut, tags=["groups"], summary="Create a group"
 )
 async def create_group(
-    body: GroupCreate, container: ContainerDep, _: Annotated[Principal, Depends(requires("group.create"))]
+    body: GroupCreate,
+    container: ContainerDep,
+    _: Annotated[Principal, Depends(requires("group.create"))],
+    trail: TrailDep,
 ) -> GroupOut:
-    return await _out(container, await container.store.groups.create(body.name, body.description))
+    created = await _out(container, await container.store.groups.create(body.name, body.description))
+    await trail.record("group.create", "group", created.id, after=created)
+    return created
 
 
 @router.get("/admin/groups/{group}", response_model=GroupOut, tags=["groups"], summary="Show a group")
@@ -84,19 +90,28 @@ async def update_group(
     body: GroupUpdate,
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("group.modify"))],
+    trail: TrailDep,
 ) -> GroupOut:
     target = await find_group(container, group)
+    before = await _out(container, target)
     updated = await container.store.groups.update(target.id, name=body.name, description=body.description)
-    return await _out(container, updated)
+    after = await _out(container, updated)
+    await trail.record("group.update", "group", target.id, before=before, after=after)
+    return after
 
 
 @router.delete("/admin/groups/{group}", status_code=204, tags=["groups"], summary="Delete a group")
 async def delete_group(
-    group: GroupRef, container: ContainerDep, _: Annotated[Principal, Depends(requires("group.delete"))]
+    group: GroupRef,
+    container: ContainerDep,
+    _: Annotated[Principal, Depends(requires("group.delete"))],
+    trail: TrailDep,
 ) -> Response:
     """Members lose what the group granted them; the accounts stay."""
     target = await find_group(container, group)
+    before = await _out(container, target)
     await container.store.groups.delete(target.id)
+    await trail.record("group.delete", "group", target.id, before=before)
     await container.catalog.reload()  # its model assignments went with it
     container.authenticator.forget()
     return Response(status_code=204)
@@ -110,6 +125,7 @@ async def add_member(
     body: MemberAdd,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("group.modify"))],
+    trail: TrailDep,
 ) -> GroupOut:
     target = await find_group(container, group)
     user = await find_user(container, body.user)
@@ -117,9 +133,12 @@ async def add_member(
     ensure_can_act_on(
         actor, user.id, user.role, await permissions_of(container, user), changes_own_access=True
     )
+    before = await _out(container, target)
     await container.store.groups.add_member(target.id, user.id)
     container.authenticator.forget(user.id)
-    return await _fresh(container, target.id)
+    after = await _fresh(container, target.id)
+    await trail.record("group.member.add", "group", target.id, before=before, after=after)
+    return after
 
 
 @router.delete(
@@ -130,15 +149,19 @@ async def remove_member(
     user: UserRef,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("group.modify"))],
+    trail: TrailDep,
 ) -> Response:
     target = await find_group(container, group)
     member = await find_user(container, user)
     ensure_can_act_on(
         actor, member.id, member.role, await permissions_of(container, member), changes_own_access=True
     )
+    before = await _out(container, target)
     if not await container.store.groups.remove_member(target.id, member.id):
         raise NotFound(f"user '{member.email}' is not a member of group '{target.name}'")
     container.authenticator.forget(member.id)
+    after = await _fresh(container, target.id)
+    await trail.record("group.member.remove", "group", target.id, before=before, after=after)
     return Response(status_code=204)
 
 
@@ -173,11 +196,15 @@ async def grant_group_permissions(
     body: GrantRequest,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("group.modify"))],
+    trail: TrailDep,
 ) -> GrantsOut:
     target = await find_group(container, group)
     ensure_can_grant(actor.permissions, body.permissions)
+    before = await _grants(container, target)
     await add_grants(container, GrantOwner(group=target), body.permissions)
-    return await _grants(container, target)
+    after = await _grants(container, target)
+    await trail.record("permission.grant", "group", target.id, before=before, after=after)
+    return after
 
 
 @router.delete(
@@ -191,10 +218,14 @@ async def revoke_group_permission(
     permission: str,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("group.modify"))],
+    trail: TrailDep,
 ) -> Response:
     """Managing a permission needs holding it, for revoking as for granting."""
     target = await find_group(container, group)
     check_permission_names([permission])
     ensure_can_grant(actor.permissions, [permission])
+    before = await _grants(container, target)
     await remove_grant(container, GrantOwner(group=target), permission)
+    after = await _grants(container, target)
+    await trail.record("permission.revoke", "group", target.id, before=before, after=after)
     return Response(status_code=204)

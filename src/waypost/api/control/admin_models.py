@@ -17,6 +17,8 @@ from waypost.api.control.schemas import (
     ModelOut,
     ModelUpdate,
 )
+from waypost.api.control.trail import Trail, TrailDep
+from waypost.api.control.views import secret_out
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from waypost.providers.kinds import calls_upstream
@@ -97,7 +99,7 @@ async def _check_references(
         raise Forbidden(f"Sending the stored secrets {names} to this model's URL requires 'secret.view'.")
 
 
-async def _store_secrets(container: Container, model: str, plaintexts: dict[str, str]) -> None:
+async def _store_secrets(container: Container, model: str, plaintexts: dict[str, str], trail: Trail) -> None:
     store = container.store
     users = {r.name: refs_in(r.config) for r in await store.models.list()}
     for entry in container.catalog.entries():
@@ -108,22 +110,28 @@ async def _store_secrets(container: Container, model: str, plaintexts: dict[str,
             if other != model and name in refs:
                 raise Conflict(f"secret '{name}' already exists and model '{other}' uses it")
         ciphertext = container.secrets.encrypt(value)
-        if await store.secrets.get(name) is None:
-            await store.secrets.create(
+        before = await store.secrets.get(name)
+        if before is None:
+            created = await store.secrets.create(
                 name, ciphertext=ciphertext, description=f"credential of model {model}"
             )
+            await trail.record("secret.create", "secret", name, after=secret_out(created))
         else:
-            await store.secrets.update(name, ciphertext=ciphertext)
+            updated = await store.secrets.update(name, ciphertext=ciphertext)
+            after = {**secret_out(updated).model_dump(mode="json"), "value_changed": True}
+            await trail.record("secret.update", "secret", name, before=secret_out(before), after=after)
 
 
-async def _orphaned(container: Container, model: str, names: set[str]) -> None:
+async def _orphaned(container: Container, model: str, names: set[str], trail: Trail) -> None:
     """Delete ``model``'s own credential secrets that no model refers to any more."""
     in_use: set[str] = set()
     for record in await container.store.models.list():
         in_use |= refs_in(record.config)
-    for name in names - in_use:
+    for name in sorted(names - in_use):
         if name.startswith(f"model.{model}."):
-            await container.store.secrets.delete(name)
+            before = await container.store.secrets.get(name)
+            if before is not None and await container.store.secrets.delete(name):
+                await trail.record("secret.delete", "secret", name, before=secret_out(before))
 
 
 @router.get("/admin/models", response_model=ModelList, summary="List every model")
@@ -147,6 +155,7 @@ async def create_model(
     body: ModelSettings,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("model.create"))],
+    trail: TrailDep,
 ) -> ModelOut:
     """Plaintext credentials are stored as encrypted secrets ``model.<name>.<field>``."""
     name = body.name
@@ -162,10 +171,12 @@ async def create_model(
     model = container.catalog.validate({**config, "public": body.public}, name)
     await _check_destinations(container, model)
     await _check_references(container, actor, config, plaintexts, sensitive=refs_in(config))
-    await _store_secrets(container, name, plaintexts)
+    await _store_secrets(container, name, plaintexts, trail)
     await container.store.models.create(name, config, public=body.public)
     await _changed(container)
-    return await _answer(container, name)
+    created = await _answer(container, name)
+    await trail.record("model.create", "model", name, after=created)
+    return created
 
 
 @router.patch("/admin/models/{name}", response_model=ModelOut, summary="Change a model")
@@ -174,6 +185,7 @@ async def update_model(
     body: ModelUpdate,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("model.modify"))],
+    trail: TrailDep,
 ) -> ModelOut:
     """Only the fields sent change; ``null`` puts a field back to its default. A section
     (``timeouts``, ``retry``, ``aws``, ``headers``...) is replaced whole. ``********`` keeps a
@@ -202,16 +214,22 @@ async def update_model(
     if DESTINATION_FIELDS & changes.keys():
         sensitive = refs_in(config)
     await _check_references(container, actor, config, plaintexts, sensitive=sensitive)
-    await _store_secrets(container, name, plaintexts)
+    before = await _answer(container, name)
+    await _store_secrets(container, name, plaintexts, trail)
     await container.store.models.update(name, config=config, public=public)
-    await _orphaned(container, name, refs_in(record.config))
+    await _orphaned(container, name, refs_in(record.config), trail)
     await _changed(container)
-    return await _answer(container, name)
+    after = await _answer(container, name)
+    await trail.record("model.update", "model", name, before=before, after=after)
+    return after
 
 
 @router.delete("/admin/models/{name}", status_code=204, summary="Delete a model")
 async def delete_model(
-    name: ModelName, container: ContainerDep, _: Annotated[Principal, Depends(requires("model.delete"))]
+    name: ModelName,
+    container: ContainerDep,
+    _: Annotated[Principal, Depends(requires("model.delete"))],
+    trail: TrailDep,
 ) -> Response:
     record = await container.store.models.get(name)
     if record is None:
@@ -221,8 +239,10 @@ async def delete_model(
             if entry is not None
             else NotFound(f"model '{name}' does not exist")
         )
+    before = await _answer(container, name)
     await container.store.models.delete(name)
-    await _orphaned(container, name, refs_in(record.config))
+    await trail.record("model.delete", "model", name, before=before)
+    await _orphaned(container, name, refs_in(record.config), trail)
     await _changed(container)
     return Response(status_code=204)
 
@@ -244,10 +264,11 @@ async def _assignment_targets(
 
 
 async def _change_assignments(
-    container: Container, actor: Principal, name: str, body: AssignRequest, *, granting: bool
+    container: Container, actor: Principal, trail: Trail, name: str, body: AssignRequest, *, granting: bool
 ) -> ModelOut:
     """Assign (or, not ``granting``, unassign) model ``name`` to the users and groups ``body`` names."""
     user_ids, group_ids = await _assignment_targets(container, actor, name, body, granting=granting)
+    before = (await _answer(container, name)).assignments
     store = container.store.assignments
     change = store.assign if granting else store.unassign
     for uid in user_ids:
@@ -255,7 +276,10 @@ async def _change_assignments(
     for gid in group_ids:
         await change(name, group_id=gid)
     await _changed(container)
-    return await _answer(container, name)
+    answer = await _answer(container, name)
+    action = "model.assign" if granting else "model.unassign"
+    await trail.record(action, "model", name, before=before, after=answer.assignments)
+    return answer
 
 
 @router.post(
@@ -266,8 +290,9 @@ async def assign_model(
     body: AssignRequest,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("model.modify"))],
+    trail: TrailDep,
 ) -> ModelOut:
-    return await _change_assignments(container, actor, name, body, granting=True)
+    return await _change_assignments(container, actor, trail, name, body, granting=True)
 
 
 @router.post(
@@ -278,5 +303,6 @@ async def unassign_model(
     body: AssignRequest,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("model.modify"))],
+    trail: TrailDep,
 ) -> ModelOut:
-    return await _change_assignments(container, actor, name, body, granting=False)
+    return await _change_assignments(container, actor, trail, name, body, granting=False)

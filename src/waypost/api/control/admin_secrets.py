@@ -14,6 +14,7 @@ from waypost.api.control.schemas import (
     SecretOut,
     SecretUpdate,
 )
+from waypost.api.control.trail import TrailDep
 from waypost.api.control.views import secret_out
 from waypost.api.state import Container
 from waypost.core.errors import Conflict, NotFound
@@ -56,12 +57,16 @@ async def get_secret(
 
 @router.post("/admin/secrets", status_code=201, response_model=SecretOut, summary="Create a secret")
 async def create_secret(
-    body: SecretCreate, container: ContainerDep, _: Annotated[Principal, Depends(requires("secret.create"))]
+    body: SecretCreate,
+    container: ContainerDep,
+    _: Annotated[Principal, Depends(requires("secret.create"))],
+    trail: TrailDep,
 ) -> SecretOut:
     ciphertext = container.secrets.encrypt(body.value)
     secret = await container.store.secrets.create(
         body.name, ciphertext=ciphertext, description=body.description
     )
+    await trail.record("secret.create", "secret", secret.name, after=secret_out(secret))
     if await _users_of(container, body.name):  # a model waiting for this secret can start working
         await container.catalog.reload()
     return secret_out(secret)
@@ -69,11 +74,12 @@ async def create_secret(
 
 @router.post("/admin/secrets/rotate", response_model=RotateResult, summary="Re-encrypt every secret")
 async def rotate_secrets(
-    container: ContainerDep, _: Annotated[Principal, Depends(requires("secret.modify"))]
+    container: ContainerDep, _: Annotated[Principal, Depends(requires("secret.modify"))], trail: TrailDep
 ) -> RotateResult:
     """Re-encrypts each value with the primary (first) key of ``security.encryption_keys``, so an
     older key can then be removed from the list."""
     count = await reencrypt_stored(container.store, container.secrets)
+    await trail.record("secret.rotate", "secret", None, after={"rotated": count})
     await container.catalog.reload()
     return RotateResult(rotated=count)
 
@@ -86,11 +92,15 @@ async def update_secret(
     body: SecretUpdate,
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("secret.modify"))],
+    trail: TrailDep,
 ) -> SecretOut:
-    if await container.store.secrets.get(name) is None:
+    before = await container.store.secrets.get(name)
+    if before is None:
         raise NotFound(f"secret '{name}' does not exist")
     ciphertext = container.secrets.encrypt(body.value) if body.value is not None else None
     secret = await container.store.secrets.update(name, ciphertext=ciphertext, description=body.description)
+    after = {**secret_out(secret).model_dump(mode="json"), "value_changed": ciphertext is not None}
+    await trail.record("secret.update", "secret", name, before=secret_out(before), after=after)
     if ciphertext is not None:
         await container.catalog.reload()  # models using it pick up the new value
     return secret_out(secret)
@@ -98,9 +108,13 @@ async def update_secret(
 
 @router.delete("/admin/secrets/{name}", status_code=204, summary="Delete a secret")
 async def delete_secret(
-    name: SecretName, container: ContainerDep, _: Annotated[Principal, Depends(requires("secret.delete"))]
+    name: SecretName,
+    container: ContainerDep,
+    _: Annotated[Principal, Depends(requires("secret.delete"))],
+    trail: TrailDep,
 ) -> Response:
-    if await container.store.secrets.get(name) is None:
+    before = await container.store.secrets.get(name)
+    if before is None:
         raise NotFound(f"secret '{name}' does not exist")
     users = await _users_of(container, name)
     if users:
@@ -108,4 +122,5 @@ async def delete_secret(
             f"secret '{name}' is used by model {', '.join(repr(u) for u in users)}; change those first"
         )
     await container.store.secrets.delete(name)
+    await trail.record("secret.delete", "secret", name, before=secret_out(before))
     return Response(status_code=204)

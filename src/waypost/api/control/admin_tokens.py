@@ -10,6 +10,7 @@ from waypost.api.control.admin_users import permissions_of
 from waypost.api.control.dependencies import ContainerDep, find_user, requires
 from waypost.api.control.minting import allowed_models, expiry, mint
 from waypost.api.control.schemas import TokenCreate, TokenCreated, TokenList, TokenOut, TokenUpdate
+from waypost.api.control.trail import TrailDep
 from waypost.api.control.views import token_out
 from waypost.api.state import Container
 from waypost.core.errors import NotFound
@@ -66,6 +67,7 @@ async def create_token(
     body: TokenCreate,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("token.create"))],
+    trail: TrailDep,
 ) -> TokenCreated:
     owner = await find_user(container, body.user)
     await _owner_checked(container, actor, owner.id)
@@ -77,6 +79,7 @@ async def create_token(
         models=body.models,
         expires_at=body.expires_at,
         expires_in_days=body.expires_in_days,
+        trail=trail,
     )
 
 
@@ -86,6 +89,7 @@ async def update_token(
     body: TokenUpdate,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("token.modify"))],
+    trail: TrailDep,
 ) -> TokenOut:
     """``models: null`` lifts the restriction, ``expires_at: null`` the expiry."""
     token = await _token(container, token_id)
@@ -97,15 +101,20 @@ async def update_token(
         changes["expires_at"] = expiry(body.expires_at, None)
     updated = await container.store.tokens.update(token.id, name=body.name, **changes)
     container.authenticator.forget(owner.id)
+    await trail.record("token.update", "token", token.id, before=token_out(token), after=token_out(updated))
     return token_out(updated)
 
 
 @router.delete("/admin/tokens/{token_id}", status_code=204, summary="Revoke an API token")
 async def delete_token(
-    token_id: TokenId, container: ContainerDep, actor: Annotated[Principal, Depends(requires("token.delete"))]
+    token_id: TokenId,
+    container: ContainerDep,
+    actor: Annotated[Principal, Depends(requires("token.delete"))],
+    trail: TrailDep,
 ) -> Response:
     token = await _token(container, token_id)
     await _owner_checked(container, actor, token.user_id)
     await container.store.tokens.delete(token.id)
     container.authenticator.forget(token.user_id)
+    await trail.record("token.delete", "token", token.id, before=token_out(token))
     return Response(status_code=204)

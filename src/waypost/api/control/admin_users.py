@@ -23,6 +23,7 @@ from waypost.api.control.schemas import (
     UserList,
     UserUpdate,
 )
+from waypost.api.control.trail import TrailDep
 from waypost.api.control.views import user_detail, user_out
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest, NotFound
@@ -58,6 +59,15 @@ async def _detail(container: Container, user_id: int) -> UserDetailOut:
     return user_detail(user, await permissions_of(container, user))
 
 
+async def _snapshot(container: Container, user_id: int) -> dict[str, object]:
+    """The user as the trail records them: the API's view, and whether a password is set."""
+    user = await container.store.users.get(user_id)
+    if user is None:
+        raise NotFound(f"user '{user_id}' does not exist")
+    detail = user_detail(user, await permissions_of(container, user)).model_dump(mode="json")
+    return {**detail, "has_password": user.password_hash is not None}
+
+
 async def _password_hash(container: Container, password: str, email: str) -> str:
     reason = weak_password_reason(password, email)
     if reason is not None:
@@ -86,6 +96,7 @@ async def create_user(
     body: UserCreate,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("user.create"))],
+    trail: TrailDep,
 ) -> UserDetailOut:
     ensure_can_assign_role(actor, body.role)
     groups = []
@@ -110,6 +121,7 @@ async def create_user(
     )
     for group in groups:
         await container.store.groups.add_member(group.id, created.id)
+    await trail.record("user.create", "user", created.id, after=await _snapshot(container, created.id))
     return await _detail(container, created.id)
 
 
@@ -119,8 +131,10 @@ async def update_user(
     body: UserUpdate,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("user.modify"))],
+    trail: TrailDep,
 ) -> UserDetailOut:
     target = await find_user(container, user)
+    before = await _snapshot(container, target.id)
     sent = body.model_fields_set
     role = body.role if "role" in sent and body.role is not None else target.role
     active = body.active if "active" in sent and body.active is not None else target.active
@@ -151,20 +165,30 @@ async def update_user(
     if "password_hash" in changes or not active or role == "gateway":
         await container.store.refresh.revoke_user(target.id)  # their other sessions end
     container.authenticator.forget(target.id)
+    if changes:
+        after = await _snapshot(container, target.id)
+        if "password_hash" in changes:
+            after["password_changed"] = True
+        await trail.record("user.update", "user", target.id, before=before, after=after)
     return await _detail(container, target.id)
 
 
 @router.delete("/admin/users/{user}", status_code=204, tags=["users"], summary="Delete a user")
 async def delete_user(
-    user: UserRef, container: ContainerDep, actor: Annotated[Principal, Depends(requires("user.delete"))]
+    user: UserRef,
+    container: ContainerDep,
+    actor: Annotated[Principal, Depends(requires("user.delete"))],
+    trail: TrailDep,
 ) -> Response:
     """Their tokens, memberships, grants and model assignments go with them."""
     target = await find_user(container, user)
     ensure_can_act_on(
         actor, target.id, target.role, await permissions_of(container, target), changes_own_access=True
     )
+    before = await _snapshot(container, target.id)
     await container.store.users.delete(target.id)
     container.authenticator.forget(target.id)
+    await trail.record("user.delete", "user", target.id, before=before)
     return Response(status_code=204)
 
 
@@ -212,6 +236,7 @@ async def grant_user_permissions(
     body: GrantRequest,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("user.modify"))],
+    trail: TrailDep,
 ) -> GrantsOut:
     target = await find_user(container, user)
     ensure_can_grant(actor.permissions, body.permissions)
@@ -220,8 +245,11 @@ async def grant_user_permissions(
     )
     if target.role == "gateway":
         raise BadRequest("gateway accounts hold no permissions: they may only call the data plane")
+    before = await _user_grants(container, target)
     await add_grants(container, GrantOwner(user=target), body.permissions)
-    return await _user_grants(container, target)
+    after = await _user_grants(container, target)
+    await trail.record("permission.grant", "user", target.id, before=before, after=after)
+    return after
 
 
 @router.delete(
@@ -235,11 +263,15 @@ async def revoke_user_permission(
     permission: str,
     container: ContainerDep,
     actor: Annotated[Principal, Depends(requires("user.modify"))],
+    trail: TrailDep,
 ) -> Response:
     target = await find_user(container, user)
     check_permission_names([permission])
     ensure_can_act_on(
         actor, target.id, target.role, await permissions_of(container, target), changes_own_access=True
     )
+    before = await _user_grants(container, target)
     await remove_grant(container, GrantOwner(user=target), permission)
+    after = await _user_grants(container, target)
+    await trail.record("permission.revoke", "user", target.id, before=before, after=after)
     return Response(status_code=204)

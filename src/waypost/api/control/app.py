@@ -21,9 +21,12 @@ from waypost.api.control import (
     admin_secrets,
     admin_tokens,
     admin_users,
+    audit_trail,
     auth,
+    budgets,
     me,
     status,
+    usage,
 )
 from waypost.api.control.dependencies import current_principal
 from waypost.api.control.schemas import ErrorBody
@@ -52,6 +55,10 @@ TAGS = [
     {"name": "tokens", "description": "API tokens of every user (token.* permissions)."},
     {"name": "secrets", "description": "Encrypted secrets; values are never returned (secret.*)."},
     {"name": "status", "description": "Whether the gateway is configured safely."},
+    {"name": "budgets", "description": "Spend limits and what each has spent (budget.* permissions)."},
+    {"name": "usage", "description": "Requests, tokens and spend from the audit log (usage.view)."},
+    {"name": "audit", "description": "The audit log: every request and its upstream attempts (audit.view)."},
+    {"name": "audit trail", "description": "Admin changes, hash-chained and verifiable (audit.view)."},
 ]
 
 
@@ -77,6 +84,9 @@ def build_control_app(container: Container) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     for module in (auth, me, admin_users, admin_groups, admin_models, admin_tokens, admin_secrets, status):
         app.include_router(module.router, responses=ERRORS)
+    app.include_router(usage.router, responses=ERRORS)
+    app.include_router(audit_trail.router, responses=ERRORS)
+    app.include_router(budgets.router, responses=ERRORS)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _add_docs(app, public=container.settings.server.public_api_docs)
     app.add_exception_handler(GatewayError, _gateway_error)

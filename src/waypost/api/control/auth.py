@@ -20,6 +20,7 @@ from waypost.api.control.schemas import (
     RefreshRequest,
     TokenPair,
 )
+from waypost.api.control.trail import Trail
 from waypost.api.control.views import user_out
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -231,7 +232,7 @@ async def oidc_callback(
     if not isinstance(id_token, str):
         raise Unauthorized("The identity provider returned no ID token.")
     claims = await oidc.verify_id_token(container.http, id_token, discovery, provider.client_id, flow.nonce)
-    user = await _sso_user(container, provider, claims)
+    user = await _sso_user(container, provider, claims, request.client.host if request.client else None)
     _may_log_in(user)
     pair = await issue_tokens(container, user)
     if flow.redirect_to is None:
@@ -255,9 +256,10 @@ async def oidc_callback(
 
 
 async def _sso_user(
-    container: Container, provider: OidcProviderSettings, claims: dict[str, Any]
+    container: Container, provider: OidcProviderSettings, claims: dict[str, Any], client_ip: str | None
 ) -> UserRecord:
-    """The account for the ID token's e-mail, created on first login when the provider allows it."""
+    """The account for the ID token's e-mail, created on first login when the provider allows it
+    (an entry in the audit trail whose actor is the new account)."""
     email = oidc.email_from_claims(provider, claims)
     user = await container.store.users.by_email(email)
     if user is not None:
@@ -266,7 +268,7 @@ async def _sso_user(
         raise Forbidden(f"there is no account for {email}; ask an administrator to create one")
     name = claims.get("name")
     try:
-        return await container.store.users.create(
+        user = await container.store.users.create(
             email, name if isinstance(name, str) and name else email, role=provider.default_role
         )
     except Conflict:  # a parallel first login created it
@@ -274,3 +276,6 @@ async def _sso_user(
         if user is None:
             raise
         return user
+    after = {**user_out(user).model_dump(mode="json"), "created_by": f"single sign-on ({provider.name})"}
+    await Trail(container, user.id, user.email, client_ip).record("user.create", "user", user.id, after=after)
+    return user

@@ -19,6 +19,7 @@ from waypost.api.control.schemas import (
     TokenList,
     UserDetailOut,
 )
+from waypost.api.control.trail import TrailDep
 from waypost.api.control.views import token_out, user_detail
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest, NotFound, Unauthorized
@@ -46,7 +47,9 @@ async def who_am_i(container: ContainerDep, principal: Caller) -> UserDetailOut:
 
 
 @router.post("/me/password", status_code=204, summary="Change my password")
-async def change_password(body: PasswordChange, container: ContainerDep, principal: Person) -> Response:
+async def change_password(
+    body: PasswordChange, container: ContainerDep, principal: Person, trail: TrailDep
+) -> Response:
     """Other sessions end: every refresh token of the account is revoked."""
     user = await _me(container, principal)
     passwords = container.passwords
@@ -61,6 +64,7 @@ async def change_password(body: PasswordChange, container: ContainerDep, princip
     await container.store.users.update(user.id, password_hash=digest)
     await container.store.refresh.revoke_user(user.id)
     container.authenticator.forget(user.id)
+    await trail.record("user.password.change", "user", user.id, after={"password_changed": True})
     return Response(status_code=204)
 
 
@@ -86,7 +90,9 @@ async def my_tokens(container: ContainerDep, principal: Person) -> TokenList:
     response_model=TokenCreated,
     summary="Create an API token (the plaintext is shown this once)",
 )
-async def create_my_token(body: MyTokenCreate, container: ContainerDep, principal: Person) -> TokenCreated:
+async def create_my_token(
+    body: MyTokenCreate, container: ContainerDep, principal: Person, trail: TrailDep
+) -> TokenCreated:
     return await mint(
         container,
         await _me(container, principal),
@@ -95,16 +101,21 @@ async def create_my_token(body: MyTokenCreate, container: ContainerDep, principa
         models=body.models,
         expires_at=body.expires_at,
         expires_in_days=body.expires_in_days,
+        trail=trail,
     )
 
 
 @router.delete("/me/tokens/{token_id}", status_code=204, summary="Revoke one of my API tokens")
 async def delete_my_token(
-    token_id: Annotated[int, Path(description="The token's id")], container: ContainerDep, principal: Person
+    token_id: Annotated[int, Path(description="The token's id")],
+    container: ContainerDep,
+    principal: Person,
+    trail: TrailDep,
 ) -> Response:
     token = await container.store.tokens.get(token_id)
     if token is None or token.user_id != principal.user_id:  # someone else's looks like no token
         raise NotFound(f"token {token_id} does not exist")
     await container.store.tokens.delete(token.id)
     container.authenticator.forget(principal.user_id)
+    await trail.record("token.delete", "token", token.id, before=token_out(token))
     return Response(status_code=204)

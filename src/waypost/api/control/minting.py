@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 
 from waypost.api.control.schemas import TokenCreated
-from waypost.api.control.views import token_created
+from waypost.api.control.trail import Trail
+from waypost.api.control.views import token_created, token_out
 from waypost.api.state import Container
 from waypost.core.errors import BadRequest
 from waypost.security.api_tokens import new_api_token
@@ -56,16 +57,19 @@ async def mint(
     owner: UserRecord,
     actor: Principal,
     *,
+    trail: Trail,
     name: str,
     models: list[str] | None,
     expires_at: datetime.datetime | None,
     expires_in_days: int | None,
 ) -> TokenCreated:
-    """Create a token for ``owner``; the plaintext is in the answer only, the store keeps its hash."""
+    """Create a token for ``owner``; the plaintext is in the answer only, the store keeps its hash
+    (and the audit trail neither)."""
     restriction = await allowed_models(container, owner, models, actor)
     when = expiry(expires_at, expires_in_days)
     plaintext, digest, prefix = new_api_token()
     record = await container.store.tokens.create(
         owner.id, name, token_hash=digest, prefix=prefix, models=restriction, expires_at=when
     )
+    await trail.record("token.create", "token", record.id, after=token_out(record))
     return token_created(record, plaintext)

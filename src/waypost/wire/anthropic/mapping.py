@@ -73,17 +73,21 @@ def _int(value: Any) -> int | None:
 class UsageCounts:
     """Anthropic's own usage fields, where ``input_tokens`` excludes cache reads and writes.
 
-    Stream events report some fields and omit others; each field keeps its latest reported value
-    so that the canonical total (which includes the cache) is never computed from a partial view.
+    Stream events report some fields and omit others (``message_start`` has the
+    ``cache_creation`` breakdown, ``message_delta`` cumulative totals without it); each field
+    keeps its latest reported value so that the canonical total (which includes the cache) is
+    never computed from a partial view.
     """
 
-    __slots__ = ("cache_read", "cache_write", "input", "output", "thinking")
+    __slots__ = ("cache_read", "cache_write", "input", "output", "thinking", "write_1h", "write_5m")
 
     def __init__(self) -> None:
         self.input = 0
         self.output = 0
         self.cache_read = 0
         self.cache_write = 0
+        self.write_5m = 0
+        self.write_1h = 0
         self.thinking = 0
 
     def update(self, raw: Any) -> None:
@@ -98,6 +102,15 @@ class UsageCounts:
             value = _int(raw.get(key))
             if value is not None:
                 setattr(self, attr, value)
+        breakdown = raw.get("cache_creation")
+        if isinstance(breakdown, dict):
+            for attr, key in (
+                ("write_5m", "ephemeral_5m_input_tokens"),
+                ("write_1h", "ephemeral_1h_input_tokens"),
+            ):
+                value = _int(breakdown.get(key))
+                if value is not None:
+                    setattr(self, attr, value)
         details = raw.get("output_tokens_details")
         if isinstance(details, dict):
             thinking = _int(details.get("thinking_tokens"))
@@ -105,11 +118,14 @@ class UsageCounts:
                 self.thinking = thinking
 
     def canonical(self) -> Usage:
+        # The total is authoritative; the breakdown stands in when a server sends only it.
+        write = max(self.cache_write, self.write_5m + self.write_1h)
         return Usage(
-            input_tokens=self.input + self.cache_read + self.cache_write,
-            output_tokens=self.output,
+            input_tokens=self.input + self.cache_read + write,
+            output_tokens=max(self.output, self.thinking),
             cache_read_tokens=self.cache_read,
-            cache_write_tokens=self.cache_write,
+            cache_write_tokens=write,
+            cache_write_1h_tokens=min(self.write_1h, write),
             reasoning_tokens=self.thinking,
         )
 
@@ -120,14 +136,24 @@ def usage_from_anthropic(raw: Any) -> Usage:
     return counts.canonical()
 
 
-def usage_to_anthropic(usage: Usage) -> dict[str, Any]:
-    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+def usage_to_anthropic(usage: Usage, *, breakdown: bool = True) -> dict[str, Any]:
+    """The caller's ``usage`` object: ``input_tokens`` without the cache, cache reads and writes
+    beside it, and (with ``breakdown``) the writes split by duration in ``cache_creation``, as the
+    Messages API answers them; reasoning in ``output_tokens_details.thinking_tokens``."""
+    write = usage.cache_write_tokens
+    uncached = usage.input_tokens - usage.cache_read_tokens - write
     out: dict[str, Any] = {
         "input_tokens": max(uncached, 0),
         "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_creation_input_tokens": write,
         "cache_read_input_tokens": usage.cache_read_tokens,
     }
+    if breakdown:
+        write_1h = min(usage.cache_write_1h_tokens, write)
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": write - write_1h,
+            "ephemeral_1h_input_tokens": write_1h,
+        }
     if usage.reasoning_tokens:
         out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
     return out

@@ -397,7 +397,9 @@ class StreamEncoder:
     def _end(self, out: list[bytes]) -> None:
         self._close(out)
         stop_reason = stop_reason_for(self._finish, has_tool_calls=self._saw_tool_call)
-        usage = usage_to_anthropic(self._usage)
+        # The Messages API puts the ``cache_creation`` breakdown in ``message_start`` only; a
+        # translated stream learns its usage at the end, so the breakdown of its writes comes here.
+        usage = usage_to_anthropic(self._usage, breakdown=self._usage.cache_write_tokens > 0)
         if self._usage.input_tokens == 0:
             usage["input_tokens"] = self._input_hint
         delta = {

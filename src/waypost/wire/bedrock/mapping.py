@@ -89,18 +89,26 @@ def _count(raw: dict[str, Any], key: str) -> int:
 
 
 def usage_from_bedrock(raw: Any) -> Usage:
-    """Bedrock's ``inputTokens`` counts only the uncached input (cache reads and writes are
-    reported beside it); the canonical ``input_tokens`` counts all of it."""
+    """Bedrock's ``TokenUsage``: ``inputTokens`` counts only the uncached input (cache reads and
+    writes are reported beside it); the canonical ``input_tokens`` counts all of it. The writes
+    made for an hour are the ``cacheDetails`` entries with ``ttl`` ``1h``."""
     if not isinstance(raw, dict):
         return Usage()
     uncached = _count(raw, "inputTokens")
     read = _count(raw, "cacheReadInputTokens")
-    write = _count(raw, "cacheWriteInputTokens")
+    by_ttl: dict[str, int] = {}
+    details = raw.get("cacheDetails")
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and isinstance(detail.get("ttl"), str):
+            by_ttl[detail["ttl"]] = by_ttl.get(detail["ttl"], 0) + _count(detail, "inputTokens")
+    # The total is authoritative; the breakdown stands in when only it is sent.
+    write = max(_count(raw, "cacheWriteInputTokens"), sum(by_ttl.values()))
     return Usage(
         input_tokens=uncached + read + write,
         output_tokens=_count(raw, "outputTokens"),
         cache_read_tokens=read,
         cache_write_tokens=write,
+        cache_write_1h_tokens=min(by_ttl.get("1h", 0), write),
     )
 
 

@@ -100,15 +100,19 @@ def _count(raw: Mapping[str, Any], key: str) -> int:
 
 
 def usage_from_gemini(raw: Any) -> Usage:
-    """``usageMetadata`` -> canonical usage. ``promptTokenCount`` already includes the cached part;
-    thoughts are billed as output, so they are added to it (and reported as reasoning)."""
+    """``usageMetadata`` -> canonical usage. ``promptTokenCount`` already includes the cached part
+    (``cachedContentTokenCount``); ``toolUsePromptTokenCount`` (the results of built-in tools fed
+    back to the model) is billed as input beside it; thoughts are billed as output but reported
+    apart from ``candidatesTokenCount``, so they are added to it (and reported as reasoning)."""
     if not isinstance(raw, dict):
         return Usage()
     thoughts = _count(raw, "thoughtsTokenCount")
+    cached = _count(raw, "cachedContentTokenCount")
+    prompt = _count(raw, "promptTokenCount") + _count(raw, "toolUsePromptTokenCount")
     return Usage(
-        input_tokens=_count(raw, "promptTokenCount") + _count(raw, "toolUsePromptTokenCount"),
+        input_tokens=max(prompt, cached),
         output_tokens=_count(raw, "candidatesTokenCount") + thoughts,
-        cache_read_tokens=_count(raw, "cachedContentTokenCount"),
+        cache_read_tokens=cached,
         reasoning_tokens=thoughts,
     )
 

@@ -36,8 +36,15 @@ def count(obj: dict[str, Any], key: str) -> int:
 
 
 def usage_from_ollama(obj: dict[str, Any]) -> Usage:
-    """``prompt_eval_count`` / ``eval_count`` of a final answer (thinking is inside eval_count)."""
-    return Usage(input_tokens=count(obj, "prompt_eval_count"), output_tokens=count(obj, "eval_count"))
+    """The counters of a final answer: ``prompt_eval_count`` (the whole prompt, the part read
+    from the KV cache included), ``prompt_eval_cached_count`` (that part, from Ollama 0.33) and
+    ``eval_count`` (thinking is inside it; Ollama reports no separate reasoning count)."""
+    cached = count(obj, "prompt_eval_cached_count")
+    return Usage(
+        input_tokens=max(count(obj, "prompt_eval_count"), cached),
+        output_tokens=count(obj, "eval_count"),
+        cache_read_tokens=cached,
+    )
 
 
 def finish_from_ollama(done_reason: Any, *, has_tool_calls: bool) -> FinishReason:

@@ -1,0 +1,184 @@
+"""The one path every data-plane request takes (chat, messages, legacy completions, embeddings,
+token counts, /classify, /plan, /embed):
+
+    request id -> authenticate -> read and parse the body -> the endpoint decodes it
+    -> pipeline stages' ``before`` (look, change, answer or reject)
+    -> the endpoint runs it (router, upstream; usage tapped from the answer or its stream)
+    -> metering prices the usage into the answer -> the answer leaves
+    -> access-log line -> stages' ``after`` (metering writes the audit row, budgets settle).
+
+An endpoint supplies only ``decode`` (body -> ``ctx.req``) and ``run`` (answer ``ctx``, sending
+with the ``send`` it is given, and leaving ``ctx.usage`` set). Errors before the first byte reach
+the caller in the endpoint's format; after it, the endpoint ends its stream with an error event.
+These handlers are raw ASGI (``asgi_io``): they are the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from waypost.api.asgi_io import ClientGone, DisconnectWatch, header_map, read_body, request_id, send_body
+from waypost.api.errors import error_parts
+from waypost.api.formats import ClientFormat
+from waypost.api.state import Container
+from waypost.core.context import RequestContext
+from waypost.core.errors import BadRequest, GatewayError
+from waypost.pipeline.stage import Reply
+from waypost.providers.base import same_format
+
+log = logging.getLogger("waypost.request")
+
+JSON = b"application/json"
+# Client headers a provider of the caller's own dialect may receive. Credentials and
+# hop-by-hop headers are never among them.
+PASSTHROUGH_HEADERS = ("anthropic-beta", "anthropic-version")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A data-plane route's own work: how its body decodes, and how it is answered."""
+
+    name: str  # chat, messages, completions, embeddings, count_tokens, classify, plan, embed
+    fmt: ClientFormat  # the caller's wire format (errors are written in it)
+    decode: Callable[[RequestContext, Container], None]  # sets ctx.req (BadRequest when invalid)
+    run: Callable[[RequestContext, Container, Reply | None, Send], Awaitable[None]]
+    format_name: str | None = None  # the client format providers see, when not ``fmt.name``
+
+
+async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+    headers = header_map(scope)
+    client = scope.get("client")
+    ctx = RequestContext(
+        request_id(headers),
+        endpoint.format_name or endpoint.fmt.name,
+        endpoint.name,
+        headers=headers,
+        client_ip=client[0] if client else None,
+    )
+    try:
+        ctx.principal = await container.authenticator.authenticate(headers)
+        raw = await read_body(receive, headers, container.settings.server.max_body_bytes)
+        try:
+            ctx.body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+        endpoint.decode(ctx, container)
+        ctx.passthrough_headers = {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))}
+        with DisconnectWatch(receive):
+            reply = await container.pipeline.before(ctx)
+            await endpoint.run(ctx, container, reply, send)
+        if not ctx.status:
+            ctx.status = 200
+    except GatewayError as err:
+        ctx.status, ctx.error = err.status, err
+        if ctx.first_byte_at is None:  # otherwise the endpoint ended its stream with the error
+            await send_error(send, endpoint.fmt, err, ctx.request_id)
+    except ClientGone:
+        ctx.status = 499
+    except Exception:
+        log.exception("request failed inside the gateway", extra={"request_id": ctx.request_id})
+        failure = GatewayError("The request failed inside the gateway.")
+        ctx.status, ctx.error = failure.status, failure
+        if ctx.first_byte_at is None:
+            await send_error(send, endpoint.fmt, failure, ctx.request_id)
+    finally:
+        await finish(container, ctx, scope)
+
+
+async def finish(container: Container, ctx: RequestContext, scope: Scope) -> None:
+    """The request is over (answered, refused, failed or abandoned): its access-log line and
+    the stages' ``after``. A request refused before it was understood (credentials, body size,
+    JSON, fields) gets the access line alone: it reached no stage and costs nothing."""
+    if ctx.req is None:
+        if ctx.error is not None:
+            container.access_log.refused(ctx.request_id, scope["path"], ctx.error, ctx.started)
+        return
+    if not ctx.status:  # cancelled from outside (server shutdown) before it finished
+        ctx.status = 499
+    access_line(container, ctx)
+    await container.pipeline.after(ctx)
+
+
+async def send_error(send: Send, fmt: ClientFormat, err: GatewayError, rid: str) -> None:
+    status, body, headers = error_parts(fmt, err)
+    await send_body(send, status, body, JSON, {"x-request-id": rid, **headers})
+
+
+def notes(ctx: RequestContext) -> list[str]:
+    """What could not be carried: the request's own notes (decoding, policy), then those of the
+    encoding that served (never a failed attempt's). The decoder's notes are about the canonical
+    model, so they do not apply when the body went to a same-format upstream as it was."""
+    req = ctx.req
+    own: list[str] = [] if req is None else (req.notes[ctx.decoder_notes :] if ctx.same_format else req.notes)
+    dropped: tuple[str, ...] = ctx.served.dropped if ctx.served is not None else ()
+    return list(dict.fromkeys([*own, *dropped]))  # each note once
+
+
+def served_headers(ctx: RequestContext, container: Container, served: Any) -> dict[str, str]:
+    """Record who served the request; return the response headers that say so."""
+    ctx.served = served
+    dep = served.deployment
+    ctx.same_format = same_format(container.router.providers[dep.provider], ctx.client_format)
+    headers = {
+        "x-request-id": ctx.request_id,
+        "x-waypost-provider": dep.provider,
+        "x-waypost-deployment": dep.name,
+    }
+    if served.attempts > 1:
+        headers["x-waypost-attempts"] = str(served.attempts)
+    dropped = notes(ctx)
+    if dropped:
+        # Header values must be printable ASCII (notes quote client-chosen keys and types, which
+        # may hold CR/LF); the full notes are in the access log.
+        text = "; ".join(dropped)[:1000]
+        headers["x-waypost-dropped"] = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return headers
+
+
+def access_line(container: Container, ctx: RequestContext) -> None:
+    """The request's access-log line."""
+    access = container.access_log
+    if not access.enabled:
+        return
+    req = ctx.req
+    assert req is not None
+    err = ctx.error
+    fields: dict[str, Any] = {
+        "request_id": ctx.request_id,
+        "model": req.model,
+        "stream": ctx.stream,
+        "status": ctx.status,
+        "duration_ms": ctx.latency_ms(time.perf_counter()),
+    }
+    served = ctx.served
+    if served is not None:
+        fields["provider"] = served.deployment.provider
+        fields["deployment"] = served.deployment.name
+        fields["attempts"] = served.attempts
+    usage = ctx.usage
+    if usage is not None:
+        fields["input_tokens"] = usage.input_tokens
+        fields["output_tokens"] = usage.output_tokens
+        fields["cache_read_tokens"] = usage.cache_read_tokens
+        fields["cache_write_tokens"] = usage.cache_write_tokens
+        fields["usage_estimated"] = ctx.counted_with is not None
+        if ctx.counted_with is not None:
+            fields["usage_counted_with"] = ctx.counted_with
+    if ctx.cost is not None:
+        fields["cost_usd"] = ctx.cost.usd
+    if ctx.tags:
+        fields["tags"] = list(ctx.tags)
+    dropped = notes(ctx)
+    if dropped:
+        fields["dropped"] = dropped
+    if err is not None:
+        fields["error"] = type(err).__name__
+        fields["detail"] = err.message
+    access.write(fields)
