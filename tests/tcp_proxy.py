@@ -29,12 +29,13 @@ class TcpProxy:
 
     async def close(self) -> None:
         self.sever()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
         for task in list(self._pipes):
             task.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            # Every connection is aborted above; a bound, so that a test fails rather than hangs.
+            await asyncio.wait_for(self._server.wait_closed(), 10)
 
     def sever(self) -> None:
         """Break every connection through the proxy and refuse new ones until ``restore()``."""
@@ -50,28 +51,34 @@ class TcpProxy:
         if self.severed:
             _abort(writer)
             return
+        self._writers.add(writer)  # severed from here on, whatever this coroutine is waiting for
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
+            self._writers.discard(writer)
             _abort(writer)
             return
+        if self.severed or writer.transport.is_closing():
+            for w in (writer, up_writer):
+                self._writers.discard(w)
+                _abort(w)
+            return
         self.connections += 1
-        self._writers |= {writer, up_writer}
-        pipes = [
+        self._writers.add(up_writer)
+        pipes = {
             asyncio.create_task(self._pipe(reader, up_writer)),
             asyncio.create_task(self._pipe(up_reader, writer)),
-        ]
+        }
         self._pipes.update(pipes)
-        # When either side ends, the connection ends: a client that closes waits for the server's
-        # end, which it only sees once the proxy closes its side too.
-        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        for pipe in pipes:
-            pipe.cancel()
-        await asyncio.gather(*pipes, return_exceptions=True)
-        self._pipes.difference_update(pipes)
+        # Either side ending (or the proxy severing) ends both: no half-open connection stays.
+        _, waiting = await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         for w in (writer, up_writer):
             self._writers.discard(w)
             _abort(w)
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
+        self._pipes.difference_update(pipes)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
