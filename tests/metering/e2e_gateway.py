@@ -225,9 +225,12 @@ class Rows:
     labels: set[tuple[str, str]]  # (kind, value)
 
 
-async def select(gateway: Gateway, table: sa.Table, rid: str) -> list[dict[str, Any]]:
+async def select(
+    gateway: Gateway, table: sa.Table, rid: str, *, by_client_id: bool = False
+) -> list[dict[str, Any]]:
     async with gateway.container.store.engine.connect() as conn:
-        result = await conn.execute(sa.select(table).where(table.c.request_id == rid))
+        column = table.c.client_request_id if by_client_id else table.c.request_id
+        result = await conn.execute(sa.select(table).where(column == rid))
         return [dict(row._mapping) for row in result]
 
 
@@ -236,10 +239,11 @@ async def rows_of(gateway: Gateway, rid: str) -> Rows:
     which may be just after the caller has its answer; the writer is flushed until it is there."""
     for _ in range(500):
         await gateway.container.audit.flush()
-        found = await select(gateway, tables.request_log, rid)
+        found = await select(gateway, tables.request_log, rid, by_client_id=True)
         if found:
-            attempts = sorted(await select(gateway, tables.request_attempts, rid), key=lambda a: a["attempt"])
-            labels = {(r["kind"], r["value"]) for r in await select(gateway, tables.request_labels, rid)}
+            key = found[0]["request_id"]  # the gateway's own id: the caller's is client_request_id
+            attempts = sorted(await select(gateway, tables.request_attempts, key), key=lambda a: a["attempt"])
+            labels = {(r["kind"], r["value"]) for r in await select(gateway, tables.request_labels, key)}
             return Rows(found[0], attempts, labels)
         await asyncio.sleep(0.01)
     raise AssertionError(f"no audit row for {rid}")

@@ -137,14 +137,17 @@ async def ask_ready(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
 
 
 async def read_log(database: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """The rows of ``request_log`` by request id, and the attempt rows by request id."""
+    """The rows of ``request_log`` and their attempt rows, by the X-Request-ID the test sent
+    (``client_request_id``: the log's own key is the gateway's)."""
     store = Store.from_settings(DatabaseSettings(url=database))
     try:
         async with store.engine.connect() as conn:
-            requests = {r.request_id: r for r in (await conn.execute(sa.select(tables.request_log))).all()}
+            rows = (await conn.execute(sa.select(tables.request_log))).all()
+            requests = {r.client_request_id: r for r in rows}
+            sent = {r.request_id: r.client_request_id for r in rows}
             attempts: dict[str, list[Any]] = {}
             for row in (await conn.execute(sa.select(tables.request_attempts))).all():
-                attempts.setdefault(row.request_id, []).append(row)
+                attempts.setdefault(sent.get(row.request_id, row.request_id), []).append(row)
     finally:
         await store.close()
     return requests, attempts

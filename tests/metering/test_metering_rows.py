@@ -6,6 +6,7 @@ reports (/admin/usage/summary, /admin/audit-logs) agreeing with the rows and wit
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -328,8 +329,34 @@ async def test_the_usage_summary_and_audit_logs_show_the_requests_with_the_same_
     ]
 
     logs = await admin_get(gw, "/admin/audit-logs", {"model": "reports"})
-    assert {r["request_id"] for r in logs["data"]} == set(ids)
+    assert {r["client_request_id"] for r in logs["data"]} == set(ids)
     assert sum(r["cost_micros"] for r in logs["data"]) == total
     entry = await admin_get(gw, f"/admin/audit-logs/{ids[1]}")
     assert entry["request"]["cost_micros"] == expected[1]
     assert [a["cost_micros"] for a in entry["attempts"]] == [expected[1]]
+
+
+async def test_two_requests_sent_with_one_request_id_are_two_rows(gw: Gateway) -> None:
+    """The caller's X-Request-ID is echoed, but the audit log keys rows on the gateway's own id:
+    a caller cannot hide a request's spend by reusing an id."""
+    rid = "reused-request-id-1"
+    for _ in range(2):
+        gw.fakes["openai"].enqueue(Reply(text="again", input_tokens=10, output_tokens=5))
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                gw.url + "/v1/chat/completions",
+                json={"model": "openai", "messages": [{"role": "user", "content": "hi"}]},
+                headers=openai_headers(rid),
+            ) as resp,
+        ):
+            assert resp.status == 200 and resp.headers["x-request-id"] == rid
+    for _ in range(500):
+        await gw.container.audit.flush()
+        found = await select(gw, tables.request_log, rid, by_client_id=True)
+        if len(found) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(found) == 2
+    assert len({row["request_id"] for row in found}) == 2
+    assert sum(row["cost_micros"] for row in found) == 2 * found[0]["cost_micros"] > 0

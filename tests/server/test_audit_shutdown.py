@@ -88,12 +88,12 @@ async def exit_code(process: subprocess.Popen[bytes]) -> int:
 
 
 async def rows(database: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """The request_log rows whose request id starts with ``prefix``."""
+    """The request_log rows whose X-Request-ID (``client_request_id``) starts with ``prefix``."""
     store = Store.from_settings(DatabaseSettings.model_validate(database))
     try:
         log = tables.request_log
         async with store.engine.connect() as conn:
-            query = sa.select(log).where(log.c.request_id.like(f"{prefix}%"))
+            query = sa.select(log).where(log.c.client_request_id.like(f"{prefix}%"))
             return [dict(r) for r in (await conn.execute(query)).mappings()]
     finally:
         await store.close()
@@ -172,7 +172,7 @@ async def test_rows_spooled_during_an_outage_survive_a_sigkill_and_the_next_star
                 process.send_signal(signal.SIGTERM)
                 assert await exit_code(process) == 0
         found = await rows(section, "killed-")
-    assert sorted(r["request_id"] for r in found) == sorted([*ids, "killed-warm"])
+    assert sorted(r["client_request_id"] for r in found) == sorted([*ids, "killed-warm"])
     assert not list(spool.glob("batch-*"))
 
 

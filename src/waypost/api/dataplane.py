@@ -16,6 +16,7 @@ These handlers are raw ASGI (``asgi_io``): they are the hot path.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,12 +56,16 @@ class Endpoint:
 async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
     headers = header_map(scope)
     client = scope.get("client")
+    rid = request_id(headers)
     ctx = RequestContext(
-        request_id(headers),
+        rid,
         endpoint.format_name or endpoint.fmt.name,
         endpoint.name,
         headers=headers,
         client_ip=client[0] if client else None,
+        # A caller's X-Request-ID is echoed, but never the audit log's key: two requests sent
+        # with one id are two rows.
+        audit_id=os.urandom(16).hex() if headers.get("x-request-id") == rid else rid,
     )
     try:
         ctx.principal = await container.authenticator.authenticate(headers)

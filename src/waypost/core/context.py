@@ -60,12 +60,14 @@ class RequestContext:
     """One data-plane request. The path creates it when the request arrives; stages, the router
     and providers fill it in; metering turns it into the audit row."""
 
-    request_id: str
+    request_id: str  # the caller's X-Request-ID when it sent a sane one, else the gateway's (echoed)
     client_format: str  # the caller's wire format: "openai", "anthropic", "completions", "task"
     endpoint: str = "chat"  # chat, messages, completions, embeddings, count_tokens, classify, plan, embed
     started: float = field(default_factory=time.perf_counter)  # when the request arrived
     arrived_at: float = field(default_factory=time.time)  # the same instant, as a Unix time
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-cased names
+    # The audit log's key: unique, made by the gateway (``request_id`` when the gateway made that).
+    audit_id: str = ""
     client_ip: str | None = None
     # Client headers a provider of the caller's own dialect may pass on (e.g. anthropic-beta).
     passthrough_headers: dict[str, str] = field(default_factory=dict)

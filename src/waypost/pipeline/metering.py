@@ -175,8 +175,10 @@ class MeteringStage(BaseStage):
         groups = list(principal.groups) if principal is not None else []
         breakdown: dict[str, Any] = dict(cost.breakdown)
         breakdown["source"] = cost.source
+        key = ctx.audit_id or ctx.request_id
         row: dict[str, Any] = {
-            "request_id": ctx.request_id,
+            "request_id": key,
+            "client_request_id": ctx.request_id if key != ctx.request_id else None,
             "created_at": arrived,
             "user_id": principal.user_id if principal is not None else None,
             "user_email": principal.email if principal is not None else None,
@@ -216,7 +218,7 @@ class MeteringStage(BaseStage):
                 row["response_body"] = self._masker.mask(ctx.response_body.decode("utf-8", "replace"))
         attempts = [
             {
-                "request_id": ctx.request_id,
+                "request_id": key,
                 "attempt": a.number,
                 "created_at": datetime.fromtimestamp(ctx.arrived_at + (a.started - ctx.started), UTC),
                 "model": a.model,
@@ -231,7 +233,7 @@ class MeteringStage(BaseStage):
             for a in ctx.attempts
         ]
         labels = [
-            {"request_id": ctx.request_id, "kind": kind, "value": value[:128], "created_at": arrived}
+            {"request_id": key, "kind": kind, "value": value[:128], "created_at": arrived}
             for kind, values in (("tag", ctx.tags), ("group", groups))
             for value in _unique(values)
         ]

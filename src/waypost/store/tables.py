@@ -211,7 +211,10 @@ request_log = sa.Table(
     "request_log",
     metadata,
     _id(),
-    sa.Column("request_id", sa.String(128), nullable=False, unique=True),  # replays are idempotent
+    # The gateway's own id for the request, unique: replays of a row are idempotent, and a caller
+    # cannot make two requests one by sending the same X-Request-ID (its id is the next column).
+    sa.Column("request_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("client_request_id", sa.String(128)),  # the caller's X-Request-ID, when it sent one
     sa.Column("created_at", UtcDateTime(), nullable=False),  # when the request arrived
     sa.Column("user_id", Id),
     sa.Column("user_email", sa.String(320)),
@@ -247,6 +250,7 @@ request_log = sa.Table(
     sa.Column("request_body", sa.Text()),  # only with audit.log_bodies, masked
     sa.Column("response_body", sa.Text()),
     sa.Index(None, "created_at"),
+    sa.Index(None, "client_request_id"),
     sa.Index(None, "user_id", "created_at"),
     sa.Index(None, "model", "created_at"),
     sqlite_autoincrement=True,

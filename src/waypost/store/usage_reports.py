@@ -314,12 +314,21 @@ class UsageReportRepo(Repository):
         """One request's row with its bodies (if they were logged) and its attempts, in order."""
         async with self._read() as conn:
             row = (await conn.execute(sa.select(_log).where(_log.c.request_id == request_id))).one_or_none()
+            if row is None:  # the caller's own X-Request-ID: its latest request
+                row = (
+                    await conn.execute(
+                        sa.select(_log)
+                        .where(_log.c.client_request_id == request_id)
+                        .order_by(_log.c.created_at.desc(), _log.c.id.desc())
+                        .limit(1)
+                    )
+                ).one_or_none()
             if row is None:
                 return None
             attempts = (
                 await conn.execute(
                     sa.select(_attempts)
-                    .where(_attempts.c.request_id == request_id)
+                    .where(_attempts.c.request_id == row.request_id)
                     .order_by(_attempts.c.attempt)
                 )
             ).all()

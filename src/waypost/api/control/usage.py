@@ -336,7 +336,13 @@ async def audit_log_entry(
     request: Request,
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("audit.view"))],
-    request_id: Annotated[str, Path(max_length=128, description="The request's id (X-Request-Id)")],
+    request_id: Annotated[
+        str,
+        Path(
+            max_length=128,
+            description="The request's id, or the X-Request-ID its caller sent (its latest request)",
+        ),
+    ],
 ) -> dict[str, Any]:
     params.only(request, ())
     detail = await container.store.usage_reports.request(request_id)

@@ -46,6 +46,7 @@ def upgrade() -> None:
         "request_log",
         _id(),
         sa.Column("request_id", sa.String(128), nullable=False),
+        sa.Column("client_request_id", sa.String(128)),
         sa.Column("created_at", When, nullable=False),
         sa.Column("user_id", Id),
         sa.Column("user_email", sa.String(320)),
@@ -81,6 +82,7 @@ def upgrade() -> None:
         **NO_REUSE,
     )
     op.create_index("ix_request_log_created_at", "request_log", ["created_at"])
+    op.create_index("ix_request_log_client_request_id", "request_log", ["client_request_id"])
     op.create_index("ix_request_log_user_id_created_at", "request_log", ["user_id", "created_at"])
     op.create_index("ix_request_log_model_created_at", "request_log", ["model", "created_at"])
     op.create_table(
