@@ -24,10 +24,10 @@ lint: setup
 	$(BIN)/lint-imports --no-cache
 
 # The whole suite runs on SQLite, on every core (pytest-xdist). Then the suites where the database
-# itself is under test (the store, identity, the control plane, the CLI) run again on PostgreSQL
+# itself is under test (the store, identity, the control plane, the CLI, metering, budgets) run again on PostgreSQL
 # (127.0.0.1:5432, or $$WAYPOST_TEST_POSTGRES_URL). End-to-end, conformance and API-shape tests go
 # through the same repositories whatever the backend, so they run once.
-DATABASE_SUITES := tests/store tests/identity tests/control tests/cli
+DATABASE_SUITES := tests/store tests/identity tests/control tests/cli tests/metering tests/budgets
 WORKERS ?= auto
 
 test: lint

@@ -314,6 +314,7 @@ async def test_across_two_server_processes_sharing_redis_the_bound_holds(
     ):
         store = Store.from_settings(DatabaseSettings.model_validate(database))
         try:
+            await store.upgrade()  # a PostgreSQL schema starts empty (a SQLite copy is migrated)
             for name, cut_off in (("answers", False), ("streams", True)):
                 await store.budgets.create(
                     name=name,

@@ -54,6 +54,22 @@ Order = Annotated[str | None, Query(description="asc or desc (default: desc for 
 RowLimit = Annotated[int, Query(ge=1, le=10000, description="At most this many rows")]
 
 
+def usage_filter(
+    start: From = None,
+    to: To = None,
+    user: Users = None,
+    group: Groups = None,
+    model: Models = None,
+    provider: Providers = None,
+    token: Tokens = None,
+    tag: Tags = None,
+) -> UsageFilter:
+    """The filters every usage and audit-log listing takes, validated (a 400 names the parameter)."""
+    return params.usage_filter(
+        start=start, end=to, user=user, group=group, model=model, provider=provider, token=token, tag=tag
+    )
+
+
 class UsageTotals(BaseModel):
     requests: int
     errors: int  # status 400 and above
@@ -145,14 +161,7 @@ async def usage_summary(
     request: Request,
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("usage.view"))],
-    start: From = None,
-    to: To = None,
-    user: Users = None,
-    group: Groups = None,
-    model: Models = None,
-    provider: Providers = None,
-    token: Tokens = None,
-    tag: Tags = None,
+    where: Annotated[UsageFilter, Depends(usage_filter)],
     group_by: GroupBy = None,
     sort: Sort = None,
     order: Order = None,
@@ -162,16 +171,6 @@ async def usage_summary(
     with two tags is in both tags' rows and once in the totals. Days, weeks (from Monday) and
     months are in UTC and named by their first day."""
     params.only(request, (*params.FILTERS, "group_by", "sort", "order", "limit"))
-    where = params.usage_filter(
-        start=start,
-        end=to,
-        user=user,
-        group=group,
-        model=model,
-        provider=provider,
-        token=token,
-        tag=tag,
-    )
     keys = params.group_keys(group_by)
     key = params.sort_key(sort, keys)
     report = await container.store.usage_reports.summary(
@@ -190,14 +189,7 @@ async def usage_costs(
     request: Request,
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("usage.view"))],
-    start: From = None,
-    to: To = None,
-    user: Users = None,
-    group: Groups = None,
-    model: Models = None,
-    provider: Providers = None,
-    token: Tokens = None,
-    tag: Tags = None,
+    where: Annotated[UsageFilter, Depends(usage_filter)],
     group_by: GroupBy = None,
     order: Order = None,
     limit: RowLimit = ROW_LIMIT,
@@ -205,16 +197,6 @@ async def usage_costs(
     """Who or what spent how much (grouped by model unless ``group_by`` says otherwise), each
     row with its share of the total; sorted by cost, largest first unless ``order=asc``."""
     params.only(request, (*params.FILTERS, "group_by", "order", "limit"))
-    where = params.usage_filter(
-        start=start,
-        end=to,
-        user=user,
-        group=group,
-        model=model,
-        provider=provider,
-        token=token,
-        tag=tag,
-    )
     keys = params.group_keys(group_by) if group_by else ["model"]
     report = await container.store.usage_reports.summary(
         where, keys, sort="cost_micros", descending=params.descending(order, "cost_micros"), limit=limit
@@ -285,14 +267,7 @@ async def audit_logs(
     request: Request,
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("audit.view"))],
-    start: From = None,
-    to: To = None,
-    user: Users = None,
-    group: Groups = None,
-    model: Models = None,
-    provider: Providers = None,
-    token: Tokens = None,
-    tag: Tags = None,
+    where: Annotated[UsageFilter, Depends(usage_filter)],
     endpoint: Annotated[
         list[str] | None, Query(description="Only these endpoints (chat, messages, ...)")
     ] = None,
@@ -305,18 +280,7 @@ async def audit_logs(
     """Pages follow one another by ``next_cursor``, newest request first; rows written while
     paging never make a row repeat or vanish from the pages still to come."""
     params.only(request, (*params.LOG_FILTERS, "cursor", "limit"))
-    where = params.usage_filter(
-        start=start,
-        end=to,
-        user=user,
-        group=group,
-        model=model,
-        provider=provider,
-        token=token,
-        tag=tag,
-        endpoint=endpoint,
-        status=status,
-    )
+    where = params.narrowed(where, endpoint, status)
     after = params.decode_cursor(cursor)
     page = await container.store.usage_reports.log(where, limit=limit, after=after)
     return {

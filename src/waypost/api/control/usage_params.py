@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import re
 from collections.abc import Collection, Iterable, Sequence
@@ -92,6 +93,17 @@ def moment(name: str, value: str | None) -> datetime | None:
             param=name,
         ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def narrowed(where: UsageFilter, endpoint: Sequence[str] | None, status: Sequence[str] | None) -> UsageFilter:
+    """``where`` further limited to some endpoints and statuses (the audit-log listing's filters)."""
+    codes, outcomes = _statuses(status)
+    return dataclasses.replace(
+        where,
+        endpoints=values("endpoint", endpoint),
+        statuses=codes,
+        outcome=outcomes[0] if len(outcomes) == 1 else None,
+    )
 
 
 def usage_filter(
