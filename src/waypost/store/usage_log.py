@@ -9,6 +9,7 @@ replayed from the spool after a commit whose answer was lost — adds nothing th
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -103,26 +104,28 @@ class _FastInsert:
                 kinds.append(_BOOL)
             else:
                 kinds.append(_PLAIN)
-        self._kinds = kinds
+        self._special = [(i, kind) for i, kind in enumerate(kinds) if kind != _PLAIN]
+        self._take = operator.itemgetter(*self.columns)
 
     async def execute(self, driver: Any, dialect: str, rows: Sequence[Row]) -> None:
         sqlite = dialect == "sqlite"
-        columns, kinds = self.columns, self._kinds
+        special = self._special
+        take = self._take
         values = []
         for row in rows:
-            out: list[Any] = []
-            for name, kind in zip(columns, kinds, strict=True):
-                value = row[name]
-                if value is None or kind == _PLAIN:
-                    out.append(value)
-                elif kind == _JSON:
-                    out.append(orjson.dumps(value).decode())
+            out = list(take(row))  # every column's value in order, in one C call
+            for i, kind in special:  # then the few that need converting
+                value = out[i]
+                if value is None:
+                    continue
+                if kind == _JSON:
+                    out[i] = orjson.dumps(value).decode()
                 elif kind == _WHEN:
                     when = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-                    out.append(when.strftime(_SQLITE_WHEN) if sqlite else when)
+                    out[i] = when.strftime(_SQLITE_WHEN) if sqlite else when
                 else:
-                    out.append(int(value) if sqlite else bool(value))
-            values.append(tuple(out))
+                    out[i] = int(value) if sqlite else bool(value)
+            values.append(out)
         await driver.executemany(self._sql[dialect], values)
 
 
