@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from waypost.settings import ConfigError, load_settings
+from waypost.settings import ConfigError, Settings, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -538,3 +539,10 @@ def test_serve_with_a_host_the_config_does_not_allow_lists_each_problem(tmp_path
         "  auth.jwt_secret: a secret is required (server.host is '0.0.0.0', not a loopback address)",
         "  security.encryption_keys: a key is required (server.host is '0.0.0.0', not a loopback address)",
     ]
+
+
+def test_an_audit_mask_pattern_that_is_not_a_regular_expression_is_refused_naming_it() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings.model_validate({"audit": {"mask_patterns": [r"\d{16}", "(unclosed"]}})
+    assert "audit.mask_patterns" in str(caught.value)
+    assert "[1] '(unclosed' is not a valid regular expression" in str(caught.value)

@@ -419,6 +419,16 @@ class AuditSettings(_Strict):
     retention_days: int | None = Field(None, ge=1)  # None: keep every row
     shutdown_grace: float = Field(30.0, ge=0, le=3600)  # seconds in-flight requests get on SIGTERM
 
+    @field_validator("mask_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"[{i}] {pattern!r} is not a valid regular expression: {exc}") from None
+        return value
+
 
 class StateSettings(_Strict):
     """Where counters shared by workers and replicas live (budgets; limits and the cache later):
