@@ -142,3 +142,22 @@ async def test_concurrent_reservations_never_hold_more_than_the_limit(counters: 
 
     assert sum(r is None for r in results) == 14  # 14 * 7 = 98; a 15th would make 105
     assert (await counters.tally([window()], now=NOW))[0].held_micros == 98
+
+
+async def test_settled_holds_do_not_pile_up_in_memory() -> None:
+    """Settled reservations leave nothing behind that grows with the request rate: the expiry heap
+    stays in proportion to the holds in flight, however long ``reservation_ttl`` is."""
+    from waypost.state.counters import Line, Window
+    from waypost.state.memory import COMPACT_AFTER, MemoryCounters
+
+    counters = MemoryCounters()
+    window = Window("budget:1", 0, 0, None)
+    for i in range(20_000):
+        rid = f"r{i}"
+        assert await counters.reserve(rid, [Line(window, 10, 1, 10**12, None)], now=1.0, ttl=3600) is None
+        await counters.settle(rid, [Line(window, 5, 1, 10**12, None)], now=1.0)
+    [counter] = counters._counters.values()
+    assert not counter.holds
+    assert len(counter.expiries) <= COMPACT_AFTER + 1
+    [tally] = await counters.tally([window], now=1.0)
+    assert tally.spent_micros == 100_000 and tally.held_micros == 0

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 from waypost.state.counters import NO_BUCKET, Line, Refused, Start, Tally, Window
 
+COMPACT_AFTER = 1024  # stale heap entries tolerated beyond twice the live holds
+
 
 class _Counter:
     __slots__ = ("buckets", "expiries", "held_micros", "held_tokens", "holds", "seeded", "since")
@@ -19,6 +21,17 @@ class _Counter:
         self.expiries: list[tuple[float, str]] = []  # a heap; stale entries are skipped
         self.since = since
         self.seeded = False
+
+    def expire_at(self, expiry: float, rid: str) -> None:
+        """Note when ``rid``'s hold runs out. The heap keeps entries of holds already settled
+        until their time comes (``purge`` skips them); it is rebuilt from the live holds whenever
+        such stale entries outnumber them, so it stays in proportion to the requests in flight,
+        not to the requests of the last ``reservation_ttl`` seconds."""
+        expiries = self.expiries
+        heapq.heappush(expiries, (expiry, rid))
+        if len(expiries) > 2 * len(self.holds) + COMPACT_AFTER:
+            self.expiries = [(hold[2], held) for held, hold in self.holds.items()]
+            heapq.heapify(self.expiries)
 
     def purge(self, now: float) -> None:
         """Drop the reservations whose time ran out."""
@@ -89,7 +102,7 @@ class MemoryCounters:
             counter.holds[rid] = (micros + line.micros, tokens + line.tokens, expiry)
             counter.held_micros += line.micros
             counter.held_tokens += line.tokens
-            heapq.heappush(counter.expiries, (expiry, rid))
+            counter.expire_at(expiry, rid)
         return None
 
     def settle_now(self, rid: str, lines: Sequence[Line], *, now: float) -> list[Tally]:
