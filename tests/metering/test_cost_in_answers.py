@@ -232,3 +232,29 @@ async def test_metadata_tags_do_not_go_upstream(stage: Stage) -> None:
     status, _ = await post(stage, "/v1/messages", body, **{"x-waypost-tags": "team-b"})
     assert status == 200
     assert stage.ant_fake.last.json["metadata"] == {"user_id": "u1"}
+
+
+async def test_an_unpriced_model_answers_with_no_cost_rather_than_zero() -> None:
+    """Under ``metering.unpriced: allow`` (the default) the request is served, its row flagged
+    unpriced; the caller gets no cost header and ``cost_usd: null``, never a misleading 0."""
+    async with OpenAIUpstream(api_key=KEY) as fake:
+        entry = {
+            "name": "unknown",
+            "provider": "openai",
+            "base_url": fake.url + "/v1",
+            "api_key": KEY,
+            "upstream_model": "no-such-priced-model",
+            "retry": {"max_retries": 0},
+        }
+        async with serve(settings(entry)) as url:
+            client = openai.AsyncOpenAI(
+                base_url=url + "/v1", api_key=GATEWAY_KEY, max_retries=0, _strict_response_validation=True
+            )
+            fake.enqueue(OPENAI_REPLY)
+            raw = await client.chat.completions.with_raw_response.create(
+                model="unknown", messages=[{"role": "user", "content": "hi"}]
+            )
+            await client.close()
+    completion = raw.parse()
+    assert completion.usage is not None and completion.usage.model_extra == {"cost_usd": None}
+    assert "x-waypost-cost-usd" not in raw.headers

@@ -94,7 +94,7 @@ def with_usage(raw: bytes, usage: dict[str, Any] | None, cost: Cost | None) -> b
     if usage is not None:
         body["usage"] = usage
     if cost is not None and isinstance(body.get("usage"), dict):
-        body["usage"][COST_FIELD] = cost.usd
+        body["usage"][COST_FIELD] = cost.reported_usd
     return orjson.dumps(body)
 
 
@@ -114,7 +114,7 @@ def cost_in_frames(data: bytes, cost: Cost) -> bytes:
             continue
         usage = event.get("usage") if isinstance(event, dict) else None
         if isinstance(usage, dict):
-            usage[COST_FIELD] = cost.usd
+            usage[COST_FIELD] = cost.reported_usd
             lines[i] = b"data: " + orjson.dumps(event) + end
     return b"\n".join(lines)
 
@@ -173,9 +173,9 @@ async def _send_response(
         resp.created = resp.created or int(time.time())  # the wire modules have no clock
         body = fmt.encode_response(resp, req.model)
         if cost is not None and isinstance(body.get("usage"), dict):
-            body["usage"][COST_FIELD] = cost.usd
+            body["usage"][COST_FIELD] = cost.reported_usd
         content = orjson.dumps(body)
-    if cost is not None:
+    if cost is not None and cost.priced:
         headers[COST_HEADER] = f"{cost.usd:.6f}"
     if container.settings.audit.log_bodies:
         ctx.response_body = content

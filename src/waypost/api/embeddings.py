@@ -30,8 +30,9 @@ async def _run(ctx: RequestContext, container: Container, reply: Reply | None, s
     body = openai_embeddings.encode_response(resp, req.model, req.encoding_format)
     if container.settings.metering.cost_header:
         if isinstance(body.get("usage"), dict):
-            body["usage"][COST_FIELD] = cost.usd
-        headers[COST_HEADER] = f"{cost.usd:.6f}"
+            body["usage"][COST_FIELD] = cost.reported_usd
+        if cost.priced:
+            headers[COST_HEADER] = f"{cost.usd:.6f}"
     await send_body(send, 200, orjson.dumps(body), JSON, headers)
 
 

@@ -419,7 +419,7 @@ async def _answer(
     ctx: RequestContext, container: Container, content: bytes, served: Served, send: Send
 ) -> None:
     headers = served_headers(ctx, container, served)
-    if container.settings.metering.cost_header and ctx.cost is not None:
+    if container.settings.metering.cost_header and ctx.cost is not None and ctx.cost.priced:
         headers[COST_HEADER] = f"{ctx.cost.usd:.6f}"
     await send_body(send, 200, content, JSON, headers)
 

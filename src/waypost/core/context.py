@@ -54,6 +54,11 @@ class Cost:
     def usd(self) -> float:
         return self.total_micros / 1_000_000
 
+    @property
+    def reported_usd(self) -> float | None:
+        """What the caller is told: the cost, or None when no price was known (not "free")."""
+        return self.total_micros / 1_000_000 if self.priced else None
+
 
 @dataclass(slots=True)
 class RequestContext:
