@@ -19,7 +19,6 @@ from waypost.metering.pricing import (
     PriceBook,
     Quote,
     bundled_catalogue,
-    cost_usd,
 )
 from waypost.providers.presets import builtin_presets
 from waypost.settings import ConfigError, MeteringSettings, ModelSettings, Prices, Settings
@@ -431,17 +430,6 @@ def test_a_malformed_catalogue_is_refused_naming_the_problem() -> None:
 def test_the_catalogue_file_is_plain_yaml_with_one_entry_per_model() -> None:
     data = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
     assert len(data["models"]) == len(bundled_catalogue().entries)
-
-
-# -- the task endpoints' float -----------------------------------------------------------------------
-
-
-def test_cost_usd_is_the_float_nearest_the_exact_cost() -> None:
-    assert cost_usd(Usage(input_tokens=1000, output_tokens=10), None) is None
-    assert cost_usd(Usage(input_tokens=1000, output_tokens=500), Prices(input=0.15, output=0.6)) == 0.00045
-    usage = Usage(input_tokens=10_000, output_tokens=200, cache_read_tokens=6_000, cache_write_tokens=2_000)
-    assert cost_usd(usage, Prices(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)) == 0.0183
-    assert cost_usd(Usage(input_tokens=1, output_tokens=0), Prices(input=0.5)) == 0.0000005  # not rounded
 
 
 # -- cross-check with genai-prices (a dev dependency) ----------------------------------------------

@@ -129,15 +129,6 @@ class Quote:
         return total, parts
 
 
-def cost_usd(usage: Usage, prices: Prices | None) -> float | None:
-    """USD for ``usage`` at ``prices`` (no markup), the float nearest the exact cost; ``None``
-    when there are no prices. For the call records of the task endpoints."""
-    if prices is None:
-        return None
-    total, _ = Quote(prices, "").exact(usage)
-    return float(Decimal(total).scaleb(-18))
-
-
 # -- the bundled catalogue -------------------------------------------------------------------------
 
 
