@@ -48,6 +48,7 @@ def request_row(**fields: Any) -> dict[str, Any]:
         "cost_breakdown": {"input": 500, "output": 500},
         "priced": True,
         "cache_status": None,
+        "saved_micros": 0,
         "rules": None,
         "client_ip": "127.0.0.1",
         "user_agent": "tests",

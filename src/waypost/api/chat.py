@@ -17,7 +17,7 @@ import orjson
 from starlette.types import Send
 
 from waypost.api.asgi_io import encode_headers, send_body
-from waypost.api.dataplane import JSON, Endpoint, served_headers
+from waypost.api.dataplane import JSON, Endpoint, answer_headers, served_headers
 from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
 from waypost.core.context import Cost, RequestContext
@@ -133,12 +133,10 @@ async def answer_chat(
                 return
                 yield []  # an async generator with no items
 
-            await stream_answer(
-                ctx, container, fmt, events, nothing_more(), {"x-request-id": ctx.request_id}, send
-            )
+            await stream_answer(ctx, container, fmt, events, nothing_more(), answer_headers(ctx), send)
             return
         ctx.usage = reply.usage
-        await _send_response(ctx, container, fmt, reply, {"x-request-id": ctx.request_id}, send)
+        await _send_response(ctx, container, fmt, reply, answer_headers(ctx), send)
         return
     if req.stream:
         first, rest, served = await container.router.stream(req, ctx)

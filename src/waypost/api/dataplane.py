@@ -84,7 +84,7 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
     except GatewayError as err:
         ctx.status, ctx.error = err.status, err
         if ctx.first_byte_at is None:  # otherwise the endpoint ended its stream with the error
-            await send_error(send, endpoint.fmt, err, ctx.request_id)
+            await send_error(send, endpoint.fmt, err, ctx.request_id, ctx.response_headers)
     except ClientGone:
         ctx.status = 499
     except Exception:
@@ -92,7 +92,7 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
         failure = GatewayError("The request failed inside the gateway.")
         ctx.status, ctx.error = failure.status, failure
         if ctx.first_byte_at is None:
-            await send_error(send, endpoint.fmt, failure, ctx.request_id)
+            await send_error(send, endpoint.fmt, failure, ctx.request_id, ctx.response_headers)
     finally:
         await finish(container, ctx, scope)
 
@@ -111,9 +111,19 @@ async def finish(container: Container, ctx: RequestContext, scope: Scope) -> Non
     await container.pipeline.after(ctx)
 
 
-async def send_error(send: Send, fmt: ClientFormat, err: GatewayError, rid: str) -> None:
+async def send_error(
+    send: Send, fmt: ClientFormat, err: GatewayError, rid: str, extra: dict[str, str] | None = None
+) -> None:
+    """The error in the caller's format; ``extra``: the stages' response headers (the error's own
+    win, e.g. its Retry-After)."""
     status, body, headers = error_parts(fmt, err)
-    await send_body(send, status, body, JSON, {"x-request-id": rid, **headers})
+    await send_body(send, status, body, JSON, {"x-request-id": rid, **(extra or {}), **headers})
+
+
+def answer_headers(ctx: RequestContext) -> dict[str, str]:
+    """The headers of an answer no upstream gave (a stage answered): the request id and the
+    stages' own."""
+    return {"x-request-id": ctx.request_id, **ctx.response_headers}
 
 
 def notes(ctx: RequestContext) -> list[str]:
@@ -138,6 +148,8 @@ def served_headers(ctx: RequestContext, container: Container, served: Any) -> di
     }
     if served.attempts > 1:
         headers["x-waypost-attempts"] = str(served.attempts)
+    if ctx.response_headers:
+        headers.update(ctx.response_headers)
     dropped = notes(ctx)
     if dropped:
         # Header values must be printable ASCII (notes quote client-chosen keys and types, which

@@ -97,9 +97,13 @@ class RequestContext:
     counted_with: str | None = None  # the upstream gave no usage: what the gateway counted it with
     cost: Cost | None = None
     cache_status: str | None = None  # hit, miss, bypass (the cache stage)
+    saved_micros: int = 0  # a cache hit: what the upstream call it replaced cost
     status: int = 0  # the status the caller got (499: the client went away)
     error: GatewayError | None = None
     rules: list[dict[str, Any]] = field(default_factory=list)  # policy decisions, for the audit row
+    # Headers the stages add to the answer, whatever it is (served, answered by a stage, or an
+    # error): applied rules, rate-limit allowances, cache status. Lower-case names.
+    response_headers: dict[str, str] = field(default_factory=dict)
     # Each stage's own state for this request (e.g. a budget reservation), by stage name.
     state: dict[str, Any] = field(default_factory=dict)
     response_body: bytes | None = None  # what the caller got, when bodies are audited

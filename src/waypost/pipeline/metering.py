@@ -206,6 +206,7 @@ class MeteringStage(BaseStage):
             "cost_breakdown": breakdown,
             "priced": cost.priced,
             "cache_status": ctx.cache_status,
+            "saved_micros": ctx.saved_micros,
             "rules": ctx.rules or None,
             "client_ip": ctx.client_ip,
             "user_agent": (ctx.headers.get("user-agent") or "")[:512] or None,

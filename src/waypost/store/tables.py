@@ -244,11 +244,13 @@ request_log = sa.Table(
     sa.Column("cost_breakdown", Json),  # component -> micro-dollars, and the price source
     sa.Column("priced", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("cache_status", sa.String(16)),
-    sa.Column("rules", Json),  # policy decisions (issue 11)
+    sa.Column("rules", Json),  # policy decisions: [{"rule", "action", "mode"}, ...]
     sa.Column("client_ip", sa.String(64)),
     sa.Column("user_agent", sa.String(512)),
     sa.Column("request_body", sa.Text()),  # only with audit.log_bodies, masked
     sa.Column("response_body", sa.Text()),
+    # A cache hit: what the upstream call it replaced would have cost (the hit itself costs 0).
+    sa.Column("saved_micros", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Index(None, "created_at"),
     sa.Index(None, "client_request_id"),
     sa.Index(None, "user_id", "created_at"),
@@ -325,6 +327,35 @@ budgets = sa.Table(
     sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
     sa.Column("config", Json, nullable=False),  # action, status, fallback model, alerts, webhook, ...
     sa.Column("counted_from", UtcDateTime()),  # set by a reset that discards the period's usage
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+
+rules = sa.Table(
+    "rules",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("weight", sa.Integer(), nullable=False, server_default="0"),  # highest first
+    sa.Column("mode", sa.String(16), nullable=False, server_default="enforce"),  # enforce, shadow, off
+    sa.Column("conditions", Json, nullable=False),  # the condition tree (and/or groups)
+    sa.Column("action", Json, nullable=False),  # {"type": "block"|"reroute"|"allow"|"rewrite", ...}
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # token, user, group, model, default
+    sa.Column("target", sa.String(320)),  # the token/user/group id or model name; null for default
+    sa.Column("config", Json, nullable=False),  # windows (requests/tokens per period), concurrency
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sqlite_autoincrement=True,
