@@ -57,30 +57,67 @@ def extract(ref: str | None, into: Path) -> Path:
     return into
 
 
-def seed(root: Path, database: Path, others: int, budget: bool) -> None:
+def fresh_postgres(server: str, name: str) -> str:
+    """A new, empty database ``name`` on the PostgreSQL ``server`` (a URL whose database is
+    replaced), dropped first if a previous run left it; its URL."""
+    import asyncio
+
+    import asyncpg  # the gateway's own PostgreSQL driver
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            database=url.database or "postgres",
+        )
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def seed(root: Path, database: str, others: int, budget: bool) -> None:
     """The build's own database, migrated and seeded by the build's own code (``bench.runner``'s
     seeding, with ``waypost`` imported from ``root/src``): a build migrates only to the schema it
     knows."""
     code = "import asyncio, sys; from bench.runner import _seed_database; "
     code += "asyncio.run(_seed_database(sys.argv[1], int(sys.argv[2]), sys.argv[3] == '1'))"
     env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{REPO}"}
-    argv = [PYTHON, "-c", code, f"sqlite:///{database}", str(others), "1" if budget else "0"]
+    argv = [PYTHON, "-c", code, database, str(others), "1" if budget else "0"]
     subprocess.run(argv, cwd=REPO, env=env, check=True)
 
 
 def start(
-    root: Path, upstream_port: int, server_cpu: str, catalog: bool = False, budget: bool = False
+    root: Path,
+    upstream_port: int,
+    server_cpu: str,
+    catalog: bool = False,
+    budget: bool = False,
+    postgres: str | None = None,
+    environ: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     database = root / "waypost.db"
     database.unlink(missing_ok=True)
-    seed(root, database, CATALOG_USERS if catalog else 0, budget)
+    url = fresh_postgres(postgres, f"waypost_{root.name.replace('-', '_')}") if postgres else None
+    seed(root, url or f"sqlite:///{database}", CATALOG_USERS if catalog else 0, budget)
     port = servers.free_port()
     config = waypost_config(port, upstream_port, database, catalog)
+    if url is not None:
+        config["database"] = {"url": url}
     config["auth"] = {"jwt_secret": JWT_SECRET}
     config["security"]["encryption_keys"] = [FERNET_KEY]
     config["logging"] = {"level": "warning"}
     (root / "waypost.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    env = {**os.environ, **(environ or {}), "PYTHONPATH": str(root / "src")}
     log = (root / "server.log").open("wb")
     argv = ["taskset", "-c", server_cpu, PYTHON, "-m", "waypost.cli", "serve", "--config", "waypost.yaml"]
     process = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -127,7 +164,8 @@ def report(
 ) -> str:
     lines = [
         f"A/B at concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.duration:g} s"
-        f"{', catalogue scenario' if args.catalog else ''}{', a budget on everyone' if args.budget else ''}, "
+        f"{', catalogue scenario' if args.catalog else ''}{', a budget on everyone' if args.budget else ''}"
+        f"{', on PostgreSQL' if args.postgres else ''}, "
         f"load average {os.getloadavg()[0]:.2f} at the end",
         "",
         "| leg | build | CPU ms/req, each run | median CPU ms/req | median req/s |",
@@ -162,9 +200,26 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a budget on everyone (builds that have budgets): bench/run's --budget",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="each build on its own new database on this PostgreSQL server instead of SQLite "
+        "(e.g. postgresql://postgres@127.0.0.1:5432/test)",
+    )
+    parser.add_argument(
+        "--target-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the target build's server only, e.g. "
+        "WAYPOST_AUDIT__ENABLED=false: with BASE and TARGET the same ref, the cost of one setting",
+    )
     args = parser.parse_args(argv)
+    target_env = dict(item.split("=", 1) for item in args.target_env)
     modes = MODES if args.mode == "both" else (args.mode,)
     names = [args.base, args.target or "working-tree"]
+    if args.target_env:
+        names[1] += " " + " ".join(args.target_env)
     server_cpu, load_cpus = _cpus()
     roots = [extract(ref, OUT / f"ab-{i}") for i, ref in enumerate((args.base, args.target))]
     mock_port = servers.free_port()
@@ -175,7 +230,18 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
         time.sleep(1.0)
-        started = [start(root, mock_port, server_cpu, args.catalog, args.budget) for root in roots]
+        started = [
+            start(
+                root,
+                mock_port,
+                server_cpu,
+                args.catalog,
+                args.budget,
+                args.postgres,
+                target_env if i else None,
+            )
+            for i, root in enumerate(roots)
+        ]
         for round_ in range(args.rounds):
             order = [0, 1] if round_ % 2 == 0 else [1, 0]
             for mode in modes:

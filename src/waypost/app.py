@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import traceback
 from collections.abc import Awaitable, Callable
 
@@ -70,6 +72,9 @@ class Gateway:
         self.state = starlette.state
         self.container = container
         self.tune_gc = False  # set by the server's entry points: see observability/heap.py
+        # Set for a worker of a multi-worker server (``app_from_env``), whose uvicorn server is
+        # not ours: readiness must still turn 503 the moment the stop signal arrives.
+        self.not_ready_on_signal = False
         chat_completions = chat.chat_endpoint("chat", OPENAI)
         legacy = chat.chat_endpoint("completions", COMPLETIONS)
         self._chat_routes = {
@@ -153,6 +158,8 @@ class Gateway:
             await send({"type": "lifespan.startup.failed", "message": traceback.format_exc()})
             raise
         container.ready = True
+        if self.not_ready_on_signal:
+            _not_ready_on_signal(container)
         if self.tune_gc:
             settle_heap()
         await send({"type": "lifespan.startup.complete"})
@@ -311,9 +318,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=allow)
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True, tune_gc: bool = False) -> ASGIApp:
+def create_app(
+    settings: Settings,
+    *,
+    configure_logs: bool = True,
+    tune_gc: bool = False,
+    not_ready_on_signal: bool = False,
+) -> ASGIApp:
     """The app. ``tune_gc``: once started, keep full garbage collections off the start-up objects
-    (``observability/heap.py``); the server's entry points ask for it, tests need not."""
+    (``observability/heap.py``); the server's entry points ask for it, tests need not.
+    ``not_ready_on_signal``: readiness turns 503 when SIGTERM or SIGINT arrives (a worker of a
+    multi-worker server; a one-worker server's own ``GatewayServer`` does it)."""
     if configure_logs:
         configure_logging(settings.logging.level, settings.logging.json_format)
     container = build_container(settings)
@@ -333,6 +348,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, tune_gc: bool
     starlette.state.container = container
     gateway = Gateway(starlette, container)
     gateway.tune_gc = tune_gc
+    gateway.not_ready_on_signal = not_ready_on_signal
     app: ASGIApp = gateway
     if settings.server.cors_origins:
         app = CORSMiddleware(
@@ -360,4 +376,23 @@ def app_from_env() -> ASGIApp:
     from waypost.settings import load_settings
 
     path = os.environ.get("WAYPOST_CONFIG")
-    return create_app(load_settings(path), tune_gc=True)
+    return create_app(load_settings(path), tune_gc=True, not_ready_on_signal=True)
+
+
+def _not_ready_on_signal(container: Container) -> None:
+    """Chain a handler before the server's own for SIGTERM and SIGINT that turns readiness
+    (``/health/ready``) 503 at once, so a load balancer stops sending while in-flight requests
+    drain (a one-worker server does this in ``server.GatewayServer``). The server installs its
+    handlers before the lifespan starts, so they are there to chain."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread: an app served from another has none
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: object, previous: Callable[..., object] = previous) -> None:
+            container.ready = False
+            previous(signum, frame)
+
+        signal.signal(sig, handler)

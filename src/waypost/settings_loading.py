@@ -315,7 +315,7 @@ def read_document(
 
 
 def anchor_relative_files(settings: Settings, path: str | Path) -> None:
-    """Make a relative SQLite file and secrets file live beside the config file."""
+    """Make a relative SQLite file, secrets file and audit spool live beside the config file."""
     # A relative SQLite file lives beside the config file, wherever the server is started from.
     url = settings.database.url
     match = re.match(r"^(sqlite(?:\+[a-z0-9]+)?:///)(?!/)(.+)$", url)
@@ -329,3 +329,10 @@ def anchor_relative_files(settings: Settings, path: str | Path) -> None:
         security.secrets_file = str(Path(path).resolve().parent / security.secrets_file)
     elif not url.startswith("sqlite"):
         security.secrets_file = str(Path(path).resolve().parent / SECRETS_FILE_NAME)
+    # The audit spool too: rows spooled while the database was down must be found by the next
+    # start, whatever directory it is started from.
+    audit = settings.audit
+    if audit.spool_dir is not None:
+        audit.spool_dir = str(Path(path).resolve().parent / audit.spool_dir)
+    elif not url.startswith("sqlite"):
+        audit.spool_dir = str(Path(path).resolve().parent / ".waypost" / "spool")

@@ -251,7 +251,7 @@ class Pair:
 def start_gateway(directory: Path, name: str, doc: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({**doc, "server": {"port": port}}))
+    path.write_text(yaml.safe_dump({**doc, "server": {**doc.get("server", {}), "port": port}}))
     log = (directory / f"{name}.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "waypost.cli", "serve", "--config", str(path)],

@@ -1,7 +1,7 @@
 """The audit log across a shutdown of a real ``waypost serve`` process (docs/metering.md, "Audit
 log"), in front of a loopback OpenAI fake, on a SQLite file read back afterwards:
 
-* SIGTERM while 50 streams run: readiness turns 503 at once, every stream ends normally (all its
+* SIGTERM while 50 streams run, on one worker and on two: readiness turns 503 at once, every stream ends normally (all its
   deltas, the usage chunk, ``[DONE]``), the process exits 0, and ``request_log`` holds exactly one
   row per request, with its attempt row.
 * A stream still running when ``audit.shutdown_grace`` ends is cut, and keeps its row (written,
@@ -123,17 +123,29 @@ def completed_normally(stream: Stream) -> bool:
     )
 
 
-async def ask_ready(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
-    """``GET /health/ready`` on a connection opened earlier; the answer, or b"" if it was closed."""
-    writer.write(b"GET /health/ready HTTP/1.1\r\nHost: gateway\r\n\r\n")
+async def ask_ready(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, until: bool) -> bytes:
+    """``GET /health/ready`` on a connection opened earlier; the answer's head, or b"" if the
+    connection was closed. ``until``: ask again on the same connection while the answer is 200
+    (a multi-worker server passes the signal on to its workers: the first answers may come
+    before it reached them)."""
     try:
         async with asyncio.timeout(WAIT):
-            head = await reader.readuntil(b"\r\n\r\n")
+            while True:
+                writer.write(b"GET /health/ready HTTP/1.1\r\nHost: gateway\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                if not (until and head.startswith(b"HTTP/1.1 200 ")):
+                    return head
+                await asyncio.sleep(0.005)
     except (asyncio.IncompleteReadError, ConnectionError):
         return b""
     finally:
         writer.close()
-    return head
 
 
 async def read_log(database: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
@@ -157,12 +169,18 @@ def server_log(directory: Path) -> str:
     return (directory / "gateway.log").read_text(errors="replace")[-4000:]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_sigterm_during_50_concurrent_streams_loses_no_row(
-    tmp_path: Path, gateway_doc: dict[str, Any]
+    tmp_path: Path, gateway_doc: dict[str, Any], workers: int
 ) -> None:
     async with OpenAIUpstream(api_key="sk-fake") as upstream:
         upstream.enqueue(dataclasses.replace(SLOW, repeat=STREAMS))
-        doc = {**gateway_doc, "models": [model_entry(upstream.url)], "audit": {"shutdown_grace": WAIT}}
+        doc = {
+            **gateway_doc,
+            "models": [model_entry(upstream.url)],
+            "audit": {"shutdown_grace": WAIT},
+            "server": {"workers": workers},
+        }
         process, url = await asyncio.to_thread(start_gateway, tmp_path, "gateway", doc)
         try:
             streams = [Stream(f"sigterm-{i:02d}") for i in range(STREAMS)]
@@ -175,7 +193,9 @@ async def test_sigterm_during_50_concurrent_streams_loses_no_row(
                 port = int(url.rsplit(":", 1)[1])
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 process.send_signal(signal.SIGTERM)
-                ready = await ask_ready(reader, writer)
+                ready = await ask_ready(reader, writer, until=workers > 1)
+                # Readiness turned while the streams were still draining, not after.
+                draining = sum(not t.done() for t in tasks)
                 await asyncio.gather(*tasks)
             returncode = await asyncio.to_thread(process.wait, WAIT)
         finally:
@@ -186,6 +206,7 @@ async def test_sigterm_during_50_concurrent_streams_loses_no_row(
     log = server_log(tmp_path)
     # Asked after the signal: not ready (or, had shutdown closed the connection first, no answer).
     assert ready == b"" or ready.startswith(b"HTTP/1.1 503 "), ready
+    assert draining > 0
     assert [s.request_id for s in streams if not completed_normally(s)] == [], (streams[0], log)
     assert returncode == 0, log
 

@@ -19,7 +19,7 @@ from tests.dbs import BACKENDS, fresh_database
 from tests.tcp_proxy import tcp_proxy
 from tests.usage_rows import attempt_row, request_row
 from waypost.metering.audit import AuditWriter, default_spool_dir
-from waypost.settings import AuditSettings, DatabaseSettings, Settings
+from waypost.settings import AuditSettings, DatabaseSettings, Settings, load_settings
 from waypost.store import Store, tables
 
 WAIT = 60.0  # seconds a test waits for something that should happen long before
@@ -308,6 +308,21 @@ def test_the_spool_is_beside_the_sqlite_file_unless_configured(tmp_path: Path) -
     assert default_spool_dir(postgres) == Path(".waypost/spool")
     configured = Settings.model_validate({"audit": {"spool_dir": str(tmp_path / "s")}})
     assert default_spool_dir(configured) == tmp_path / "s"
+
+
+def test_a_config_files_relative_spool_is_beside_it_wherever_the_server_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spool found in another directory at the next start would never be replayed."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = tmp_path / "etc" / "waypost.yaml"
+    config.write_text("audit:\n  spool_dir: spool\n")
+    assert default_spool_dir(load_settings(config, {})) == tmp_path / "etc" / "spool"
+    # With PostgreSQL there is no SQLite file to keep it beside: beside the config file then.
+    config.write_text("database:\n  url: postgresql://u@h/db\n")
+    assert default_spool_dir(load_settings(config, {})) == tmp_path / "etc" / ".waypost" / "spool"
 
 
 # -- a real outage: PostgreSQL behind a TCP proxy that is severed, then restored ------------------
