@@ -122,7 +122,9 @@ class _FastInsert:
                     out[i] = orjson.dumps(value).decode()
                 elif kind == _WHEN:
                     when = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-                    out[i] = when.strftime(_SQLITE_WHEN) if sqlite else when
+                    # SQLAlchemy's SQLite text form, "%Y-%m-%d %H:%M:%S.%f", written by
+                    # isoformat (C, several times faster than strftime; microseconds always).
+                    out[i] = when.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else when
                 else:
                     out[i] = int(value) if sqlite else bool(value)
             values.append(out)
@@ -130,7 +132,6 @@ class _FastInsert:
 
 
 _PLAIN, _JSON, _WHEN, _BOOL = range(4)
-_SQLITE_WHEN = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores a value on SQLite
 _FAST = {table.name: _FastInsert(table) for table in (_log, _attempts, _labels)}
 
 
