@@ -16,7 +16,6 @@ These handlers are raw ASGI (``asgi_io``): they are the hot path.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +24,15 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from waypost.api.asgi_io import ClientGone, DisconnectWatch, header_map, read_body, request_id, send_body
+from waypost.api.asgi_io import (
+    ClientGone,
+    DisconnectWatch,
+    header_map,
+    new_request_id,
+    read_body,
+    request_id,
+    send_body,
+)
 from waypost.api.errors import error_parts
 from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
@@ -65,7 +72,7 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
         client_ip=client[0] if client else None,
         # A caller's X-Request-ID is echoed, but never the audit log's key: two requests sent
         # with one id are two rows.
-        audit_id=os.urandom(16).hex() if headers.get("x-request-id") == rid else rid,
+        audit_id=new_request_id() if headers.get("x-request-id") == rid else rid,
     )
     try:
         ctx.principal = await container.authenticator.authenticate(headers)
