@@ -234,8 +234,9 @@ class MeteringStage(BaseStage):
             for a in ctx.attempts
         ]
         labels = [
-            {"request_id": key, "kind": kind, "value": value[:128], "created_at": arrived}
+            {"request_id": key, "kind": kind, "value": value, "created_at": arrived}
             for kind, values in (("tag", ctx.tags), ("group", groups))
+            if values
             for value in _unique(values)
         ]
         return row, attempts, labels
@@ -254,7 +255,8 @@ def usage_columns(usage: Usage) -> dict[str, int]:
 
 
 def _unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(v[:128] for v in values))
+    """Each value once, cut to the column's 128 characters."""
+    return list(dict.fromkeys([v[:128] for v in values]))
 
 
 def _text(body: Any) -> str:
