@@ -169,6 +169,27 @@ def test_random_usages_cost_exactly_usage_times_price() -> None:
         assert priced(prices, usage).total_micros == half_even(exact)
 
 
+def test_the_reservations_total_alone_is_the_costs_total() -> None:
+    """``PriceBook.micros`` (what budgets reserve per request, without a breakdown) agrees with
+    ``cost`` to the micro-dollar, tiers and markups included."""
+    rng = random.Random(11)
+    tiered = {**SONNET, "tiers": [{"above_input_tokens": 200_000, "input": 6, "output": 22.5}]}
+    pb, _ = book(metering={"markup_percent": {"anthropic": 7.5, "groq": -5}})
+    for prices in (SONNET, tiered, {"input": 0.59, "output": 0.79}):
+        quote = Quote(Prices.model_validate(prices), "test")
+        for _ in range(200):
+            read, write = rng.randrange(0, 50_000), rng.randrange(0, 20_000)
+            usage = Usage(
+                input_tokens=rng.randrange(0, 400_000) + read + write,
+                output_tokens=rng.randrange(0, 30_000),
+                cache_read_tokens=read,
+                cache_write_tokens=write,
+                cache_write_1h_tokens=rng.randrange(0, write + 1),
+            )
+            for provider in ("anthropic", "groq", "openai"):
+                assert pb.micros(usage, quote, provider) == pb.cost(usage, quote, provider).total_micros
+
+
 def test_inconsistent_counts_never_bill_a_negative_part() -> None:
     usage = Usage(input_tokens=100, cache_read_tokens=300, cache_write_tokens=10, cache_write_1h_tokens=50)
     cost = priced({"input": 1, "cache_read": 0.5}, usage)

@@ -116,6 +116,12 @@ class Quote:
                     return rates
         return table[-1][1]
 
+    def exact_total(self, usage: Usage) -> int:
+        """The exact cost in 1e-12 micro-dollars (``exact``'s total, without the parts)."""
+        uncached, read, write, write_1h, output = _counts(usage)
+        r = self.rates_for(usage.input_tokens)
+        return uncached * r[0] + read * r[1] + write * r[2] + write_1h * r[3] + output * r[4]
+
     def exact(self, usage: Usage) -> tuple[int, list[tuple[str, int]]]:
         """The exact cost in 1e-12 micro-dollars, in total and per component used."""
         rates = self.rates_for(usage.input_tokens)
@@ -402,6 +408,24 @@ class PriceBook:
             return self.markup_percent[quote.preset]
         return self.markup_percent.get(provider, 0.0)
 
+    def micros(self, usage: Usage, quote: Quote, provider: str) -> int:
+        """``cost(...).total_micros`` without the breakdown: what a reservation needs, per request."""
+        total = quote.exact_total(usage)
+        factor = self._factor_of(quote, provider)
+        if factor is None:
+            return _round(total, SCALE)
+        num, den = factor
+        return _round(total * num, SCALE * den)
+
+    def _factor_of(self, quote: Quote, provider: str) -> tuple[int, int] | None:
+        """The markup of the model's preset, else of ``provider`` (its type), as a fraction."""
+        factor = None
+        if quote.preset is not None:
+            factor = self._factors.get(quote.preset)
+        if factor is None:
+            factor = self._factors.get(provider)
+        return factor
+
     def cost(self, usage: Usage, quote: Quote | None, provider: str) -> Cost:
         """What ``usage`` cost at ``quote``, with the markup of the model's preset or
         ``provider`` (its type). The breakdown holds each component used (before markup) and,
@@ -410,11 +434,7 @@ class PriceBook:
             return Cost(0, {}, False, "none")  # a new one: callers may add to its breakdown
         total, parts = quote.exact(usage)
         breakdown = {name: _round(p, SCALE) for name, p in parts}
-        factor = None
-        if quote.preset is not None:
-            factor = self._factors.get(quote.preset)
-        if factor is None:
-            factor = self._factors.get(provider)
+        factor = self._factor_of(quote, provider)
         if factor is None:
             return Cost(_round(total, SCALE), breakdown, True, quote.source)
         num, den = factor

@@ -190,7 +190,7 @@ class BudgetStage(BaseStage):
         for dep in self._deployments(model):
             quote = self.prices.quote(dep.settings, dep.upstream_model)
             if quote is not None:
-                micros = max(micros, self.prices.cost(usage, quote, dep.provider).total_micros)
+                micros = max(micros, self.prices.micros(usage, quote, dep.provider))
         return micros
 
     def _deployments(self, model: str) -> list[Deployment]:
