@@ -34,14 +34,21 @@ from waypost.observability.heap import settle_heap
 from waypost.observability.logging import configure_logging
 from waypost.observability.loop_lag import LoopLagProbe
 from waypost.pipeline.auth import Authenticator
+from waypost.pipeline.body_log import BodyLogStage
 from waypost.pipeline.bounds import RequestBounds
 from waypost.pipeline.budget_alerts import BudgetAlerts
 from waypost.pipeline.budget_book import BudgetBook
 from waypost.pipeline.budgets import BudgetStage
+from waypost.pipeline.cache import CacheStage
 from waypost.pipeline.metering import MeteringStage
+from waypost.pipeline.rate_book import RateLimitBook
+from waypost.pipeline.rate_limits import RateLimitStage
+from waypost.pipeline.rules import RuleBook, RulesStage
 from waypost.pipeline.stage import Pipeline, Stage
+from waypost.pipeline.transforms import TransformStage
 from waypost.providers.http import HttpClient
 from waypost.providers.kinds import calls_upstream
+from waypost.providers.outbound import OutboundRules
 from waypost.providers.registry import build_providers
 from waypost.routing.catalog import ModelCatalog
 from waypost.routing.registry import ModelRegistry
@@ -54,6 +61,8 @@ from waypost.security.passwords import PasswordHasher
 from waypost.security.urlguard import OutboundPolicy
 from waypost.settings import ConfigError, Settings
 from waypost.state import build_counters
+from waypost.state.cache_store import build_cache_store
+from waypost.state.rate import build_rate_counters
 from waypost.store import Store
 
 CONTROL_PREFIXES = ("/admin/", "/auth/", "/me/")  # the control plane (FastAPI, with OpenAPI docs)
@@ -176,7 +185,7 @@ class Gateway:
 def build_container(settings: Settings) -> Container:
     policy = OutboundPolicy.from_settings(settings.security)
     check_config_urls(settings, policy)
-    http = HttpClient(policy)
+    http = HttpClient(policy, OutboundRules.from_settings(settings))  # header rules, JSONPath
     providers = build_providers({m.provider for m in settings.models}, http)
     prices = PriceBook.from_settings(settings)
     registry = ModelRegistry(settings.models, prices=prices.prices_of)
@@ -186,6 +195,35 @@ def build_container(settings: Settings) -> Container:
     # The pipeline's stages, in their one order (docs/metering.md, "The pipeline").
     metering = MeteringStage(settings.metering, settings.audit, prices, router, audit=audit)
     stages: list[Stage] = [metering]
+    # logging.bodies: first, so that its ``after`` (the log line) runs last, for every request.
+    if (body_log := BodyLogStage.from_settings(settings)) is not None:
+        stages.insert(0, body_log)
+    # Rules right after metering: before transformations, limits and budgets, so that a rerouted
+    # request is transformed, limited and budgeted as the model it goes to (docs/policy.md).
+    rules = RuleBook(store, settings.rules, build_counters(settings.state))
+    if settings.rules.enabled:
+        stages.append(RulesStage(rules, router))
+    # Global regex_replace transformations: after the rules (which see what the client sent),
+    # before limits, budgets and the cache (which see what will be sent). Absent when none is on.
+    if (transforms := TransformStage.from_settings(settings.transformations)) is not None:
+        stages.append(transforms)
+    # Rate limits: after the rules and transformations (a rerouted request is limited as the model
+    # it goes to), before budgets (a request refused here reserves nothing there).
+    rate_limits = None
+    if settings.rate_limits.enabled:
+        if settings.state.backend == "memory" and settings.server.workers > 1:
+            logging.getLogger("waypost.rate_limits").warning(
+                "state.backend is memory with %d workers: each worker counts every rate limit on "
+                "its own; set state.backend: redis to share them",
+                settings.server.workers,
+            )
+        rate_limits = RateLimitBook(store, settings.rate_limits)
+        remote = build_rate_counters(settings.state) if settings.state.backend == "redis" else None
+        stages.append(
+            RateLimitStage(
+                settings.rate_limits, rate_limits, router, remote, timeout=settings.state.socket_timeout
+            )
+        )
     budgets = None
     if settings.budgets.enabled:  # after metering: tags are read, unpriced models refused first
         if settings.state.backend == "memory" and settings.server.workers > 1:
@@ -197,6 +235,16 @@ def build_container(settings: Settings) -> Container:
         counters = build_counters(settings.state)
         budgets = BudgetBook(store, counters, settings.budgets)
         stages.append(BudgetStage(settings.budgets, budgets, counters, prices, router, BudgetAlerts(http)))
+    cache = None
+    if settings.cache.enabled:  # last: a hit has passed every check above (docs/policy.md)
+        if settings.state.backend == "memory" and settings.server.workers > 1:
+            logging.getLogger("waypost.cache").warning(
+                "state.backend is memory with %d workers: each worker caches on its own, and an "
+                "invalidation reaches only the worker that receives it; set state.backend: redis",
+                settings.server.workers,
+            )
+        cache = CacheStage(settings.cache, build_cache_store(settings.cache, settings.state), router)
+        stages.append(cache)
     pipeline = Pipeline(stages)
     resolved = resolve_secrets(settings)  # configured, or generated and kept in a file on loopback
     secrets = SecretBox(resolved.encryption_keys)
@@ -224,6 +272,9 @@ def build_container(settings: Settings) -> Container:
         prices=prices,
         audit=audit,
         budgets=budgets,
+        rules=rules,
+        cache=cache,
+        rate_limits=rate_limits,
     )
 
 
@@ -260,6 +311,12 @@ async def start(container: Container) -> list[asyncio.Task[None]]:
     every = max(1.0, container.settings.auth.cache_ttl)
     container.audit.start()  # its own tasks: stop() lets them finish their writes
     budgets = []
+    await load_rules(container.rules)  # also when off: /admin/rules/test tries the stored rules
+    if container.settings.rules.enabled:
+        budgets.append(asyncio.create_task(container.rules.run_refresher()))
+    if container.rate_limits is not None:
+        await load_rate_limits(container.rate_limits)
+        budgets.append(asyncio.create_task(container.rate_limits.run_refresher()))
     if container.budgets is not None:
         await load_budgets(container.budgets)  # before serving: counters reloaded from the audit log
         budgets.append(asyncio.create_task(container.budgets.run_refresher()))
@@ -269,6 +326,34 @@ async def start(container: Container) -> list[asyncio.Task[None]]:
         asyncio.create_task(container.authenticator.run_flusher(every)),
         asyncio.create_task(container.loop_lag.run()),
     ]
+
+
+async def load_rules(book: RuleBook) -> None:
+    """The database's rules, before the first request; when the database does not answer, the
+    background refresh loads them once it does (the config file's apply meanwhile)."""
+    try:
+        await book.load()
+    except Exception as exc:
+        logging.getLogger("waypost.rules").error(
+            "rules not loaded at start (%s: %s); retried every %gs",
+            type(exc).__name__,
+            exc,
+            book.settings.cache_ttl,
+        )
+
+
+async def load_rate_limits(book: RateLimitBook) -> None:
+    """The rate limits, before the first request; when the database does not answer, the
+    background refresh loads them once it does."""
+    try:
+        await book.load()
+    except Exception as exc:
+        logging.getLogger("waypost.rate_limits").error(
+            "rate limits not loaded at start (%s: %s); retried every %gs",
+            type(exc).__name__,
+            exc,
+            book.settings.cache_ttl,
+        )
 
 
 async def load_budgets(book: BudgetBook) -> None:
@@ -293,6 +378,12 @@ async def stop(container: Container, tasks: list[asyncio.Task[None]]) -> None:
     await container.audit.stop()  # every row recorded so far: written, or spooled when it cannot be
     if container.budgets is not None:
         await container.budgets.counters.close()
+    await container.rules.close()
+    if container.cache is not None:
+        await container.cache.store.close()
+    stage = container.pipeline.stage("rate_limits")
+    if isinstance(stage, RateLimitStage) and stage.remote is not None:
+        await stage.remote.close()
     await container.http.close()
     await container.store.close()
     container.access_log.flush()
@@ -364,6 +455,16 @@ def create_app(
                 "x-waypost-attempts",
                 "x-waypost-token-count",
                 "x-waypost-cost-usd",
+                "x-waypost-applied-rules",
+                "x-cache-status",
+                "x-waypost-cache-key",
+                "retry-after",
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
             ],
         )
     return app

@@ -49,6 +49,20 @@ from waypost.settings_metering import Prices as Prices
 from waypost.settings_metering import PriceTier as PriceTier
 from waypost.settings_metering import StateSettings as StateSettings
 from waypost.settings_metering import _Strict
+from waypost.settings_policy import CacheSettings as CacheSettings
+from waypost.settings_policy import RateLimitDefinition as RateLimitDefinition
+from waypost.settings_policy import RateLimitSettings as RateLimitSettings
+from waypost.settings_policy import RateLimitWindow as RateLimitWindow
+from waypost.settings_policy import RulesSettings as RulesSettings
+from waypost.settings_rules import RuleSpec as RuleSpec
+from waypost.settings_transforms import CONTENT_MEMBERS as CONTENT_MEMBERS
+from waypost.settings_transforms import GATEWAY_MEMBERS as GATEWAY_MEMBERS
+from waypost.settings_transforms import HeaderRuleSettings as HeaderRuleSettings
+from waypost.settings_transforms import JsonPathAdd as JsonPathAdd
+from waypost.settings_transforms import JsonPathDrop as JsonPathDrop
+from waypost.settings_transforms import RegexReplace as RegexReplace
+from waypost.settings_transforms import TransformSettings as TransformSettings
+from waypost.settings_transforms import protected_header as protected_header
 
 
 class ServerSettings(_Strict):
@@ -163,6 +177,9 @@ class ModelSettings(_Strict):
     candidates: list[str] = Field(default_factory=list)  # auto: the models to choose from
     order: Literal["cheapest", "listed"] = "cheapest"  # auto: how candidates are ordered
     public: bool = False  # usable by every caller; otherwise only by assigned users and groups
+    # The model's own header rules and transformations, after the global ones (docs/policy.md).
+    header_rules: HeaderRuleSettings | None = None
+    transformations: TransformSettings = Field(default_factory=TransformSettings)
     # The variable of an ``api_key: env://VAR`` that came out empty (set by ``load_settings``),
     # so a model disabled for want of a key names the variable to set.
     _key_variable: str | None = PrivateAttr(default=None)
@@ -341,6 +358,10 @@ class LoggingSettings(_Strict):
     access_log: bool = True  # one line per request (at info level)
     # A warning line when the event loop runs a timer later than this (docs/operations.md); 0: none.
     loop_lag_ms: float = Field(50.0, ge=0)
+    # Each request's body and its answer, keys, tokens and audit.mask_patterns masked, on one
+    # info line of logger waypost.bodies (docs/policy.md, "Logging whole requests and responses").
+    bodies: bool = False
+    bodies_max_chars: int = Field(65536, ge=256)  # of each body, once masked
 
 
 class Settings(_Strict):
@@ -354,7 +375,12 @@ class Settings(_Strict):
     metering: MeteringSettings = Field(default_factory=MeteringSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    header_rules: HeaderRuleSettings = Field(default_factory=HeaderRuleSettings)
+    transformations: TransformSettings = Field(default_factory=TransformSettings)
     presets: dict[str, PresetSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
 

@@ -144,6 +144,19 @@ async def test_concurrent_reservations_never_hold_more_than_the_limit(counters: 
     assert (await counters.tally([window()], now=NOW))[0].held_micros == 98
 
 
+async def test_more_reservations_at_once_than_the_redis_pool_has_connections_all_get_an_answer(
+    counters: Counters,
+) -> None:
+    """300 at once against a pool of 64: each waits for a connection instead of failing
+    (redis-py's default pool raises past its cap, which served such requests unbudgeted)."""
+    results = await asyncio.gather(
+        *(counters.reserve(f"r{i}", [line(1, limit=250)], now=NOW, ttl=TTL) for i in range(300))
+    )
+
+    assert sum(r is None for r in results) == 250
+    assert all(r is None or r.index == 0 for r in results)
+
+
 async def test_settled_holds_do_not_pile_up_in_memory() -> None:
     """Settled reservations leave nothing behind that grows with the request rate: the expiry heap
     stays in proportion to the holds in flight, however long ``reservation_ttl`` is."""

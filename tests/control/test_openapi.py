@@ -74,6 +74,19 @@ ROUTES = {
     ("patch", "/admin/budgets/{budget}"),
     ("delete", "/admin/budgets/{budget}"),
     ("post", "/admin/budgets/{budget}/reset"),
+    ("get", "/admin/limits"),
+    ("post", "/admin/limits"),
+    ("get", "/admin/limits/{limit}"),
+    ("patch", "/admin/limits/{limit}"),
+    ("delete", "/admin/limits/{limit}"),
+    ("get", "/admin/rules"),
+    ("post", "/admin/rules"),
+    ("get", "/admin/rules/{rule}"),
+    ("patch", "/admin/rules/{rule}"),
+    ("delete", "/admin/rules/{rule}"),
+    ("post", "/admin/rules/test"),
+    ("get", "/admin/cache"),
+    ("post", "/admin/cache/invalidate"),
 }
 
 

@@ -11,10 +11,15 @@ from tests.harness import ADMIN_EMAIL
 AREA = {"users": "user", "groups": "group", "models": "model", "tokens": "token", "secrets": "secret"}
 AREA["audit-trail"] = "audit"  # the admin audit trail needs audit.view
 AREA["budgets"] = "budget"
+AREA["limits"] = "limit"
+AREA["rules"] = "rule"
+AREA["cache"] = "cache"
 AREA["usage"] = "usage"  # usage reports need usage.view
 AREA["audit-logs"] = "audit"  # the request audit log needs audit.view
 EXAMPLES = {"user": "1", "group": "1", "name": "echo", "token_id": "1", "permission": "user.view"}
 EXAMPLES["budget"] = "1"
+EXAMPLES["limit"] = "1"
+EXAMPLES["rule"] = "1"
 EXAMPLES["request_id"] = "req-1"
 OPEN_TO_EVERYONE = {"/admin/status", "/admin/openapi.json", "/admin/docs"}
 

@@ -32,11 +32,15 @@ USER_ADMIN = principal(2, "user", frozenset({"user.view", "user.create", "user.m
 
 
 def test_the_catalogue_lists_every_contract_permission_with_a_description() -> None:
-    expected = {
-        f"{obj}.{verb}"
-        for obj in ("user", "group", "model", "token", "secret", "rule", "budget")
-        for verb in ("view", "create", "modify", "delete")
-    } | {"usage.view", "audit.view"}
+    expected = (
+        {
+            f"{obj}.{verb}"
+            for obj in ("user", "group", "model", "token", "secret", "rule", "budget", "limit")
+            for verb in ("view", "create", "modify", "delete")
+        }
+        | {"usage.view", "audit.view"}
+        | {"cache.view", "cache.manage"}
+    )
     assert set(PERMISSIONS) == expected
     assert all(description and "\n" not in description for description in PERMISSIONS.values())
 

@@ -149,6 +149,8 @@ async def answer_chat(
         resp.usage = await count_missing_usage(ctx, container, resp.usage, AnswerText.of(resp))
         counted = ctx.counted_with is not None
     container.metering.account(ctx, resp.usage)
+    if ctx.answer_tap is not None:  # a stage keeps the answer (the cache)
+        ctx.answer_tap.response(resp)
     if counted and resp.raw is not None:
         resp.raw = with_usage(resp.raw, fmt.usage_object(resp.usage), None)
     await _send_response(ctx, container, fmt, resp, headers, send)
@@ -225,9 +227,12 @@ async def stream_answer(
     estimated_out = 0
     marks = answer.marks()
     batch = first
+    tap = ctx.answer_tap  # a stage keeps the answer (the cache): it sees every batch
     try:
         while True:
             out: list[bytes] = []
+            if tap is not None:
+                tap.events(batch)
             priced = False  # this batch changed the usage: its usage objects carry the new cost
             for ev in batch:
                 kind = type(ev)

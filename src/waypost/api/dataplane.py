@@ -38,6 +38,8 @@ from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
 from waypost.core.context import RequestContext
 from waypost.core.errors import BadRequest, GatewayError
+from waypost.pipeline.body_log import KEPT as KEPT_BODIES
+from waypost.pipeline.body_log import keeping
 from waypost.pipeline.stage import Reply
 from waypost.providers.base import same_format
 
@@ -85,7 +87,8 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
         ctx.passthrough_headers = {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))}
         with DisconnectWatch(receive):
             reply = await container.pipeline.before(ctx)
-            await endpoint.run(ctx, container, reply, send)
+            kept = ctx.state.get(KEPT_BODIES)  # logging.bodies: the answer's bytes, as sent
+            await endpoint.run(ctx, container, reply, send if kept is None else keeping(send, kept))
         if not ctx.status:
             ctx.status = 200
     except GatewayError as err:
@@ -197,6 +200,8 @@ def access_line(container: Container, ctx: RequestContext) -> None:
             fields["usage_counted_with"] = ctx.counted_with
     if ctx.cost is not None:
         fields["cost_usd"] = ctx.cost.usd
+    if ctx.cache_status is not None:
+        fields["cache"] = ctx.cache_status
     if ctx.tags:
         fields["tags"] = list(ctx.tags)
     dropped = notes(ctx)

@@ -12,7 +12,10 @@ from waypost.observability.access import AccessLog
 from waypost.observability.loop_lag import LoopLagProbe
 from waypost.pipeline.auth import Authenticator
 from waypost.pipeline.budget_book import BudgetBook
+from waypost.pipeline.cache import CacheStage
 from waypost.pipeline.metering import MeteringStage
+from waypost.pipeline.rate_book import RateLimitBook
+from waypost.pipeline.rules import RuleBook
 from waypost.pipeline.stage import Pipeline
 from waypost.providers.http import HttpClient
 from waypost.routing.catalog import ModelCatalog
@@ -43,9 +46,16 @@ class Container:
     metering: MeteringStage  # the first of them, which the path also calls to price usage
     prices: PriceBook
     audit: AuditWriter  # request rows to the audit log, batched off the hot path (metering/audit.py)
+    # The rules (pipeline/rules), held whether or not ``rules.enabled`` puts their stage in the
+    # pipeline: /admin/rules manages and tests them either way.
+    rules: RuleBook
     # Loaded on first need only: when an upstream reports no usage (metering/usage_count.py).
     tokenizers: Tokenizers = field(default_factory=Tokenizers)
     started_at: int = field(default_factory=lambda: int(time.time()))
     ready: bool = False
     # The budgets enforced (pipeline/budget_book.py); None with ``budgets.enabled: false``.
     budgets: BudgetBook | None = None
+    # The response cache (pipeline/cache.py); None with ``cache.enabled: false``.
+    cache: CacheStage | None = None
+    # The rate limits enforced (pipeline/rate_book.py); None with ``rate_limits.enabled: false``.
+    rate_limits: RateLimitBook | None = None

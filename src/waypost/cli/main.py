@@ -13,11 +13,14 @@ from pydantic import ValidationError
 from waypost.cli import (
     audit,
     budgets,
+    cache,
     identity,
+    limits,
     local,
     models,
     prices,
     reports,
+    rules,
     stored_secrets,
     tokens,
     usage,
@@ -44,6 +47,9 @@ stored_secrets.app.command("generate-key")(local.generate_key)
 app.add_typer(users.permissions_app, name="permissions")
 app.add_typer(usage.app, name="usage")
 app.add_typer(budgets.app, name="budgets")
+app.add_typer(limits.app, name="limits")
+app.add_typer(rules.app, name="rules")
+app.add_typer(cache.app, name="cache")
 app.command("audit-logs")(usage.audit_logs)
 app.add_typer(audit.app, name="audit")
 app.add_typer(reports.app, name="reports")

@@ -16,13 +16,23 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from waypost.core.types import ChatRequest, EmbeddingRequest, Usage
+from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, Usage
 
 if TYPE_CHECKING:
     from waypost.core.errors import GatewayError
+    from waypost.core.events import StreamEvent
     from waypost.security.principal import Principal
+
+
+class AnswerTap(Protocol):
+    """Sees an upstream's answer as it leaves for the caller (the cache keeps it): the whole
+    response of a non-streamed answer, or each batch of a stream's events."""
+
+    def response(self, resp: ChatResponse) -> None: ...
+
+    def events(self, batch: list[StreamEvent]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -98,6 +108,7 @@ class RequestContext:
     cost: Cost | None = None
     cache_status: str | None = None  # hit, miss, bypass (the cache stage)
     saved_micros: int = 0  # a cache hit: what the upstream call it replaced cost
+    answer_tap: AnswerTap | None = None  # set by a stage that keeps the answer (the cache)
     status: int = 0  # the status the caller got (499: the client went away)
     error: GatewayError | None = None
     rules: list[dict[str, Any]] = field(default_factory=list)  # policy decisions, for the audit row

@@ -99,7 +99,8 @@ class AnthropicProvider:
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         url, headers = self._request(dep, ctx)
-        body = self._body(req, dep, ctx, False)
+        # JSONPath transformations (docs/policy.md) apply to generation, not to token counts.
+        body = self.http.outbound.body(dep, self._body(req, dep, ctx, False))
         decode = anthropic_messages.decode_response
         if not same_format(self, ctx.client_format):
             result, _ = await self.http.post_json(url, body, headers, decode, dep=dep, provider=NAME)
@@ -130,10 +131,9 @@ class AnthropicProvider:
         url, headers = self._request(dep, ctx)
         headers["accept"] = "text/event-stream"
         relay = same_format(self, ctx.client_format)
+        body = self.http.outbound.body(dep, self._body(req, dep, ctx, True))
         return read_stream(
-            self.http.post(
-                url, orjson.dumps(self._body(req, dep, ctx, True)), headers, provider=NAME, dep=dep
-            ),
+            self.http.post(url, orjson.dumps(body), headers, provider=NAME, dep=dep),
             SSEParser(),
             lambda _headers: _EventFrames(req.model if relay else None),
             provider=NAME,

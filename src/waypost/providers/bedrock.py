@@ -61,6 +61,7 @@ class BedrockProvider:
         body, ctx.dropped = bedrock_converse.encode_request(
             req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
         )
+        body = self.http.outbound.body(dep, body)  # JSONPath transformations (docs/policy.md)
         async with self._post(dep, "converse", orjson.dumps(body), JSON) as resp:
             return bedrock_converse.decode_response(
                 json_body(await resp.read(), NAME),
@@ -74,6 +75,7 @@ class BedrockProvider:
         body, ctx.dropped = bedrock_converse.encode_request(
             req, dep.upstream_model, default_max_tokens=dep.settings.default_max_tokens
         )
+        body = self.http.outbound.body(dep, body)  # JSONPath transformations (docs/policy.md)
 
         def decoder(headers: Mapping[str, str]) -> _Messages:
             response_id = headers.get("x-amzn-requestid", "")
@@ -151,9 +153,11 @@ class BedrockProvider:
         credentials, region = await self.auth.current(aws)
         endpoint = aws.endpoint_url or settings.base_url or default_endpoint(region)
         url = endpoint + bedrock_converse.model_path(dep.upstream_model, operation)
-        headers = sign(
-            url, body, {"content-type": JSON, "accept": accept, **settings.headers}, credentials, region
+        # Header rules apply before signing: SigV4 signs the headers sent.
+        headers = self.http.outbound.headers(
+            dep, {"content-type": JSON, "accept": accept, **settings.headers}
         )
+        headers = sign(url, body, headers, credentials, region)
         try:
             async with self.http.post(
                 # Sent exactly as signed: the model id's percent-encoding must survive.
@@ -164,6 +168,7 @@ class BedrockProvider:
                 dep=dep,
                 errors=_error_mapper(dep.name),
                 secrets=(credentials.access_key, credentials.secret_key, credentials.token),
+                header_rules=False,
             ) as resp:
                 yield resp
         except UpstreamAuthError:

@@ -109,6 +109,7 @@ class GeminiProvider:
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         body, ctx.dropped = gemini.encode_request(req)
+        body = self.http.outbound.body(dep, body)  # JSONPath transformations (docs/policy.md)
         fallback_id = _response_id()
         return await self._call(
             dep, "generateContent", body, lambda answer: gemini.decode_response(answer, fallback_id)
@@ -118,6 +119,7 @@ class GeminiProvider:
         self, req: ChatRequest, dep: Deployment, ctx: RequestContext
     ) -> AsyncIterator[list[StreamEvent]]:
         body, ctx.dropped = gemini.encode_request(req)
+        body = self.http.outbound.body(dep, body)  # JSONPath transformations (docs/policy.md)
         opened = self.http.post(
             self._url(dep, "streamGenerateContent") + "?alt=sse",
             orjson.dumps(body),

@@ -26,6 +26,7 @@ from waypost.core.errors import (
 )
 from waypost.providers.base import Deployment
 from waypost.providers.credentials import credentials_of, scrub
+from waypost.providers.outbound import OutboundRules
 from waypost.security.urlguard import BlockedAddress, OutboundPolicy
 from waypost.settings import Timeouts
 
@@ -113,9 +114,12 @@ class HttpClient:
     time (``OutboundPolicy``); without one (tests, tools) nothing is guarded.
     """
 
-    def __init__(self, policy: OutboundPolicy | None = None) -> None:
+    def __init__(self, policy: OutboundPolicy | None = None, outbound: OutboundRules | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
         self.policy = policy
+        # Header rules and body transformations (docs/policy.md): the global ones; a model's own
+        # come with its deployment. Providers apply the body ones as they encode a chat request.
+        self.outbound = outbound or OutboundRules()
         self._allowed: set[str] = set()  # URLs that passed the policy's URL check
 
     @property
@@ -164,6 +168,7 @@ class HttpClient:
         provider: str,
         errors: Callable[[int, Mapping[str, str], bytes], GatewayError] | None = None,
         secrets: Iterable[str | None] = (),
+        header_rules: bool = True,
     ) -> AsyncIterator[UpstreamResponse]:
         """POST and yield the response once its headers arrived with a 2xx status.
 
@@ -178,7 +183,12 @@ class HttpClient:
         event, an answer that cannot be decoded) leaves with the deployment's credentials, and
         ``secrets`` resolved for this call, scrubbed from its message (``credentials``): decode
         the answer inside the block.
+
+        The header rules (``outbound``) apply to ``headers`` here, for every upstream call;
+        ``header_rules=False``: the caller applied them already (Bedrock, before signing).
         """
+        if header_rules:
+            headers = self.outbound.headers(dep, headers)
         timeouts = dep.settings.timeouts
         deadline = asyncio.get_running_loop().time() + timeouts.total
         try:

@@ -72,6 +72,7 @@ class OllamaProvider:
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         body, ctx.dropped = ollama.encode_request(req, dep.upstream_model, stream=False)
+        body = self.http.outbound.body(dep, body)  # JSONPath transformations (docs/policy.md)
         response_id = _response_id()
         return await self._call(
             dep, "/api/chat", body, lambda data: ollama.decode_response(data, response_id)
@@ -82,6 +83,7 @@ class OllamaProvider:
     ) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, "/api/chat", "application/x-ndjson")
         body, ctx.dropped = ollama.encode_request(req, dep.upstream_model, stream=True)
+        body = self.http.outbound.body(dep, body)  # JSONPath transformations (docs/policy.md)
         return read_stream(
             self.http.post(url, orjson.dumps(body), headers, provider=NAME, dep=dep),
             ollama.LineSplitter(),

@@ -135,6 +135,7 @@ class OpenAIProvider:
                 req, dep.upstream_model, stream=False, max_tokens_field=self.max_tokens_field(dep)
             )
             relay = ctx.client_format == self.dialect
+        body = self.http.outbound.body(dep, body)  # JSONPath transformations (docs/policy.md)
         if not relay:
             result, _ = await self._call(dep, path, body, decode)
             return result
@@ -159,6 +160,7 @@ class OpenAIProvider:
             )
             relay = ctx.client_format == self.dialect
             decoder = openai_chat.StreamDecoder()
+        body = self.http.outbound.body(dep, body)  # JSONPath transformations (docs/policy.md)
         headers = self._headers(dep)
         headers["accept"] = "text/event-stream"
         # Waypost always asks for the usage chunk (metering needs it); the client gets it if it asked.

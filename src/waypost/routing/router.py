@@ -23,6 +23,9 @@ from waypost.core.errors import BadRequest, GatewayError, ModelNotFound, Upstrea
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from waypost.providers.base import Deployment, EmbeddingProvider, Provider, TokenCounter
+
+# Each attempt gets the request with its model's own regex_replace transformations applied.
+from waypost.providers.outbound import for_deployment
 from waypost.routing.registry import ModelRegistry
 from waypost.settings import RetryPolicy
 
@@ -140,7 +143,10 @@ class Router:
     async def complete(self, req: ChatRequest, ctx: RequestContext) -> tuple[ChatResponse, Served]:
         self.bounds.admit_chat(req)
         return await self.run(
-            req.model, ctx, lambda provider, dep: provider.complete(req, dep, ctx), request=req
+            req.model,
+            ctx,
+            lambda provider, dep: provider.complete(for_deployment(req, dep), dep, ctx),
+            request=req,
         )
 
     async def stream(
@@ -151,7 +157,7 @@ class Router:
         after it they reach the caller, who must ``aclose()`` the rest."""
 
         async def open_stream(provider: Provider, dep: Deployment) -> tuple[list[StreamEvent], Batches]:
-            batches = provider.stream(req, dep, ctx)
+            batches = provider.stream(for_deployment(req, dep), dep, ctx)
             try:
                 return await anext(batches), batches
             except StopAsyncIteration:
@@ -169,7 +175,7 @@ class Router:
     async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> tuple[EmbeddingResponse, Served]:
         async def embed(provider: Provider, dep: Deployment) -> EmbeddingResponse:
             assert isinstance(provider, EmbeddingProvider)
-            return await provider.embed(req, dep, ctx)
+            return await provider.embed(for_deployment(req, dep), dep, ctx)
 
         self.bounds.admit_embedding(req)
         return await self.run(req.model, ctx, embed, capability=EmbeddingProvider, what="embeddings")
@@ -179,7 +185,7 @@ class Router:
 
         async def count(provider: Provider, dep: Deployment) -> int:
             assert isinstance(provider, TokenCounter)
-            return await provider.count_tokens(req, dep, ctx)
+            return await provider.count_tokens(for_deployment(req, dep), dep, ctx)
 
         self.bounds.admit_fields(req)  # a count generates nothing: only the steering fields matter
         try:

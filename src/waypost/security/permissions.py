@@ -40,6 +40,12 @@ PERMISSIONS: dict[str, str] = {
     "budget.create": "Create budgets",
     "budget.modify": "Change budgets; reset what they have spent",
     "budget.delete": "Delete budgets",
+    "limit.view": "List rate limits and what each has counted",
+    "limit.create": "Create rate limits",
+    "limit.modify": "Change rate limits",
+    "limit.delete": "Delete rate limits",
+    "cache.view": "See the response cache's size and what it served",
+    "cache.manage": "Invalidate cached answers: one, a model's, a user's or group's, or all",
     "usage.view": "Read the usage and spend of every user",
     "audit.view": "Read the audit log",
 }

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from waypost.state.counters import NO_BUCKET, Line, Refused, Start, Tally, Window
+from waypost.state.redis_client import redis_client
 
 _COMMON = """
 local function int(x) return string.format('%d', x) end
@@ -189,14 +188,7 @@ class RedisCounters:
     immediate = False
 
     def __init__(self, url: str, *, prefix: str = "waypost:", socket_timeout: float = 1.0) -> None:
-        # Nothing connects until the first call.
-        self._redis: Any = aioredis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry_on_timeout=False,
-            health_check_interval=30,
-        )
+        self._redis: Any = redis_client(url, socket_timeout)  # bounded calls (state/redis_client.py)
         self._prefix = f"{prefix}{{budgets}}:"
         self._reserve = self._redis.register_script(RESERVE)
         self._settle = self._redis.register_script(SETTLE)

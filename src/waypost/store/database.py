@@ -15,6 +15,8 @@ from waypost.store.budgets import BudgetRepo
 from waypost.store.credentials import FlowRepo, RefreshRepo, TokenRepo
 from waypost.store.engine import create_engine
 from waypost.store.people import GrantRepo, GroupRepo, UserRepo
+from waypost.store.rate_limits import RateLimitRepo
+from waypost.store.rules import RuleRepo
 from waypost.store.usage_log import UsageLogRepo
 from waypost.store.usage_reports import UsageReportRepo
 from waypost.store.vault import KvRepo, SecretRepo
@@ -39,6 +41,8 @@ class Store:
         self.flows = FlowRepo(engine)
         self.kv = KvRepo(engine)
         self.budgets = BudgetRepo(engine)  # definitions; the counters are in the state backend
+        self.rate_limits = RateLimitRepo(engine)  # definitions; the counters are in the state backend
+        self.rules = RuleRepo(engine)  # policy rules; the engine holds them compiled in memory
         self.admin_trail = AdminTrailRepo(engine)  # who changed what, as a hash chain
         self.usage_reports = UsageReportRepo(engine)  # read-only reports over the audit log
         self.usage_log = UsageLogRepo(engine)  # written by the audit writer (metering/audit.py)

@@ -24,7 +24,10 @@ from waypost.api.control import (
     audit_trail,
     auth,
     budgets,
+    cache,
+    limits,
     me,
+    rules,
     status,
     usage,
 )
@@ -56,6 +59,9 @@ TAGS = [
     {"name": "secrets", "description": "Encrypted secrets; values are never returned (secret.*)."},
     {"name": "status", "description": "Whether the gateway is configured safely."},
     {"name": "budgets", "description": "Spend limits and what each has spent (budget.* permissions)."},
+    {"name": "rate limits", "description": "Requests, tokens and concurrency (limit.* permissions)."},
+    {"name": "cache", "description": "The response cache: its size, and invalidation (cache.* permissions)."},
+    {"name": "rules", "description": "Policy rules; try them on a sample or the audit log (rule.*)."},
     {"name": "usage", "description": "Requests, tokens and spend from the audit log (usage.view)."},
     {"name": "audit", "description": "The audit log: every request and its upstream attempts (audit.view)."},
     {"name": "audit trail", "description": "Admin changes, hash-chained and verifiable (audit.view)."},
@@ -87,6 +93,9 @@ def build_control_app(container: Container) -> FastAPI:
     app.include_router(usage.router, responses=ERRORS)
     app.include_router(audit_trail.router, responses=ERRORS)
     app.include_router(budgets.router, responses=ERRORS)
+    app.include_router(rules.router, responses=ERRORS)
+    app.include_router(cache.router, responses=ERRORS)
+    app.include_router(limits.router, responses=ERRORS)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _add_docs(app, public=container.settings.server.public_api_docs)
     app.add_exception_handler(GatewayError, _gateway_error)

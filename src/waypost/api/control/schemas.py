@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from waypost.settings import AwsSettings, MockSettings, Prices, RetryPolicy, Timeouts
+from waypost.settings import (
+    AwsSettings,
+    HeaderRuleSettings,
+    MockSettings,
+    Prices,
+    RetryPolicy,
+    Timeouts,
+    TransformSettings,
+)
 
 Role = Literal["admin", "user", "gateway"]
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
@@ -307,6 +315,8 @@ class ModelUpdate(_Request):
     candidates: list[str] | None = None
     order: Literal["cheapest", "listed"] | None = None
     public: bool | None = None
+    header_rules: HeaderRuleSettings | None = None
+    transformations: TransformSettings | None = None
 
 
 class AssignRequest(_Request):

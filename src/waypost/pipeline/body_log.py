@@ -1,0 +1,93 @@
+"""Logging whole requests and responses (``logging.bodies``; docs/policy.md, "Logging whole
+requests and responses"): one info line per request on logger ``waypost.bodies``, in the JSON
+log, never in the audit table (``audit.log_bodies`` is that).
+
+The request is the body the client sent; the response is what the client got, byte for byte as
+sent: one JSON body, or a stream's events (the answer's writers append to the list this stage
+leaves at ``ctx.state["bodies"]``). Both are masked before they are written: credential members,
+key-shaped strings and ``audit.mask_patterns`` (``metering/masking.py``), then cut to
+``logging.bodies_max_chars``. The stage is first in the pipeline, so its ``after`` runs last,
+for every request that reached the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.types import Message, Send
+
+from waypost.core.context import RequestContext
+from waypost.metering.masking import Masker
+from waypost.pipeline.stage import BaseStage, Reply
+from waypost.settings import Settings
+
+log = logging.getLogger("waypost.bodies")
+
+KEPT = "bodies"  # ctx.state key: the response's bytes as they were sent
+
+
+class BodyLogStage(BaseStage):
+    name = KEPT
+
+    def __init__(self, masker: Masker, max_chars: int) -> None:
+        self.masker = masker
+        self.max_chars = max_chars
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BodyLogStage | None:
+        if not settings.logging.bodies:
+            return None
+        return cls(Masker(settings.audit.mask_patterns), settings.logging.bodies_max_chars)
+
+    async def before(self, ctx: RequestContext) -> Reply | None:
+        if log.isEnabledFor(logging.INFO):  # no copies kept for a line nobody reads
+            ctx.state[KEPT] = []
+        return None
+
+    async def after(self, ctx: RequestContext) -> None:
+        sent: list[bytes] | None = ctx.state.get(KEPT)
+        if sent is None:
+            return
+        err = ctx.error
+        fields: dict[str, Any] = {
+            "request_id": ctx.request_id,
+            "endpoint": ctx.endpoint,
+            "model": getattr(ctx.req, "model", None),
+            "status": ctx.status,
+            "stream": ctx.stream,
+            "request_body": self.shown(_text(ctx.body)),
+            "response_body": self.shown(b"".join(sent).decode("utf-8", "replace")) if sent else None,
+        }
+        if err is not None:
+            fields["error"] = type(err).__name__
+            fields["detail"] = self.masker.mask(err.message)
+        log.info("request and response bodies", extra=fields)
+
+    def shown(self, text: str) -> str:
+        """``text`` masked, then cut (masking first: a cut key would no longer look like one)."""
+        masked = self.masker.mask(text)
+        if len(masked) <= self.max_chars:
+            return masked
+        return f"{masked[: self.max_chars]}... [{len(masked) - self.max_chars} more characters]"
+
+
+def _text(body: Any) -> str:
+    if body is None:
+        return ""
+    try:
+        return orjson.dumps(body).decode()
+    except TypeError:
+        return str(body)
+
+
+def keeping(send: Send, kept: list[bytes]) -> Send:
+    """``send``, appending each body it sends to ``kept``."""
+
+    async def send_kept(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            kept.append(message.get("body", b""))
+        await send(message)
+
+    return send_kept

@@ -1,0 +1,181 @@
+"""What a cached answer is keyed on, whose it is, and which requests are cached at all.
+
+The key is a hash of everything that shapes the answer, after every earlier stage's edits (a
+rule's reroute or rewrite, a transformation: the cache is the last stage, so it keys the request
+as it would go upstream):
+
+* the canonical request's generating fields: model, messages (system included), tools and tool
+  choice, response format, thinking, token limit, temperature, top_p, top_k, stop sequences,
+  seed, penalties and the number of choices;
+* every field of the client's body the canonical model does not carry (``logprobs``,
+  ``logit_bias``, ``service_tier``, Anthropic's ``output_config``, ...), verbatim: a
+  same-format upstream receives them, and they may change the answer. When decoding dropped
+  something (a note such as an audio part), the whole body, since the canonical request is
+  then not all the upstream sees;
+* the endpoint family: chat (``/v1/chat/completions`` and ``/v1/messages`` share entries: an
+  answer replays into either format) or legacy completions (a raw continuation, never shared);
+* the tenant: the caller's user, or (``cache.tenant: group``) the caller's exact set of groups.
+
+Not in it: ``stream`` and its usage option (an answer replays streamed or not), ``user`` and
+``metadata`` (labels for the provider's records, which do not change the answer), the caller's
+tags and headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from waypost.core.types import ChatRequest
+from waypost.security.principal import Principal
+
+VERSION = 1  # part of every key: entries of another layout are never found
+CHAT_ENDPOINTS = frozenset({"chat", "messages", "completions"})
+# The canonical fields that shape an answer (``stream``, ``include_usage``, ``user`` and
+# ``metadata`` do not).
+KEY_FIELDS = (
+    "model",
+    "messages",
+    "max_tokens",
+    "choices",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "thinking",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
+# Per client format, the body fields its decoder carries into the canonical request (or that do
+# not change the answer); any other field of the body is keyed verbatim.
+READ_FIELDS: dict[str, frozenset[str]] = {
+    "openai": frozenset(
+        {
+            "model",
+            "messages",
+            "max_tokens",
+            "max_completion_tokens",
+            "n",
+            "temperature",
+            "top_p",
+            "top_k",
+            "stop",
+            "tools",
+            "functions",
+            "tool_choice",
+            "function_call",
+            "parallel_tool_calls",
+            "response_format",
+            "reasoning_effort",
+            "thinking",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "stream",
+            "stream_options",
+            "user",
+            "metadata",
+        }
+    ),
+    "anthropic": frozenset(
+        {
+            "model",
+            "messages",
+            "system",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "top_k",
+            "stop_sequences",
+            "tools",
+            "tool_choice",
+            "thinking",
+            "stream",
+            "metadata",
+        }
+    ),
+    "openai_completions": frozenset(
+        {
+            "model",
+            "prompt",
+            "max_tokens",
+            "n",
+            "best_of",
+            "temperature",
+            "top_p",
+            "stop",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "stream",
+            "stream_options",
+            "user",
+        }
+    ),
+}
+_STREAM_FIELDS = frozenset({"stream", "stream_options"})
+
+
+def tenant_of(principal: Principal | None, mode: str) -> tuple[str, tuple[str, ...]]:
+    """The caller's tenant (part of the key) and the tags its entries carry for invalidation:
+    its user, and under ``group`` its groups too."""
+    if principal is None:
+        return "anonymous", ()
+    user = f"user:{principal.user_id}"
+    if mode == "group" and principal.groups:
+        groups = tuple(f"group:{g}" for g in sorted(principal.groups))
+        return "|".join(groups), (user, *groups)
+    return user, (user,)
+
+
+def sampled(req: ChatRequest) -> bool:
+    """Whether the request samples: a temperature above 0, or none (every provider's default is
+    above 0: 1 for OpenAI and Anthropic)."""
+    return req.temperature is None or req.temperature > 0
+
+
+def replayable(req: ChatRequest) -> bool:
+    """Whether the answer can be replayed whole from the canonical response (text, tool calls,
+    thinking): not when the request asks a same-format upstream for more (log probabilities,
+    audio, Anthropic's server tools and MCP servers, whose blocks the canonical model drops)."""
+    body: Mapping[str, Any] = req.passthrough.body if req.passthrough is not None else {}
+    source = req.source_format
+    if source == "openai":
+        modalities = body.get("modalities")
+        return not (
+            body.get("logprobs")
+            or body.get("top_logprobs") is not None
+            or body.get("audio") is not None
+            or (isinstance(modalities, list) and any(m != "text" for m in modalities))
+        )
+    if source == "openai_completions":
+        return body.get("logprobs") is None
+    if source == "anthropic":
+        tools = body.get("tools")
+        server_tools = isinstance(tools, list) and any(
+            isinstance(t, dict) and t.get("type") not in (None, "custom") for t in tools
+        )
+        return not (server_tools or body.get("mcp_servers") or body.get("container") is not None)
+    return True
+
+
+def cache_key(req: ChatRequest, tenant: str, decoder_notes: int) -> str:
+    """The request's key: a hex digest of what shapes its answer and whose it is."""
+    fields = {name: getattr(req, name) for name in KEY_FIELDS}
+    source = req.source_format or ""
+    family = "completions" if source == "openai_completions" else "chat"
+    body: Mapping[str, Any] = req.passthrough.body if req.passthrough is not None else {}
+    if decoder_notes:
+        extra = {k: v for k, v in body.items() if k not in _STREAM_FIELDS}
+    else:
+        read = READ_FIELDS.get(source, _STREAM_FIELDS)
+        extra = {k: v for k, v in body.items() if k not in read}
+    material = orjson.dumps([VERSION, family, tenant, fields, extra])
+    return hashlib.blake2b(material, digest_size=20).hexdigest()
