@@ -20,6 +20,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -55,6 +56,50 @@ def extract(ref: str | None, into: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
+
+
+def policy_sections() -> dict[str, Any]:
+    """``--policy``: issue 11's benchmark configuration. Ten rules, none of which acts on the
+    benchmark's requests (so each is evaluated: a model, a header, a parameter and a content
+    condition, nested groups, a regex), a default rate limit per user far above the load (requests
+    and tokens per minute: every request is counted and settled), and the response cache (memory,
+    storing every answer: ``sampled``, since the requests set no temperature)."""
+    rules = []
+    for i in range(10):
+        conditions: list[dict[str, Any]]
+        if i % 4 == 0:
+            conditions = [{"type": "parameter", "parameter": "model", "operator": "exact", "value": f"m{i}"}]
+        elif i % 4 == 1:
+            conditions = [{"type": "header", "header": "x-team", "operator": "in", "value": ["a", "b"]}]
+        elif i % 4 == 2:
+            conditions = [
+                {
+                    "or": [
+                        {"type": "parameter", "parameter": "max_tokens", "operator": "gt", "value": 100_000},
+                        {"type": "parameter", "parameter": "temperature", "operator": "gt", "value": 1.9},
+                    ]
+                }
+            ]
+        else:
+            conditions = [
+                {"type": "content", "target": "messages", "operator": "regex", "value": f"secret-{i}"}
+            ]
+        rules.append(
+            {"name": f"rule-{i}", "weight": i, "conditions": conditions, "action": {"type": "block"}}
+        )
+    return {
+        "rules": {"rules": rules},
+        "rate_limits": {
+            "limits": [
+                {
+                    "name": "everyone",
+                    "scope": "default",
+                    "windows": [{"per": "minute", "requests": 10**9, "tokens": 10**12}],
+                }
+            ]
+        },
+        "cache": {"enabled": True, "sampled": True},
+    }
 
 
 def fresh_postgres(server: str, name: str) -> str:
@@ -104,6 +149,7 @@ def start(
     budget: bool = False,
     postgres: str | None = None,
     environ: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     database = root / "waypost.db"
     database.unlink(missing_ok=True)
@@ -113,6 +159,7 @@ def start(
     config = waypost_config(port, upstream_port, database, catalog)
     if url is not None:
         config["database"] = {"url": url}
+    config.update(extra or {})
     config["auth"] = {"jwt_secret": JWT_SECRET}
     config["security"]["encryption_keys"] = [FERNET_KEY]
     config["logging"] = {"level": "warning"}
@@ -142,6 +189,8 @@ def drive(port: int, pid: int, stream: bool, args: argparse.Namespace, load_cpus
         argv.append("--stream")
     if args.catalog:
         argv += ["--model", CATALOG_MODEL]
+    if args.policy == "miss":
+        argv.append("--unique")
     driver = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert driver.stdout is not None and driver.stdin is not None
     json.loads(driver.stdout.readline())  # connected and warmed up
@@ -165,7 +214,8 @@ def report(
     lines = [
         f"A/B at concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.duration:g} s"
         f"{', catalogue scenario' if args.catalog else ''}{', a budget on everyone' if args.budget else ''}"
-        f"{', on PostgreSQL' if args.postgres else ''}, "
+        f"{', on PostgreSQL' if args.postgres else ''}"
+        f"{f', policy on the target ({args.policy} path)' if args.policy else ''}, "
         f"load average {os.getloadavg()[0]:.2f} at the end",
         "",
         "| leg | build | CPU ms/req, each run | median CPU ms/req | median req/s |",
@@ -214,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         help="an environment variable for the target build's server only, e.g. "
         "WAYPOST_AUDIT__ENABLED=false: with BASE and TARGET the same ref, the cost of one setting",
     )
+    parser.add_argument(
+        "--policy",
+        choices=["miss", "hit"],
+        help="the target build with issue 11's policy (10 rules, a rate limit, the response cache): "
+        "every request different (cache misses, for both builds) or every request the same (hits)",
+    )
     args = parser.parse_args(argv)
     target_env = dict(item.split("=", 1) for item in args.target_env)
     modes = MODES if args.mode == "both" else (args.mode,)
@@ -239,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.budget,
                 args.postgres,
                 target_env if i else None,
+                policy_sections() if i and args.policy else None,
             )
             for i, root in enumerate(roots)
         ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,12 +31,24 @@ REQUEST_TIMEOUT_S = 30.0
 _MAX_ERROR_SAMPLES = 3
 
 
+UNIQUE_MARK = b"000000000000"  # --unique: replaced by a counter of the same width in each request
+# Started from the clock in microseconds: a later driver process (the next run against the same
+# server, whose cache holds the earlier runs' answers) never repeats an earlier one's texts.
+_sent = itertools.count(time.time_ns() // 1000 % 10**12)
+
+
 @dataclass(slots=True)
 class Target:
     host: str
     port: int
     request: bytes
     stream: bool
+    unique: bool = False  # each request's text differs (a response cache's miss path)
+
+    def next_request(self) -> bytes:
+        if not self.unique:
+            return self.request
+        return self.request.replace(UNIQUE_MARK, b"%012d" % next(_sent), 1)
 
 
 @dataclass(slots=True)
@@ -54,13 +67,17 @@ class Tally:
             self.error_samples.append(description)
 
 
-def build_target(url: str, stream: bool, headers: list[str], model: str) -> Target:
+def build_target(url: str, stream: bool, headers: list[str], model: str, unique: bool = False) -> Target:
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise SystemExit(f"only http:// URLs are supported, got {url!r}")
     port = parts.port or 80
     body = orjson.dumps(
-        {"model": model, "messages": [{"role": "user", "content": "hello"}], "stream": stream}
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": f"hello {UNIQUE_MARK.decode()}" if unique else "hello"}],
+            "stream": stream,
+        }
     )
     lines = [
         f"POST {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1",
@@ -70,7 +87,7 @@ def build_target(url: str, stream: bool, headers: list[str], model: str) -> Targ
         *headers,
     ]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return Target(parts.hostname, port, head + body, stream)
+    return Target(parts.hostname, port, head + body, stream, unique)
 
 
 class Connection:
@@ -96,7 +113,7 @@ class Connection:
         reader = self._reader
         assert reader is not None
         started = time.perf_counter()
-        self._writer.write(target.request)
+        self._writer.write(target.next_request())
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = -1
@@ -180,7 +197,7 @@ def _emit(payload: dict[str, object]) -> None:
 
 
 async def drive(args: argparse.Namespace) -> None:
-    target = build_target(args.url, args.stream, args.header, args.model)
+    target = build_target(args.url, args.stream, args.header, args.model, args.unique)
     connections = [Connection(target) for _ in range(args.concurrency)]
     try:
         warm, _ = await run_phase(connections, args.warmup)
@@ -216,6 +233,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--model", default="bench-model")
     parser.add_argument("--header", action="append", default=[], help='"Name: value", repeatable')
+    parser.add_argument(
+        "--unique", action="store_true", help="a different message text in every request (cache misses)"
+    )
     parser.add_argument("--wait-go", action="store_true", help="wait for a stdin line between the phases")
     return parser.parse_args(argv)
 
