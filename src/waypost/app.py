@@ -201,8 +201,12 @@ def build_container(settings: Settings) -> Container:
     # Rules right after metering: before transformations, limits and budgets, so that a rerouted
     # request is transformed, limited and budgeted as the model it goes to (docs/policy.md).
     rules = RuleBook(store, settings.rules, build_counters(settings.state))
+    if problems := rules.unknown_targets(registry):
+        raise ConfigError("\n".join(problems))
     if settings.rules.enabled:
-        stages.append(RulesStage(rules, router))
+        # A reroute's target meets ``metering.unpriced: block`` too (metering saw only the request's).
+        unpriced = metering._refuse_unpriced if settings.metering.unpriced == "block" else None
+        stages.append(RulesStage(rules, router, unpriced))
     # Global regex_replace transformations: after the rules (which see what the client sent),
     # before limits, budgets and the cache (which see what will be sent). Absent when none is on.
     if (transforms := TransformStage.from_settings(settings.transformations)) is not None:
@@ -465,6 +469,11 @@ def create_app(
                 "x-ratelimit-limit-tokens",
                 "x-ratelimit-remaining-tokens",
                 "x-ratelimit-reset-tokens",
+                *(
+                    f"anthropic-ratelimit-{kind}-{part}"
+                    for kind in ("requests", "tokens", "input-tokens", "output-tokens")
+                    for part in ("limit", "remaining", "reset")
+                ),
             ],
         )
     return app

@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.cache.conftest import CALL_MICROS, cache_settings, chat
 from tests.control.client import Control, control
+from tests.fakes.anthropic_upstream import AnthropicUpstream
 from tests.fakes.base import Reply
 from tests.fakes.openai_upstream import OpenAIUpstream
 
@@ -206,3 +207,29 @@ async def test_legacy_completions_are_cached_apart_from_chat(api: Control, upstr
     assert second.json()["object"] == "text_completion"
     assert second.json()["choices"][0]["text"] == first.json()["choices"][0]["text"]
     assert upstream.hits == 2
+
+
+async def test_a_forwarded_beta_header_is_part_of_the_key(
+    upstream: OpenAIUpstream, claude_upstream: AnthropicUpstream, database: dict[str, Any]
+) -> None:
+    body = {
+        "model": "claude",
+        "max_tokens": 100,
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    version = {"anthropic-version": "2023-06-01"}
+    async with control(cache_settings(upstream, claude_upstream, database=database)) as api:
+        plain = await api.post("/v1/messages", body, headers=version)
+        beta = await api.post(
+            "/v1/messages", body, headers={**version, "anthropic-beta": "context-1m-2025-08-07"}
+        )
+        beta_again = await api.post(
+            "/v1/messages", body, headers={**version, "anthropic-beta": "context-1m-2025-08-07"}
+        )
+        other_version = await api.post("/v1/messages", body, headers={"anthropic-version": "2026-10-21"})
+
+    assert [a.headers["x-cache-status"] for a in (plain, beta, beta_again)] == ["MISS", "MISS", "HIT"]
+    # The API version shapes the wire format, not the answer: it does not split entries.
+    assert other_version.headers["x-cache-status"] == "HIT"
+    assert claude_upstream.hits == 2

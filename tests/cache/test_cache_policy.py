@@ -62,7 +62,7 @@ async def test_a_budget_with_no_room_refuses_a_request_that_would_hit(
     refused = await api.post("/v1/chat/completions", chat())
 
     assert refused.status_code == 429 and "'cap'" in refused.json()["error"]["message"]
-    assert "x-cache-status" not in refused.headers  # refused before the cache was asked
+    assert refused.headers["x-cache-status"] == "BYPASS"  # refused before the cache was asked
     assert upstream.hits == 1
 
 
@@ -82,3 +82,29 @@ async def test_a_hit_within_a_budget_spends_nothing_of_it(api: Control) -> None:
         0,
         150,
     )
+
+
+async def test_a_streamed_hit_is_not_cut_off_by_a_budget_it_does_not_spend(
+    api: Control, upstream: OpenAIUpstream
+) -> None:
+    # After the miss (150 tokens), room for a small reservation (20 output tokens) but not for
+    # the stored usage: a hit watched as if it spent would be cut off mid-stream.
+    tight = {
+        "name": "tight",
+        "scope": "global",
+        "period": "daily",
+        "limit_tokens": 200,
+        "cut_off_streams": True,
+    }
+    created = await api.post("/admin/budgets", tight)
+    assert created.status_code == 201, created.text
+    assert (await api.post("/v1/chat/completions", chat(max_tokens=20))).headers["x-cache-status"] == "MISS"
+
+    hit = await api.post(
+        "/v1/chat/completions", chat(max_tokens=20, stream=True, stream_options={"include_usage": True})
+    )
+
+    assert hit.status_code == 200 and hit.headers["x-cache-status"] == "HIT"
+    assert "error" not in hit.text and hit.text.rstrip().endswith("data: [DONE]")
+    assert "The answer" in hit.text
+    assert upstream.hits == 1

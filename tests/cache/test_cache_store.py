@@ -15,6 +15,7 @@ from waypost.state.cache_store import CacheStore, MemoryCacheStore, entry_size
 
 ENTRY = 1024  # the per-entry cap the stores are built with
 TOTAL = 4096
+BATCH = 2  # entries a Redis invalidation drops per script call
 
 
 @dataclass
@@ -46,7 +47,12 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 
     prefix = unique_prefix()
     store = RedisCacheStore(
-        REDIS_URL, prefix=prefix, socket_timeout=2.0, max_entry_bytes=ENTRY, max_total_bytes=TOTAL
+        REDIS_URL,
+        prefix=prefix,
+        socket_timeout=2.0,
+        max_entry_bytes=ENTRY,
+        max_total_bytes=TOTAL,
+        batch=BATCH,  # small: invalidations here take several script calls
     )
     try:
         yield Store(store, asyncio.sleep)
@@ -141,3 +147,17 @@ async def test_expired_entries_stop_counting_once_another_is_stored(stores: Stor
     stats = await store.stats()
     assert (stats.entries, stats.bytes) == (1, entry_size(key(2), b"fresh"))
     assert await store.remove_tagged("model:a") == 0
+
+
+async def test_an_invalidation_of_more_entries_than_a_batch_removes_them_all(stores: Store) -> None:
+    store = stores.store
+    for n in range(1, 8):
+        await store.put(key(n), b"x", ttl=60, tags=("model:a",) if n <= 5 else ())
+
+    assert await store.remove_tagged("model:a") == 5
+    assert await store.get(key(5)) is None and await store.get(key(6)) == b"x"
+    for n in range(8, 13):
+        await store.put(key(n), b"y", ttl=60, tags=())
+    assert await store.clear() == 7
+    stats = await store.stats()
+    assert (stats.entries, stats.bytes) == (0, 0)

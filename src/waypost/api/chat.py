@@ -213,7 +213,8 @@ async def stream_answer(
     ctx.first_byte_at = time.perf_counter()
     metering = container.metering
     pipeline = container.pipeline
-    watch = pipeline.watches_streams
+    # A stage's answer (a cache hit) uses nothing upstream: no budget or limit watches it.
+    watch = pipeline.watches_streams and ctx.answered_by is None
     with_cost = container.settings.metering.cost_header
     encoder = fmt.stream_encoder(req)
     same_format = ctx.same_format

@@ -40,6 +40,7 @@ from waypost.core.context import RequestContext
 from waypost.core.errors import BadRequest, GatewayError
 from waypost.pipeline.body_log import KEPT as KEPT_BODIES
 from waypost.pipeline.body_log import keeping
+from waypost.pipeline.cache import STATUS_HEADER as CACHE_STATUS_HEADER
 from waypost.pipeline.stage import Reply
 from waypost.providers.base import same_format
 
@@ -76,6 +77,10 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
         # with one id are two rows.
         audit_id=new_request_id() if headers.get("x-request-id") == rid else rid,
     )
+    if container.cache is not None:
+        # Every answer says what the cache did (issue 11), a refusal before the cache stage ran
+        # (credentials, rules, limits, budgets) included; the stage overwrites it.
+        ctx.response_headers[CACHE_STATUS_HEADER] = "BYPASS"
     try:
         ctx.principal = await container.authenticator.authenticate(headers)
         raw = await read_body(receive, headers, container.settings.server.max_body_bytes)

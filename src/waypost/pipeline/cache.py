@@ -203,7 +203,9 @@ class CacheStage(BaseStage):
         models = (
             (f"model:{req.model}",) if resolved == req.model else (f"model:{req.model}", f"model:{resolved}")
         )
-        lookup = Lookup(cache_key(req, tenant, ctx.decoder_notes), (*tags, *models), ttl)
+        lookup = Lookup(
+            cache_key(req, tenant, ctx.decoder_notes, ctx.passthrough_headers), (*tags, *models), ttl
+        )
         ctx.state[STATE] = lookup
         ctx.response_headers[KEY_HEADER] = lookup.key
         if wanted == "use":

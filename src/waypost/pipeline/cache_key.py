@@ -14,11 +14,15 @@ as it would go upstream):
   then not all the upstream sees;
 * the endpoint family: chat (``/v1/chat/completions`` and ``/v1/messages`` share entries: an
   answer replays into either format) or legacy completions (a raw continuation, never shared);
+* the client headers forwarded upstream (``ctx.passthrough_headers``: ``anthropic-beta`` turns on
+  features that change the answer), but ``anthropic-version``: it shapes the wire format, which a
+  replay writes itself, not the answer, and every SDK release sends its own (keying it would
+  split the entries shared between formats and SDK versions);
 * the tenant: the caller's user, or (``cache.tenant: group``) the caller's exact set of groups.
 
 Not in it: ``stream`` and its usage option (an answer replays streamed or not), ``user`` and
 ``metadata`` (labels for the provider's records, which do not change the answer), the caller's
-tags and headers.
+tags and its other headers.
 """
 
 from __future__ import annotations
@@ -121,6 +125,8 @@ READ_FIELDS: dict[str, frozenset[str]] = {
     ),
 }
 _STREAM_FIELDS = frozenset({"stream", "stream_options"})
+# Forwarded client headers that do not change the answer (see the module's docstring).
+UNKEYED_HEADERS = frozenset({"anthropic-version"})
 
 
 def tenant_of(principal: Principal | None, mode: str) -> tuple[str, tuple[str, ...]]:
@@ -166,8 +172,9 @@ def replayable(req: ChatRequest) -> bool:
     return True
 
 
-def cache_key(req: ChatRequest, tenant: str, decoder_notes: int) -> str:
-    """The request's key: a hex digest of what shapes its answer and whose it is."""
+def cache_key(req: ChatRequest, tenant: str, decoder_notes: int, forwarded: Mapping[str, str]) -> str:
+    """The request's key: a hex digest of what shapes its answer and whose it is. ``forwarded``:
+    the client headers the upstream receives (``ctx.passthrough_headers``)."""
     fields = {name: getattr(req, name) for name in KEY_FIELDS}
     source = req.source_format or ""
     family = "completions" if source == "openai_completions" else "chat"
@@ -177,5 +184,6 @@ def cache_key(req: ChatRequest, tenant: str, decoder_notes: int) -> str:
     else:
         read = READ_FIELDS.get(source, _STREAM_FIELDS)
         extra = {k: v for k, v in body.items() if k not in read}
-    material = orjson.dumps([VERSION, family, tenant, fields, extra])
+    headers = {k: v for k, v in forwarded.items() if k not in UNKEYED_HEADERS}
+    material = orjson.dumps([VERSION, family, tenant, fields, extra, headers])
     return hashlib.blake2b(material, digest_size=20).hexdigest()

@@ -92,26 +92,36 @@ return drop(ARGV[2])
 """
 )
 
-# ARGV: prefix, tag.
+# Invalidations drop at most BATCH entries per script call, called until none is left: one call
+# over a whole cache would block Redis (every worker's requests) for as long as it runs.
+BATCH = 500
+
+# ARGV: prefix, tag, batch. Returns {dropped, left with the tag}.
 REMOVE_TAGGED = (
     _COMMON
     + """
-local keys = redis.call('SMEMBERS', P .. 't:' .. ARGV[2])
+local set = P .. 't:' .. ARGV[2]
+local keys = redis.call('SRANDMEMBER', set, tonumber(ARGV[3]))
 local n = 0
-for _, k in ipairs(keys) do n = n + drop(k) end
-redis.call('DEL', P .. 't:' .. ARGV[2])
-return n
+for _, k in ipairs(keys) do
+  n = n + drop(k)
+  redis.call('SREM', set, k)  -- drop leaves it when the entry had no meta
+end
+return {n, redis.call('SCARD', set)}
 """
 )
 
-# ARGV: prefix.
+# ARGV: prefix, batch. Returns {dropped, left}. Every entry is in ``lru``.
 CLEAR = (
     _COMMON
     + """
-local keys = redis.call('HKEYS', P .. 'meta')
+local keys = redis.call('ZRANGE', P .. 'lru', 0, tonumber(ARGV[2]) - 1)
 local n = 0
-for _, k in ipairs(keys) do n = n + drop(k) end
-return n
+for _, k in ipairs(keys) do
+  n = n + drop(k)
+  redis.call('ZREM', P .. 'lru', k)  -- drop leaves it when the entry had no meta
+end
+return {n, redis.call('ZCARD', P .. 'lru')}
 """
 )
 
@@ -129,7 +139,9 @@ class RedisCacheStore:
         socket_timeout: float = 1.0,
         max_entry_bytes: int,
         max_total_bytes: int,
+        batch: int = BATCH,
     ) -> None:
+        self._batch = batch  # entries an invalidation drops per script call
         self.max_entry_bytes = max_entry_bytes
         self.max_total_bytes = max_total_bytes
         self._redis: Any = redis_client(url, socket_timeout)  # bounded calls (state/redis_client.py)
@@ -168,10 +180,20 @@ class RedisCacheStore:
         return int(await self._remove(keys=self._keys, args=[self._prefix, key]))
 
     async def remove_tagged(self, tag: str) -> int:
-        return int(await self._remove_tagged(keys=self._keys, args=[self._prefix, tag]))
+        removed = 0
+        while True:
+            n, left = await self._remove_tagged(keys=self._keys, args=[self._prefix, tag, self._batch])
+            removed += int(n)
+            if not int(left):
+                return removed
 
     async def clear(self) -> int:
-        return int(await self._clear(keys=self._keys, args=[self._prefix]))
+        removed = 0
+        while True:
+            n, left = await self._clear(keys=self._keys, args=[self._prefix, self._batch])
+            removed += int(n)
+            if not int(left):
+                return removed
 
     async def stats(self) -> CacheStats:
         async with self._redis.pipeline(transaction=False) as pipe:

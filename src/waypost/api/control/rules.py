@@ -359,6 +359,11 @@ async def _sample(container: Container, body: RuleTest, actor: Principal) -> Req
         raise BadRequest(f"request: {err.message}", param=where) from None
     principal = actor
     if body.user is not None:
+        ref = str(body.user).strip()
+        if ref not in (str(actor.user_id), actor.email):
+            # The trial shows that user's live quota counters: their usage, not only rules.
+            # Checked before the lookup, so that the refusal does not tell who exists either.
+            require(actor, "usage.view")
         user = await find_user(container, body.user)
         principal = await container.authenticator.principal_for(user, None)
     ctx = RequestContext(

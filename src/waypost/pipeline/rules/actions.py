@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from waypost.core.errors import Forbidden, GatewayError, ModelNotFound
+from waypost.core.errors import BadRequest, Forbidden, GatewayError, ModelNotFound
 from waypost.core.types import (
     ChatRequest,
     DocumentPart,
@@ -28,6 +28,7 @@ from waypost.settings_rules import BlockAction, QuotaCondition
 
 # ``{{ dotted.path }}``: a reference is a plain name, never an expression.
 _REFERENCE = re.compile(r"\{\{\s*([A-Za-z0-9_][A-Za-z0-9_.:-]*)\s*\}\}")
+_P = TypeVar("_P", bound=Part)
 MAX_MESSAGE = 4000  # characters of a rendered block message
 
 _TYPES = {  # status -> (OpenAI error type, Anthropic error type)
@@ -123,10 +124,22 @@ def reroute_refused(rule: CompiledRule, step: Reroute) -> GatewayError:
     )
 
 
-def rewritten(req: ChatRequest | EmbeddingRequest, rewrite: Rewrite) -> tuple[dict[str, Any], int]:
-    """The fields of ``req`` with ``rewrite`` applied (for ``req.edit``; empty when nothing
-    matched) and how many replacements were made. ``req`` is not changed."""
-    subn = rewrite.replacement.subn
+def rewritten(
+    req: ChatRequest | EmbeddingRequest, rewrite: Rewrite, rule: str = ""
+) -> tuple[dict[str, Any], int]:
+    """The fields of ``req`` with ``rewrite`` (of the rule named ``rule``) applied (for
+    ``req.edit``; empty when nothing matched) and how many replacements were made: text parts,
+    tool results' text and plain-text documents. ``req`` is not changed. ``BadRequest`` naming
+    the rule when a text would be left empty (upstreams refuse empty text blocks)."""
+
+    def subn(text: str) -> tuple[str, int]:
+        new, n = rewrite.replacement.subn(text)
+        if n and not new and text:
+            raise BadRequest(
+                f"Rule {rule!r} left a text of the request empty; the request was not sent upstream."
+            )
+        return new, n
+
     if isinstance(req, EmbeddingRequest):
         if "user" not in rewrite.roles:
             return {}, 0
@@ -146,25 +159,30 @@ def rewritten(req: ChatRequest | EmbeddingRequest, rewrite: Rewrite) -> tuple[di
         content: list[Part] = []
         changed = 0
         for part in message.content:
-            if isinstance(part, TextPart):
-                new, n = subn(part.text)
-                if n:
-                    part = replace(part, text=new)
-                    changed += n
-            elif isinstance(part, ToolResultPart):
+            if isinstance(part, ToolResultPart):
                 inner: list[TextPart | ImagePart | DocumentPart] = []
                 found = 0
                 for piece in part.content:
-                    if isinstance(piece, TextPart):
-                        new, n = subn(piece.text)
-                        if n:
-                            piece = replace(piece, text=new)
-                            found += n
+                    piece, n = _rewrite_part(piece, subn)
                     inner.append(piece)
+                    found += n
                 if found:
                     part = replace(part, content=inner)
                     changed += found
+            else:
+                part, n = _rewrite_part(part, subn)
+                changed += n
             content.append(part)
         messages.append(replace(message, content=content) if changed else message)
         total += changed
     return ({"messages": messages} if total else {}), total
+
+
+def _rewrite_part(part: _P, subn: Callable[[str], tuple[str, int]]) -> tuple[_P, int]:
+    """``part`` with its text rewritten (a text part, or a plain-text document), and how many
+    replacements were made; any other part as it is."""
+    if isinstance(part, TextPart | DocumentPart) and part.text:
+        new, n = subn(part.text)
+        if n:
+            return replace(part, text=new), n
+    return part, 0

@@ -13,8 +13,10 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from waypost.core.errors import GatewayError
 from waypost.pipeline.rules.compile import CompiledRule, compile_rule, ordered
 from waypost.pipeline.rules.quota import Quotas, QuotaSpec
+from waypost.routing.registry import ModelRegistry
 from waypost.settings import RuleSpec, RulesSettings
 from waypost.state.counters import Counters
 from waypost.store import Store
@@ -59,6 +61,22 @@ class RuleBook:
     @property
     def active(self) -> tuple[CompiledRule, ...]:
         return self.current.active
+
+    def unknown_targets(self, registry: ModelRegistry) -> list[str]:
+        """The config file's rules that reroute to a model the gateway does not have, each as a
+        line naming the rule and the model (refused at load, not with a 404 on every request)."""
+        problems = []
+        for rule in self.configured:
+            target = getattr(rule.action, "model", None)
+            if rule.action.type != "reroute" or not target:
+                continue
+            try:
+                registry.resolve(target)
+            except GatewayError:
+                problems.append(
+                    f"rules: rule {rule.name!r} reroutes to model {target!r}, which does not exist"
+                )
+        return problems
 
     def is_configured(self, name: str) -> bool:
         return any(r.name == name for r in self.configured)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from waypost.core.context import RequestContext
-from waypost.core.types import ChatRequest, EmbeddingRequest, TextPart, ToolResultPart
+from waypost.core.types import ChatRequest, DocumentPart, EmbeddingRequest, Part, TextPart, ToolResultPart
 from waypost.metering.estimate import estimate_input_tokens, estimate_tokens
 from waypost.pipeline.rules.quota import QuotaSpec, QuotaView
 from waypost.security.principal import Principal
@@ -53,11 +53,21 @@ def message_text(req: ChatRequest | EmbeddingRequest, target: str) -> str:
         if message.role == "system":
             continue
         for part in message.content:
-            if isinstance(part, TextPart):
-                texts.append(part.text)
-            elif isinstance(part, ToolResultPart):
-                texts.append(part.text())
-    return "\n".join(texts)
+            if isinstance(part, ToolResultPart):
+                texts.append("".join(_part_text(p) for p in part.content))
+            else:
+                texts.append(_part_text(part))
+    return "\n".join(t for t in texts if t)
+
+
+def _part_text(part: Part) -> str:
+    """A part's text: a text part's, or a plain-text document's (a document can carry the very
+    content a condition looks for, as the transformations rewrite it too)."""
+    if isinstance(part, TextPart):
+        return part.text
+    if isinstance(part, DocumentPart) and part.text:
+        return part.text
+    return ""
 
 
 def prompt_tokens(req: ChatRequest | EmbeddingRequest) -> int:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from waypost.core.context import RequestContext
-from waypost.core.errors import GatewayError
+from waypost.core.errors import BadRequest, GatewayError
 from waypost.pipeline.rules.actions import refusal, reroute, reroute_refused, rewritten
 from waypost.pipeline.rules.book import RuleBook
 from waypost.pipeline.rules.compile import CompiledRule
@@ -40,9 +41,14 @@ UNCOUNTED_ENDPOINTS = frozenset({"count_tokens"})  # nothing used: not counted i
 class RulesStage(BaseStage):
     name = "rules"
 
-    def __init__(self, book: RuleBook, router: Router) -> None:
+    def __init__(
+        self, book: RuleBook, router: Router, refuse_unpriced: Callable[[str], None] | None = None
+    ) -> None:
         self.book = book
         self._router = router
+        # ``metering.unpriced: block``: metering checked the requested model, before the rules;
+        # a reroute's target is checked here, else a reroute would escape it. None: no check.
+        self._refuse_unpriced = refuse_unpriced
         self._down_until = 0.0
 
     def resolve(self, model: str) -> str | None:
@@ -96,11 +102,20 @@ class RulesStage(BaseStage):
             if not step.allowed:
                 entry["refused"] = True
                 raise reroute_refused(rule, step)
+            if self._refuse_unpriced is not None:
+                try:
+                    self._refuse_unpriced(step.target)
+                except GatewayError as err:
+                    entry["refused"] = True
+                    raise BadRequest(
+                        f"Rule {rule.name!r} sends this request to model {step.target!r}: {err.message}",
+                        param="model",
+                    ) from None
             req.edit(model=step.target)
             return
         if kind == "rewrite":
             assert rule.rewrite is not None
-            fields, count = rewritten(req, rule.rewrite)
+            fields, count = rewritten(req, rule.rewrite, rule.name)
             entry["replacements"] = count
             if fields:
                 req.edit(**fields)

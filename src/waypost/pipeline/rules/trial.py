@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from waypost.core.context import RequestContext
+from waypost.core.errors import GatewayError
 from waypost.core.types import ChatRequest
 from waypost.pipeline.rules.actions import refusal, reroute, reroute_refused, rewritten
 from waypost.pipeline.rules.book import Resolve, RuleSet
@@ -90,7 +91,11 @@ def describe(rule: CompiledRule, facts: Facts, ctx: RequestContext, resolve: Res
             out["refused"] = {"status": err.status, "message": err.message}
     elif kind == "rewrite":
         assert rule.rewrite is not None
-        fields, count = rewritten(req, rule.rewrite)
+        try:
+            fields, count = rewritten(req, rule.rewrite, rule.name)
+        except GatewayError as err:  # the text would be left empty: the request is refused
+            out["refused"] = {"status": err.status, "message": err.message}
+            return out
         out["replacements"] = count
         if "messages" in fields:
             out["messages"] = [
