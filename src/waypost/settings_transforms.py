@@ -16,7 +16,7 @@ What is compiled lives on the settings object, so applying a rule
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -281,25 +281,18 @@ class TransformSettings(RootModel[list[Transformation]]):
     """Transformations, in order; the disabled ones are kept but not applied."""
 
     root: list[Transformation] = Field(default_factory=list)
-    _text: tuple[RegexReplace, ...] = PrivateAttr(())
-    _jsonpath: tuple[JsonPathDrop | JsonPathAdd, ...] = PrivateAttr(())
 
-    @model_validator(mode="after")
-    def _sorted(self) -> TransformSettings:
-        on = [t for t in self.root if t.enabled]
-        self._text = tuple(t for t in on if isinstance(t, RegexReplace))
-        self._jsonpath = tuple(t for t in on if isinstance(t, JsonPathDrop | JsonPathAdd))
-        return self
-
-    @property
+    # Cached on first use (the instance's own attributes afterwards): read on every request,
+    # where a pydantic private attribute costs a ``__getattr__`` call each time.
+    @cached_property
     def text(self) -> tuple[RegexReplace, ...]:
         """The enabled ``regex_replace`` transformations, in order."""
-        return self._text
+        return tuple(t for t in self.root if t.enabled and isinstance(t, RegexReplace))
 
-    @property
+    @cached_property
     def jsonpath(self) -> tuple[JsonPathDrop | JsonPathAdd, ...]:
         """The enabled ``jsonpath_drop`` / ``jsonpath_add`` transformations, in order."""
-        return self._jsonpath
+        return tuple(t for t in self.root if t.enabled and isinstance(t, JsonPathDrop | JsonPathAdd))
 
 
 # -- JSONPath (RFC 9535) ----------------------------------------------------------------------

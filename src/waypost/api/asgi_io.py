@@ -7,7 +7,7 @@ the gateway's CPU per request); everything else is served by Starlette.
 from __future__ import annotations
 
 import asyncio
-import os
+import random
 import re
 import time
 from types import TracebackType
@@ -41,7 +41,9 @@ def new_request_id() -> str:
     random (80 bits). Time first, so the audit log's unique indexes on it (request rows,
     attempts, labels) grow at their end instead of at random places: a third less CPU per row
     written on SQLite at 50,000 rows, more as the table grows."""
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    # getrandbits, not os.urandom: an id must be unique, not unpredictable, and a system call per
+    # request costs more (the generator is reseeded in a forked child, so workers do not repeat).
+    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

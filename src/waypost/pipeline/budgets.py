@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -114,7 +114,7 @@ class BudgetStage(BaseStage):
             micros, tokens, step_tokens = self._estimate(req)
             ctx.prompt_estimate = tokens - step_tokens  # what a stream's usage so far starts from
             now = time.time()
-            rid = secrets.token_hex(8)
+            rid = f"{random.getrandbits(64):016x}"  # unique, not secret: no system call
             try:
                 refused = await self.counters.reserve(
                     rid, [b.line(now, micros, tokens) for b in budgets], now=now, ttl=self._ttl

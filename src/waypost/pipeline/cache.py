@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import random
 import time
 from dataclasses import dataclass, field
 from typing import cast
@@ -263,7 +263,7 @@ class CacheStage(BaseStage):
             self._router.bounds.admit_chat(req)
             resp = entry.response
             # A fresh id per answer: clients may tell answers apart by it.
-            resp.id = "cache-" + secrets.token_hex(12)
+            resp.id = f"cache-{random.getrandbits(96):024x}"
             resp.created = int(time.time())
             lookup.hit = True
             ctx.cache_status = "hit"

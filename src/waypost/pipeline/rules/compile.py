@@ -50,10 +50,19 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+# Characters with a meaning in RE2 syntax; a pattern without any is a literal string.
+_REGEX_SYNTAX = frozenset("\\.^$|?*+()[]{}")
+
+
 def matcher(op: str, target: Any, kind: str) -> Matcher:
     """A function telling whether a (known, present) value meets ``op target``."""
     if op == "regex":
-        search = compile_regex(target).search
+        search = compile_regex(target).search  # validated (and compiled) either way
+        if not _REGEX_SYNTAX.intersection(target):
+            # No metacharacter: the pattern matches itself only, wherever it appears. A substring
+            # test gives the same answer about twenty times faster than RE2's Python binding
+            # (keyword rules are the common case).
+            return lambda v: target in v
         return lambda v: search(v) is not None
     if op == "contains":
         return lambda v: target in v
