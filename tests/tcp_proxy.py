@@ -2,7 +2,9 @@
 
 ``sever()`` closes every connection through it, and while severed it accepts new ones only to
 close them at once (the client sees its connection reset, as when a database or the network in
-front of it goes away); ``restore()`` forwards again. It listens on the same port throughout.
+front of it goes away); ``restore()`` forwards again. ``mute()`` is the nastier failure: requests still reach the
+server, which acts on them, but its answers are dropped (a timeout after the fact), until
+``restore()``. It listens on the same port throughout.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self.severed = False
+        self.muted = False  # answers from the target are dropped
         self.connections = 0  # accepted and forwarded, since start
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -44,8 +47,13 @@ class TcpProxy:
             _abort(writer)
         self._writers.clear()
 
+    def mute(self) -> None:
+        """Keep forwarding requests to the target, drop its answers (until ``restore()``)."""
+        self.muted = True
+
     def restore(self) -> None:
         self.severed = False
+        self.muted = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.severed:
@@ -67,7 +75,7 @@ class TcpProxy:
         self._writers.add(up_writer)
         pipes = {
             asyncio.create_task(self._pipe(reader, up_writer)),
-            asyncio.create_task(self._pipe(up_reader, writer)),
+            asyncio.create_task(self._pipe(up_reader, writer, answers=True)),
         }
         self._pipes.update(pipes)
         # Either side ending (or the proxy severing) ends both: no half-open connection stays.
@@ -80,11 +88,15 @@ class TcpProxy:
         await asyncio.gather(*pipes, return_exceptions=True)
         self._pipes.difference_update(pipes)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answers: bool = False
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
                 if self.severed:
                     return
+                if answers and self.muted:
+                    continue
                 writer.write(data)
                 await writer.drain()
 

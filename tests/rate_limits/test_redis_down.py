@@ -131,3 +131,35 @@ async def test_a_redis_that_accepts_and_never_answers_costs_a_timeout_not_a_hang
     assert statuses == [200, 200, 200, 429]  # counted in the process meanwhile
     assert usage is None  # the admin API shows the definition, not counts it cannot read
     assert held  # the gateway did try Redis
+
+
+async def test_a_check_whose_answer_is_lost_does_not_hold_its_concurrency_slot(
+    upstream: OpenAIUpstream, proxy: TcpProxy
+) -> None:
+    """Redis ran the check (the slot is taken there) but its answer never came back: the request
+    goes on counted in the process, and the slot in Redis is released once Redis answers again,
+    not held for ``slot_ttl`` (which would refuse every request of a limit of one meanwhile)."""
+    prefix = unique_prefix()
+    one_at_a_time = {"name": "one", "scope": "model", "target": "gpt", "concurrency": 1}
+    doc = config(upstream, proxy.port, prefix, "local")
+    doc = doc.model_copy(
+        update={
+            "rate_limits": doc.rate_limits.model_validate(
+                {**doc.rate_limits.model_dump(), "limits": [one_at_a_time], "slot_ttl": 600}
+            )
+        }
+    )
+    try:
+        async with control(doc) as api:
+            assert (await call(api)).status_code == 200  # Redis answers: the slot is taken and freed
+            # Its settlement done, the pooled connection is idle: the next check is sent on it
+            # (a new connection would wait for its handshake's answer and send nothing).
+            await asyncio.sleep(0.3)
+            proxy.mute()
+            assert (await call(api)).status_code == 200  # counted in the process instead
+            proxy.restore()
+            await asyncio.sleep(1.0)  # past the breaker (0.2 s): requests go to Redis again
+            answers = [await call(api) for _ in range(3)]
+            assert [a.status_code for a in answers] == [200, 200, 200], answers[0].text
+    finally:
+        await forget_prefix(prefix)

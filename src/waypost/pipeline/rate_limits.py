@@ -60,6 +60,7 @@ STATE = "rate_limits"  # ctx.state key: what the request took
 FREE_ENDPOINTS = frozenset({"count_tokens"})  # counting tokens generates nothing: no limit applies
 ONE_REQUEST: Amounts = (1, 0, 0, 0)  # what a request counts where no window limits tokens
 SLOT_RETRY_AFTER = 1.0  # seconds: a slot comes back when a request in flight ends
+RELEASE_ATTEMPTS = 5  # tries to free the slots of a check whose answer was lost
 
 
 class RequestOverLimit(RateLimited):
@@ -110,6 +111,7 @@ class RateLimitStage(BaseStage):
         self._slot_ttl = settings.slot_ttl
         self._rids = secrets.token_hex(6) + ":"
         self._taken = 0
+        self._releases: set[asyncio.Task[None]] = set()
 
     @property
     def counters(self) -> RateCounters:
@@ -212,12 +214,40 @@ class RateLimitStage(BaseStage):
                     return remote, await remote.acquire(rid, lines, now=now)
             except Exception as exc:
                 self._trip(exc)
+                slots = [line.key for line in lines if isinstance(line, SlotLine)]
+                if slots:
+                    self._release_later(remote, rid, slots)
         if self.settings.when_state_unavailable == "fail_closed":
             raise LimitsUnavailable(
                 "Rate limits cannot be checked right now (the state backend does not answer); "
                 "try again shortly."
             )
         return self.local, self.local.acquire_now(rid, lines, now=now)
+
+    def _release_later(self, remote: RateCounters, rid: str, slots: list[str]) -> None:
+        """Free the slots a failed acquire may have taken after all: Redis may have run the
+        script and only its answer been lost (a timeout), and a slot nobody releases would hold
+        a place of a concurrency limit for ``slot_ttl``. Releasing a slot never taken is a no-op;
+        tried once Redis is due to be tried again, then a few times more."""
+
+        async def release() -> None:
+            for attempt in range(RELEASE_ATTEMPTS):
+                await asyncio.sleep(self.settings.breaker_seconds * (attempt + 1))
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        await remote.settle(rid, [], slots, now=time.time())
+                    return
+                except Exception:
+                    continue
+            log.warning(
+                "rate-limit slots of a request whose check timed out could not be released; they "
+                "free themselves within %gs",
+                self.settings.slot_ttl,
+            )
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._releases.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._releases.discard)
 
     def _trip(self, exc: BaseException) -> None:
         """Open the circuit breaker: Redis is not tried again for ``breaker_seconds``."""
