@@ -8,6 +8,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
@@ -22,17 +23,24 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from waypost.api import chat, count_tokens, dataplane, embeddings, meta, tasks
 from waypost.api.asgi_io import header_map, request_id, send_body
 from waypost.api.completions import COMPLETIONS
+from waypost.api.drain import Drain
 from waypost.api.errors import error_parts
 from waypost.api.formats import ANTHROPIC, OPENAI
+from waypost.api.metrics import PATH as METRICS_PATH
+from waypost.api.metrics import MetricsListener, build_metrics, counted, handle_metrics, start_metrics
 from waypost.api.middleware import RequestIdMiddleware
+from waypost.api.reload import Reloader
+from waypost.api.schema_gate import schema_wait_reason, wait_for_schema
 from waypost.api.state import Container
 from waypost.core.errors import GatewayError, MethodNotAllowed, NotFound
 from waypost.metering.audit import AuditWriter
+from waypost.metering.masking import Masker
 from waypost.metering.pricing import PriceBook
 from waypost.observability.access import AccessLog
 from waypost.observability.heap import settle_heap
 from waypost.observability.logging import configure_logging
 from waypost.observability.loop_lag import LoopLagProbe
+from waypost.observability.tracing import Tracing
 from waypost.pipeline.auth import Authenticator
 from waypost.pipeline.body_log import BodyLogStage
 from waypost.pipeline.bounds import RequestBounds
@@ -51,7 +59,9 @@ from waypost.providers.kinds import calls_upstream
 from waypost.providers.outbound import OutboundRules
 from waypost.providers.registry import build_providers
 from waypost.routing.catalog import ModelCatalog
-from waypost.routing.registry import ModelRegistry
+from waypost.routing.health import DeploymentHealth
+from waypost.routing.registry import ModelRegistry, destinations
+from waypost.routing.retry_budget import RetryBudget
 from waypost.routing.router import Router
 from waypost.security.bootstrap import StartupError, start_container
 from waypost.security.crypto import SecretBox
@@ -81,9 +91,15 @@ class Gateway:
         self.state = starlette.state
         self.container = container
         self.tune_gc = False  # set by the server's entry points: see observability/heap.py
+        metrics = container.settings.metrics
+        # /metrics on the gateway's own port, unless it has a port of its own.
+        self._metrics_here = metrics.enabled and metrics.port is None
         # Set for a worker of a multi-worker server (``app_from_env``), whose uvicorn server is
         # not ours: readiness must still turn 503 the moment the stop signal arrives.
         self.not_ready_on_signal = False
+        # Set by the server's entry points: SIGHUP re-reads this config file (api/reload.py);
+        # None there means the defaults and the environment.
+        self.reloader: Reloader | None = None
         chat_completions = chat.chat_endpoint("chat", OPENAI)
         legacy = chat.chat_endpoint("completions", COMPLETIONS)
         self._chat_routes = {
@@ -128,11 +144,21 @@ class Gateway:
         if scope["type"] == "http" and (path in self._chat_routes or path in self._routes):
             await self._wrong_method(scope, send)  # a data-plane route: POST was handled above
             return
+        metrics = self.container.metrics
+        if scope["type"] == "http" and path == METRICS_PATH and self._metrics_here:
+            await handle_metrics(self.container, scope, receive, send)
+            return
         if scope["type"] == "http" and (path.startswith(CONTROL_PREFIXES) or path in CONTROL_PATHS):
-            await self.control(scope, receive, send)
+            if metrics.enabled:
+                await counted(metrics, self.control, scope, receive, send)
+            else:
+                await self.control(scope, receive, send)
             return
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+            return
+        if metrics.enabled and scope["type"] == "http":
+            await counted(metrics, self.starlette, scope, receive, send)  # by route template
             return
         await self.starlette(scope, receive, send)
 
@@ -166,7 +192,10 @@ class Gateway:
             await container.store.close()
             await send({"type": "lifespan.startup.failed", "message": traceback.format_exc()})
             raise
-        container.ready = True
+        container.ready = container.not_ready_reason is None  # else once the schema is at head
+        container.drain.start()
+        if self.reloader is not None:
+            self.reloader.install()
         if self.not_ready_on_signal:
             _not_ready_on_signal(container)
         if self.tune_gc:
@@ -174,6 +203,9 @@ class Gateway:
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown
         container.ready = False
+        container.drain.stop()
+        if self.reloader is not None:
+            self.reloader.uninstall()
         try:
             await stop(container, tasks)
         except BaseException:
@@ -189,7 +221,13 @@ def build_container(settings: Settings) -> Container:
     providers = build_providers({m.provider for m in settings.models}, http)
     prices = PriceBook.from_settings(settings)
     registry = ModelRegistry(settings.models, prices=prices.prices_of)
-    router = Router(registry, providers, RequestBounds.from_settings(settings))
+    router = Router(
+        registry,
+        providers,
+        RequestBounds.from_settings(settings),
+        health=DeploymentHealth.from_settings(settings),  # outlier ejection (docs/operations.md)
+        retry_budget=RetryBudget(settings.routing.retry_budget),
+    )
     store = Store.from_settings(settings.database)
     audit = AuditWriter.from_settings(settings, store.usage_log)  # started in start(), flushed in stop()
     # The pipeline's stages, in their one order (docs/metering.md, "The pipeline").
@@ -250,6 +288,10 @@ def build_container(settings: Settings) -> Container:
         cache = CacheStage(settings.cache, build_cache_store(settings.cache, settings.state), router)
         stages.append(cache)
     pipeline = Pipeline(stages)
+    # Prompts and answers go into spans only when the audit log keeps bodies, masked like there.
+    mask = Masker(settings.audit.mask_patterns).mask if settings.audit.log_bodies else None
+    tracing = Tracing(settings.tracing, mask)
+    http.trace_headers = tracing.enabled  # each upstream call carries its attempt's traceparent
     resolved = resolve_secrets(settings)  # configured, or generated and kept in a file on loopback
     secrets = SecretBox(resolved.encryption_keys)
     catalog = ModelCatalog(settings, store, secrets, router, http)
@@ -271,6 +313,7 @@ def build_container(settings: Settings) -> Container:
         passwords=PasswordHasher(auth.password_hashing),
         access_log=AccessLog.from_settings(settings.logging),
         loop_lag=LoopLagProbe(settings.logging.loop_lag_ms),
+        metrics=build_metrics(settings, router, audit),
         pipeline=pipeline,
         metering=metering,
         prices=prices,
@@ -279,6 +322,8 @@ def build_container(settings: Settings) -> Container:
         rules=rules,
         cache=cache,
         rate_limits=rate_limits,
+        drain=Drain(settings.server.shutdown_grace),
+        tracing=tracing,
     )
 
 
@@ -287,17 +332,18 @@ def check_config_urls(settings: Settings, policy: OutboundPolicy | None = None) 
     ``serve`` (building the app) and by ``waypost config check``, so both refuse the same files."""
     policy = policy or OutboundPolicy.from_settings(settings.security)
     problems: list[str] = []
-    for i, model in enumerate(settings.models):
-        urls = {"base_url": model.resolved_base_url()}
-        if model.aws is not None and model.aws.endpoint_url:
-            urls["aws.endpoint_url"] = model.aws.endpoint_url
-        for key, url in urls.items():
-            if not url or not calls_upstream(model.provider):
-                continue
-            try:
-                policy.check_url(url)
-            except GatewayError as err:
-                problems.append(f"models[{i}].{key}: {err.message}")
+    for i, declared in enumerate(settings.models):
+        for where, model in destinations(declared):  # the model's endpoint and its deployments'
+            urls = {"base_url": model.resolved_base_url()}
+            if model.aws is not None and model.aws.endpoint_url:
+                urls["aws.endpoint_url"] = model.aws.endpoint_url
+            for key, url in urls.items():
+                if not url or not calls_upstream(model.provider):
+                    continue
+                try:
+                    policy.check_url(url)
+                except GatewayError as err:
+                    problems.append(f"models[{i}].{where}{key}: {err.message}")
     webhook = settings.budgets.alert_webhook
     if webhook:
         try:
@@ -310,7 +356,25 @@ def check_config_urls(settings: Settings, policy: OutboundPolicy | None = None) 
 
 async def start(container: Container) -> list[asyncio.Task[None]]:
     """Migrate, create the administrator on first start, load database models, and start the
-    background loops (model refresh, token last-used times, the event-loop lag probe)."""
+    background loops (model refresh, token last-used times, the event-loop lag probe). When the
+    schema is not at head yet (another replica migrates it, or ``auto_migrate`` is off) the rest
+    waits for it in the background, readiness 503 meanwhile (api/schema_gate.py)."""
+    reason = await schema_wait_reason(container)
+    if reason is None:
+        return await start_serving(container)
+    logging.getLogger("waypost.migrate").warning("not ready: %s", reason)
+    container.not_ready_reason = reason
+    tasks: list[asyncio.Task[None]] = []  # stop() cancels what is in it by then
+
+    async def finish_start() -> None:
+        tasks.extend(await start_serving(container))
+
+    tasks.append(asyncio.create_task(wait_for_schema(container, finish_start)))
+    return tasks
+
+
+async def start_serving(container: Container) -> list[asyncio.Task[None]]:
+    """The start, once the schema is at head."""
     await start_container(container)
     every = max(1.0, container.settings.auth.cache_ttl)
     container.audit.start()  # its own tasks: stop() lets them finish their writes
@@ -324,11 +388,22 @@ async def start(container: Container) -> list[asyncio.Task[None]]:
     if container.budgets is not None:
         await load_budgets(container.budgets)  # before serving: counters reloaded from the audit log
         budgets.append(asyncio.create_task(container.budgets.run_refresher()))
+    start_metrics(container)
+    if container.metrics.enabled and container.settings.metrics.port is not None:
+        listener = MetricsListener(container)
+        await listener.start()  # a port that cannot be bound stops the start, with its error
+        budgets.append(asyncio.create_task(listener.run()))
     return [
         *budgets,
         asyncio.create_task(container.catalog.run_refresher(every)),
         asyncio.create_task(container.authenticator.run_flusher(every)),
         asyncio.create_task(container.loop_lag.run()),
+        # Shared deployment health (Redis): outages other processes decided, read every second.
+        *(
+            [asyncio.create_task(container.router.health.run_refresher())]
+            if container.router.health.shared
+            else []
+        ),
     ]
 
 
@@ -380,6 +455,8 @@ async def stop(container: Container, tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     await container.authenticator.flush_last_used()
     await container.audit.stop()  # every row recorded so far: written, or spooled when it cannot be
+    await container.metrics.stop()  # this process's last counts, published
+    await container.tracing.stop()  # the spans and metrics still buffered, exported
     if container.budgets is not None:
         await container.budgets.counters.close()
     await container.rules.close()
@@ -388,6 +465,7 @@ async def stop(container: Container, tasks: list[asyncio.Task[None]]) -> None:
     stage = container.pipeline.stage("rate_limits")
     if isinstance(stage, RateLimitStage) and stage.remote is not None:
         await stage.remote.close()
+    await container.router.health.close()
     await container.http.close()
     await container.store.close()
     container.access_log.flush()
@@ -419,11 +497,14 @@ def create_app(
     configure_logs: bool = True,
     tune_gc: bool = False,
     not_ready_on_signal: bool = False,
+    reload_on_sighup: bool = False,
+    config_path: str | Path | None = None,
 ) -> ASGIApp:
     """The app. ``tune_gc``: once started, keep full garbage collections off the start-up objects
     (``observability/heap.py``); the server's entry points ask for it, tests need not.
     ``not_ready_on_signal``: readiness turns 503 when SIGTERM or SIGINT arrives (a worker of a
-    multi-worker server; a one-worker server's own ``GatewayServer`` does it)."""
+    multi-worker server; a one-worker server's own ``GatewayServer`` does it).
+    ``reload_on_sighup``: SIGHUP re-reads ``config_path`` (api/reload.py; the server's entry points)."""
     if configure_logs:
         configure_logging(settings.logging.level, settings.logging.json_format)
     container = build_container(settings)
@@ -444,6 +525,8 @@ def create_app(
     gateway = Gateway(starlette, container)
     gateway.tune_gc = tune_gc
     gateway.not_ready_on_signal = not_ready_on_signal
+    if reload_on_sighup:
+        gateway.reloader = Reloader(container, config_path, check_config_urls)
     app: ASGIApp = gateway
     if settings.server.cors_origins:
         app = CORSMiddleware(
@@ -459,6 +542,7 @@ def create_app(
                 "x-waypost-attempts",
                 "x-waypost-token-count",
                 "x-waypost-cost-usd",
+                "x-waypost-overhead-ms",
                 "x-waypost-applied-rules",
                 "x-cache-status",
                 "x-waypost-cache-key",
@@ -486,7 +570,9 @@ def app_from_env() -> ASGIApp:
     from waypost.settings import load_settings
 
     path = os.environ.get("WAYPOST_CONFIG")
-    return create_app(load_settings(path), tune_gc=True, not_ready_on_signal=True)
+    return create_app(
+        load_settings(path), tune_gc=True, not_ready_on_signal=True, reload_on_sighup=True, config_path=path
+    )
 
 
 def _not_ready_on_signal(container: Container) -> None:
@@ -503,6 +589,7 @@ def _not_ready_on_signal(container: Container) -> None:
 
         def handler(signum: int, frame: object, previous: Callable[..., object] = previous) -> None:
             container.ready = False
+            container.drain.begin()  # the grace period, then what still runs is cut
             previous(signum, frame)
 
         signal.signal(sig, handler)

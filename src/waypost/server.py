@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -34,16 +36,19 @@ from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
-from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import ChangeReload, Multiprocess
 
 from waypost.api.asgi_io import header_map, request_id
+from waypost.api.drain import BACKSTOP
 from waypost.api.errors import error_parts
 from waypost.api.formats import ANTHROPIC, OPENAI
-from waypost.app import create_app
+from waypost.app import check_config_urls, create_app
 from waypost.core.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout
 from waypost.observability.access import AccessLog
+from waypost.observability.metrics_files import prepare_metrics_directory
 from waypost.security.generated_secrets import resolve_secrets
-from waypost.settings import ServerSettings, Settings
+from waypost.settings import ConfigError, ServerSettings, Settings, load_settings
+from waypost.settings_loading import local_override_path
 
 log = logging.getLogger("waypost.server")
 
@@ -276,20 +281,22 @@ class GatewayServer(uvicorn.Server):
             self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._not_ready()
+        self._stopping()
         if sig == signal.SIGTERM:
             self.should_exit = True
             return
         super().handle_exit(sig, frame)
 
-    def _not_ready(self) -> None:
+    def _stopping(self) -> None:
         """Readiness (``/health/ready``) turns 503 at once, before the listener closes: a load
-        balancer stops sending requests while the ones in flight drain."""
+        balancer stops sending requests while the ones in flight drain; and the grace period
+        starts, past which the app cuts what still runs (api/drain.py)."""
         app = getattr(self.config, "loaded_app", None)
         while app is not None and not hasattr(app, "container"):
             app = getattr(app, "app", None)
         if app is not None:
             app.container.ready = False
+            app.container.drain.begin()
 
 
 def server_config(app: ASGIApp | str, settings: Settings, **options: Any) -> GatewayConfig:
@@ -304,8 +311,13 @@ def server_config(app: ASGIApp | str, settings: Settings, **options: Any) -> Gat
         "log_config": None,  # no handlers of uvicorn's own: its lines go to ours (configure_logging)
         "log_level": settings.logging.level,
         "access_log": False,  # the gateway writes its own access log
-        # In-flight requests and streams finish within this after SIGTERM; then the audit log is flushed.
-        "timeout_graceful_shutdown": settings.audit.shutdown_grace,
+        # In-flight requests and streams finish within ``shutdown_grace`` after SIGTERM, when the
+        # app cuts the data-plane ones still running (each told why); uvicorn cancels what is left
+        # a little later. Then the audit log is flushed.
+        "timeout_graceful_shutdown": server.shutdown_grace + BACKSTOP,
+        # A worker answers the supervisor's health pings once it has imported the gateway, which
+        # on a loaded machine takes longer than uvicorn's 5 s: it would be killed as hung, again.
+        "timeout_worker_healthcheck": 30,
         "server_header": False,
         "proxy_headers": False,  # audit rows record the TCP peer; X-Forwarded-For is not trusted
     }
@@ -330,10 +342,41 @@ def _listening(settings: Settings, source: str) -> None:
     )
 
 
-def run(settings: Settings, source: str = "the built-in defaults") -> None:
+class GatewaySupervisor(Multiprocess):
+    """uvicorn's supervisor of several workers, except that SIGHUP reloads the config file in
+    every worker (api/reload.py) instead of restarting them: the file is checked here first, so
+    that a bad one is refused in one log line, and the signal is passed on only when it is valid."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], path: str | None) -> None:
+        super().__init__(config, sockets)
+        self.path = path
+
+    def handle_hup(self) -> None:
+        try:
+            check_config_urls(load_settings(self.path))
+        except ConfigError as exc:
+            log.error("reload refused, the running configuration stays: %s", "; ".join(str(exc).splitlines()))
+            return
+        for process in self.processes:
+            if process.pid is not None and process.exitcode is None:
+                os.kill(process.pid, signal.SIGHUP)
+
+
+def run(
+    settings: Settings,
+    source: str = "the built-in defaults",
+    config_path: Path | None = None,
+    *,
+    reload: bool = False,
+) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight requests finish and return. Raises
     ``ConfigError`` when the app cannot be built; exits with status 3 when it cannot start.
-    ``source``: where the settings came from, for the start-up line."""
+    ``source``: where the settings came from, for the start-up line; ``config_path``: the file
+    SIGHUP reloads. ``reload`` (development): restart on changes of the code or the config file;
+    the file's path is in $WAYPOST_CONFIG, as with several workers."""
+    if reload:
+        _run_reloading(settings, source, config_path)
+        return
     workers = settings.server.workers
     if workers > 1:
         # Each worker builds its own app. What building it may refuse beyond the settings (the
@@ -341,14 +384,17 @@ def run(settings: Settings, source: str = "the built-in defaults") -> None:
         # so that the refusal is the one ``ConfigError`` of a single worker, not a traceback in
         # every worker; and a first start creates the file once, before the workers.
         resolve_secrets(settings)
+        prepare_metrics_directory(settings)  # before the workers start: they inherit it
         config = server_config("waypost.app:app_from_env", settings, factory=True, workers=workers)
-        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        path = None if config_path is None else str(config_path)
+        supervisor = GatewaySupervisor(config, [config.bind_socket()], path)
         _listening(settings, source)
         supervisor.run()
         if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
             sys.exit(STARTUP_FAILURE)  # uvicorn stopped the others; the worker logged why
         return
-    server = GatewayServer(server_config(create_app(settings, tune_gc=True), settings))
+    app = create_app(settings, tune_gc=True, reload_on_sighup=True, config_path=config_path)
+    server = GatewayServer(server_config(app, settings))
     server.on_started = lambda: _listening(settings, source)
     try:
         server.run()
@@ -356,3 +402,26 @@ def run(settings: Settings, source: str = "the built-in defaults") -> None:
         pass
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+def _run_reloading(settings: Settings, source: str, config_path: Path | None) -> None:
+    """One worker, restarted (by uvicorn's reloader, with watchfiles) whenever a Python file of
+    Waypost or the config file (or its local override file) changes."""
+    import waypost
+
+    directories = [str(Path(waypost.__file__).parent)]
+    includes = ["*.py"]
+    if config_path is not None:
+        directories.append(str(config_path.resolve().parent))
+        includes += [config_path.name, local_override_path(config_path).name]
+    config = server_config(
+        "waypost.app:app_from_env",
+        settings,
+        factory=True,
+        reload=True,
+        reload_dirs=directories,
+        reload_includes=includes,
+    )
+    supervisor = ChangeReload(config, target=GatewayServer(config).run, sockets=[config.bind_socket()])
+    _listening(settings, source)
+    supervisor.run()

@@ -49,12 +49,21 @@ from waypost.settings_metering import Prices as Prices
 from waypost.settings_metering import PriceTier as PriceTier
 from waypost.settings_metering import StateSettings as StateSettings
 from waypost.settings_metering import _Strict
+from waypost.settings_metrics import MetricsSettings as MetricsSettings
 from waypost.settings_policy import CacheSettings as CacheSettings
 from waypost.settings_policy import RateLimitDefinition as RateLimitDefinition
 from waypost.settings_policy import RateLimitSettings as RateLimitSettings
 from waypost.settings_policy import RateLimitWindow as RateLimitWindow
 from waypost.settings_policy import RulesSettings as RulesSettings
+from waypost.settings_routing import AwsSettings as AwsSettings
+from waypost.settings_routing import DeploymentSettings, valid_headers
+from waypost.settings_routing import EjectionSettings as EjectionSettings
+from waypost.settings_routing import RetryBudgetSettings as RetryBudgetSettings
+from waypost.settings_routing import RoutingSettings as RoutingSettings
+from waypost.settings_routing import Strategy as Strategy
+from waypost.settings_routing import plain_http_url as _plain_http_url
 from waypost.settings_rules import RuleSpec as RuleSpec
+from waypost.settings_tracing import TracingSettings as TracingSettings
 from waypost.settings_transforms import CONTENT_MEMBERS as CONTENT_MEMBERS
 from waypost.settings_transforms import GATEWAY_MEMBERS as GATEWAY_MEMBERS
 from waypost.settings_transforms import HeaderRuleSettings as HeaderRuleSettings
@@ -80,6 +89,9 @@ class ServerSettings(_Strict):
     # Past these 431: header fields per request, and bytes of the URL plus every header name and value.
     max_header_count: int = Field(100, ge=16)
     max_header_bytes: int = Field(32 * 1024, ge=4096)
+    # Seconds requests and streams in flight get after SIGTERM; a stream still running then ends
+    # with an error event in its format (docs/operations.md, "Stop"). Was ``audit.shutdown_grace``.
+    shutdown_grace: float = Field(30.0, ge=0, le=3600)
 
 
 class Timeouts(_Strict):
@@ -111,23 +123,6 @@ class MockSettings(_Strict):
     tool_arguments: dict[str, Any] | None = None  # arguments used when the mock calls a tool
 
 
-class AwsSettings(_Strict):
-    """Bedrock credentials and endpoint. Unset keys fall back to the standard AWS chain
-    (environment, shared config/credentials files with ``profile``, container and instance roles)."""
-
-    region: str | None = None
-    profile: str | None = None
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    session_token: str | None = None
-    endpoint_url: str | None = None  # a VPC endpoint, or a test server
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _valid_url(cls, value: str | None) -> str | None:
-        return _plain_http_url(value)
-
-
 class PresetSettings(_Strict):
     """An OpenAI-compatible provider described as data (see providers/presets.yaml)."""
 
@@ -143,13 +138,6 @@ class PresetSettings(_Strict):
     @classmethod
     def _valid_url(cls, value: str) -> str:
         return _plain_http_url(value) or value
-
-
-def _plain_http_url(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", value):
-        # The value itself is not repeated: a query may hold a key (the error names the key path).
-        raise ValueError("must be an http(s) URL without query, fragment or credentials")
-    return value.rstrip("/") if value else value
 
 
 class ModelSettings(_Strict):
@@ -180,6 +168,10 @@ class ModelSettings(_Strict):
     # The model's own header rules and transformations, after the global ones (docs/policy.md).
     header_rules: HeaderRuleSettings | None = None
     transformations: TransformSettings = Field(default_factory=TransformSettings)
+    # Several places the model runs, each overriding the fields it sets (docs/configuration.md,
+    # "Deployments"); empty: the model's own fields are its one deployment.
+    deployments: list[DeploymentSettings] = Field(default_factory=list, max_length=64)
+    strategy: Strategy = "weighted"  # how a request picks among the deployments
     # The variable of an ``api_key: env://VAR`` that came out empty (set by ``load_settings``),
     # so a model disabled for want of a key names the variable to set.
     _key_variable: str | None = PrivateAttr(default=None)
@@ -206,10 +198,7 @@ class ModelSettings(_Strict):
     @field_validator("headers")
     @classmethod
     def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, val in value.items():
-            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", key) or "\n" in val or "\r" in val:
-                raise ValueError(f"invalid header {key!r}")
-        return value
+        return valid_headers(value)
 
     @model_validator(mode="after")
     def _default_within_maximum(self) -> ModelSettings:
@@ -222,6 +211,11 @@ class ModelSettings(_Strict):
                 )
             self.default_max_tokens = ceiling
         return self
+
+    def deployment_labels(self) -> list[str]:
+        """What /health, metrics and the shared ejection state call each deployment: its name, or
+        its place in the list."""
+        return [d.name or str(i) for i, d in enumerate(self.deployments)]
 
     @property
     def target_model(self) -> str:
@@ -345,13 +339,6 @@ class LimitsSettings(_Strict):
     max_embedding_dimensions: int = Field(8192, ge=1)
 
 
-class RoutingSettings(_Strict):
-    """How requests find a model (docs/configuration.md, "routing")."""
-
-    # The model of chat, messages, legacy completion, /classify and /plan requests that name none.
-    default_model: str | None = Field(None, min_length=1)
-
-
 class LoggingSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = Field(True, alias="json")
@@ -381,6 +368,8 @@ class Settings(_Strict):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     header_rules: HeaderRuleSettings = Field(default_factory=HeaderRuleSettings)
     transformations: TransformSettings = Field(default_factory=TransformSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     presets: dict[str, PresetSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
 
@@ -403,8 +392,26 @@ class Settings(_Strict):
                 and isinstance(presets.get(provider), dict)
             ):
                 entry = _with_preset(entry, provider, presets[provider], environ)
+            if isinstance(entry, dict) and isinstance(entry.get("deployments"), list):
+                deployments = [_deployment_preset(d, presets, environ) for d in entry["deployments"]]
+                entry = {**entry, "deployments": deployments}
             models.append(entry)
         return {**data, "models": models}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grace_moved(cls, data: Any) -> Any:
+        """``audit.shutdown_grace`` (deprecated) sets ``server.shutdown_grace`` when that is unset."""
+        if not isinstance(data, dict):
+            return data
+        audit, server = data.get("audit"), data.get("server")
+        grace = audit.get("shutdown_grace") if isinstance(audit, dict) else None
+        if not isinstance(grace, (int, float)) or not 0 <= grace <= 3600:
+            return data  # absent; or invalid, which its own key reports
+        server = server if isinstance(server, dict) else {}
+        if "shutdown_grace" in server:
+            return data  # the new key wins; the start-up warning names the old one
+        return {**data, "server": {**server, "shutdown_grace": grace}}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -439,6 +446,24 @@ def _with_preset(
     prices = preset.get("prices") or {}
     if out.get("prices") is None and isinstance(prices, dict) and target in prices:
         out["prices"] = prices[target]
+    if preset.get("headers"):
+        out["headers"] = {**preset["headers"], **(out.get("headers") or {})}
+    if preset.get("max_tokens_field"):
+        out.setdefault("max_tokens_field", preset["max_tokens_field"])
+    return out
+
+
+def _deployment_preset(entry: Any, presets: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """A deployment whose provider names a preset: an ``openai`` one with the preset's endpoint."""
+    name = entry.get("provider") if isinstance(entry, dict) else None
+    preset = presets.get(name) if isinstance(name, str) and name not in PROVIDER_TYPES else None
+    if not isinstance(preset, dict):
+        return entry
+    out = {**entry, "provider": "openai", "preset": name}
+    out.setdefault("base_url", preset.get("base_url"))
+    key_env = preset.get("api_key_env")
+    if out.get("api_key") is None and key_env and environ.get(key_env):
+        out["api_key"] = environ[key_env]
     if preset.get("headers"):
         out["headers"] = {**preset["headers"], **(out.get("headers") or {})}
     if preset.get("max_tokens_field"):
@@ -483,6 +508,26 @@ def cross_check_problems(doc: Mapping[str, Any]) -> list[str]:
             )
         if provider == "auto" and not model.get("candidates"):
             problems.append(f"models[{i}].candidates: an auto model needs the models to choose from")
+        deployments = model.get("deployments")
+        labels: set[str] = set()
+        for j, dep in enumerate(deployments if isinstance(deployments, list) else []):
+            dep = dep if isinstance(dep, Mapping) else {}
+            where, own, label = (
+                f"models[{i}].deployments[{j}]",
+                text(dep.get("provider")),
+                dep.get("name") or str(j),
+            )
+            if label in labels:
+                problems.append(f"{where}.name: {label!r} names another deployment of the model")
+            labels.add(label)
+            if provider == "auto" or own == "auto":
+                problems.append(f"{where}: an auto model picks among models, it has no deployments")
+            elif own and own not in known_providers:
+                problems.append(f"{where}.provider: unknown provider {own!r}")
+            elif (own or provider) == "azure" and not (
+                dep.get("base_url") or (not own and model.get("base_url"))
+            ):
+                problems.append(f"{where}.base_url: azure needs the resource URL")
     for i, model in enumerate(entries):
         candidates, fallbacks = model.get("candidates") or [], model.get("fallbacks") or []
         for j, candidate in enumerate(candidates if isinstance(candidates, list) else []):

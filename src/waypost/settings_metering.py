@@ -89,7 +89,8 @@ class AuditSettings(_Strict):
     spool_dir: str | None = None  # default: .waypost/spool beside the SQLite file, or ./.waypost/spool
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
     retention_days: int | None = Field(None, ge=1)  # None: keep every row
-    shutdown_grace: float = Field(30.0, ge=0, le=3600)  # seconds in-flight requests get on SIGTERM
+    # Deprecated: ``server.shutdown_grace``, which this sets when that is not set.
+    shutdown_grace: float | None = Field(None, ge=0, le=3600)
 
     @field_validator("mask_patterns")
     @classmethod

@@ -272,9 +272,10 @@ async def test_sigkill_loses_at_most_what_was_recorded_in_the_last_flush_interva
 async def test_a_stream_still_running_when_the_grace_period_ends_keeps_its_row(
     tmp_path: Path, gateway_doc: dict[str, Any]
 ) -> None:
-    """Past ``audit.shutdown_grace`` the server cuts what still runs; each cut request still gets
-    its row (status 499, what the upstream produced so far). When the writer has stopped by then
-    (the cut requests end while the app shuts down) the rows go to the spool, and the next start
+    """Past the grace period (set here by its old key, ``audit.shutdown_grace``) the server cuts
+    what still runs; each cut request still gets its row (status 503, error class
+    ``ShuttingDown``, what the upstream produced so far). When the writer has stopped by then (the
+    cut requests end while the app shuts down) the rows go to the spool, and the next start
     writes them."""
     n = 5
     async with OpenAIUpstream(api_key="sk-fake") as upstream:
@@ -315,5 +316,5 @@ async def test_a_stream_still_running_when_the_grace_period_ends_keeps_its_row(
     requests, attempts = await read_log(gateway_doc["database"]["url"])
     assert sorted(requests) == sorted(s.request_id for s in streams)
     for rid, row in requests.items():
-        assert row.status == 499 and row.stream
+        assert (row.status, row.error_class, row.stream) == (503, "ShuttingDown", True)
         assert [a.attempt for a in attempts.get(rid, [])] == [1]

@@ -10,12 +10,13 @@ import signal
 import threading
 from types import FrameType, SimpleNamespace
 
+from waypost.api.drain import Drain
 from waypost.app import _not_ready_on_signal
 
 
 def test_the_stop_signal_turns_readiness_off_before_the_servers_own_handler_runs() -> None:
     seen: list[tuple[int, bool]] = []
-    container = SimpleNamespace(ready=True)
+    container = SimpleNamespace(ready=True, drain=Drain(0))
 
     def servers_own(signum: int, frame: FrameType | None) -> None:
         seen.append((signum, container.ready))
@@ -37,7 +38,9 @@ def test_the_stop_signal_turns_readiness_off_before_the_servers_own_handler_runs
 
 def test_outside_the_main_thread_nothing_is_installed() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    thread = threading.Thread(target=_not_ready_on_signal, args=(SimpleNamespace(ready=True),))
+    thread = threading.Thread(
+        target=_not_ready_on_signal, args=(SimpleNamespace(ready=True, drain=Drain(0)),)
+    )
     thread.start()
     thread.join()
     assert signal.getsignal(signal.SIGTERM) is before

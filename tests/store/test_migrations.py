@@ -55,7 +55,10 @@ async def test_two_workers_upgrading_at_once_both_succeed(database: dict[str, An
 
 
 async def test_upgrade_database_returns_the_revision(database: dict[str, Any]) -> None:
-    assert await upgrade_database(DatabaseSettings.model_validate(database)) == head_revision()
+    migrated = await upgrade_database(DatabaseSettings.model_validate(database))
+    assert (migrated.before, migrated.revision, migrated.ran) == (None, head_revision(), True)
+    again = await upgrade_database(DatabaseSettings.model_validate(database))
+    assert (again.before, again.ran) == (head_revision(), False)
 
 
 async def test_migrated_tables_match_the_table_definitions(store: Store) -> None:

@@ -17,13 +17,15 @@ import orjson
 from starlette.types import Send
 
 from waypost.api.asgi_io import encode_headers, send_body
-from waypost.api.dataplane import JSON, Endpoint, answer_headers, served_headers
+from waypost.api.dataplane import JSON, Endpoint, answer_headers, first_byte, served_headers
+from waypost.api.drain import resume_after_cut
 from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
 from waypost.core.context import Cost, RequestContext
 from waypost.core.errors import BadRequest, GatewayError, UpstreamError
 from waypost.core.events import (
     BlockStart,
+    Finish,
     MessageEnd,
     MessageStart,
     RawFrame,
@@ -143,6 +145,7 @@ async def answer_chat(
         await stream_answer(ctx, container, fmt, first, rest, served_headers(ctx, container, served), send)
         return
     resp, served = await container.router.complete(req, ctx)
+    ctx.response_model, ctx.finish_reason = resp.model or None, resp.finish_reason
     headers = served_headers(ctx, container, served)
     counted = False
     if needs_count(resp.usage):
@@ -179,7 +182,7 @@ async def _send_response(
         headers[COST_HEADER] = f"{cost.usd:.6f}"
     if container.settings.audit.log_bodies:
         ctx.response_body = content
-    ctx.first_byte_at = time.perf_counter()
+    first_byte(ctx, headers)
     await send_body(send, 200, content, JSON, headers)
 
 
@@ -198,6 +201,7 @@ async def stream_answer(
     object carries the cost."""
     req = ctx.req
     assert isinstance(req, ChatRequest)
+    first_byte(ctx, headers)
     await send(
         {
             "type": "http.response.start",
@@ -210,7 +214,6 @@ async def stream_answer(
             ],
         }
     )
-    ctx.first_byte_at = time.perf_counter()
     metering = container.metering
     pipeline = container.pipeline
     # A stage's answer (a cache hit) uses nothing upstream: no budget or limit watches it.
@@ -259,6 +262,7 @@ async def stream_answer(
                 elif kind is MessageStart:
                     start = cast(MessageStart, ev)
                     usage.merge(start.usage)
+                    ctx.response_model = start.model or None
                 elif kind is BlockStart:
                     if tool_name := cast(BlockStart, ev).tool_name:
                         answer.tools.append(tool_name)
@@ -270,6 +274,8 @@ async def stream_answer(
                             out.append(data)
                     metering.account(ctx, usage)
                     priced = True
+                elif kind is Finish:
+                    ctx.finish_reason = cast(Finish, ev).reason
                 if not same_format:
                     data = encoder.feed(ev)
                     if data:
@@ -302,9 +308,16 @@ async def stream_answer(
         return
     except asyncio.CancelledError:
         ctx.status = 499
+        cut = container.drain.error() if container.drain.cutting else None
+        if cut is not None:  # the grace period ended: the stream ends with an error event
+            resume_after_cut()
+            ctx.status, ctx.error = cut.status, cut
         if needs_count(usage) or not reported:  # billed for what was produced until it was cancelled
             ctx.usage = await _counted_quietly(ctx, container, usage, answer, reported)
-        raise
+        if cut is None:
+            raise
+        await send({"type": "http.response.body", "body": encoder.error(cut), "more_body": False})
+        return
     except Exception:
         log.exception("stream relay failed", extra={"request_id": ctx.request_id})
         failure = UpstreamError("The stream failed inside the gateway.")

@@ -12,7 +12,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from waypost.api.asgi_io import send_body
-from waypost.api.dataplane import JSON, Endpoint, serve, served_headers
+from waypost.api.dataplane import JSON, Endpoint, first_byte, serve, served_headers
 from waypost.api.formats import ANTHROPIC
 from waypost.api.state import Container
 from waypost.core.context import RequestContext
@@ -49,6 +49,7 @@ async def _run(ctx: RequestContext, container: Container, reply: Reply | None, s
     else:
         tokens, served = counted
         headers = served_headers(ctx, container, served)
+    first_byte(ctx, headers)
     await send_body(send, 200, orjson.dumps({"input_tokens": tokens}), JSON, headers)
 
 

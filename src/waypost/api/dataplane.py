@@ -15,6 +15,7 @@ These handlers are raw ASGI (``asgi_io``): they are the hot path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ from waypost.api.asgi_io import (
     request_id,
     send_body,
 )
+from waypost.api.drain import resume_after_cut
 from waypost.api.errors import error_parts
 from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
@@ -50,6 +52,8 @@ JSON = b"application/json"
 # Client headers a provider of the caller's own dialect may receive. Credentials and
 # hop-by-hop headers are never among them.
 PASSTHROUGH_HEADERS = ("anthropic-beta", "anthropic-version")
+# Milliseconds the gateway itself spent before the answer's first byte (docs/operations.md, "Metrics").
+OVERHEAD_HEADER = "x-waypost-overhead-ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,13 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
         # Every answer says what the cache did (issue 11), a refusal before the cache stage ran
         # (credentials, rules, limits, budgets) included; the stage overwrites it.
         ctx.response_headers[CACHE_STATUS_HEADER] = "BYPASS"
+    if container.tracing.enabled:
+        container.tracing.begin(ctx)  # before anything logs or calls upstream
+    metrics = container.metrics
+    if metrics.enabled:
+        metrics.in_flight += 1  # counted down by ``record`` in ``finish``
+    drain = container.drain
+    task = drain.track()  # cut, with an answer, if still running when the grace period ends
     try:
         ctx.principal = await container.authenticator.authenticate(headers)
         raw = await read_body(receive, headers, container.settings.server.max_body_bytes)
@@ -89,6 +100,8 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
         endpoint.decode(ctx, container)
+        if ctx.stream and metrics.enabled:
+            metrics.streams += 1
         ctx.passthrough_headers = {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))}
         with DisconnectWatch(receive):
             reply = await container.pipeline.before(ctx)
@@ -99,31 +112,61 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
     except GatewayError as err:
         ctx.status, ctx.error = err.status, err
         if ctx.first_byte_at is None:  # otherwise the endpoint ended its stream with the error
-            await send_error(send, endpoint.fmt, err, ctx.request_id, ctx.response_headers)
+            await send_failure(send, endpoint.fmt, err, ctx)
     except ClientGone:
         ctx.status = 499
+    except asyncio.CancelledError:
+        if not drain.cutting:
+            raise
+        resume_after_cut()  # answered in its format, and its row written, not just dropped
+        cut = drain.error()
+        ctx.status, ctx.error = cut.status, cut
+        if ctx.first_byte_at is None:
+            await send_failure(send, endpoint.fmt, cut, ctx)
     except Exception:
         log.exception("request failed inside the gateway", extra={"request_id": ctx.request_id})
         failure = GatewayError("The request failed inside the gateway.")
         ctx.status, ctx.error = failure.status, failure
         if ctx.first_byte_at is None:
-            await send_error(send, endpoint.fmt, failure, ctx.request_id, ctx.response_headers)
+            await send_failure(send, endpoint.fmt, failure, ctx)
     finally:
+        drain.untrack(task)
         await finish(container, ctx, scope)
+        if ctx.trace is not None:
+            container.tracing.end(ctx, scope["path"])
 
 
 async def finish(container: Container, ctx: RequestContext, scope: Scope) -> None:
     """The request is over (answered, refused, failed or abandoned): its access-log line and
     the stages' ``after``. A request refused before it was understood (credentials, body size,
     JSON, fields) gets the access line alone: it reached no stage and costs nothing."""
+    metrics = container.metrics
     if ctx.req is None:
         if ctx.error is not None:
             container.access_log.refused(ctx.request_id, scope["path"], ctx.error, ctx.started)
+        if metrics.enabled:
+            metrics.record(ctx, scope["path"], time.perf_counter())
         return
     if not ctx.status:  # cancelled from outside (server shutdown) before it finished
         ctx.status = 499
+    ended = time.perf_counter()
     access_line(container, ctx)
     await container.pipeline.after(ctx)
+    if metrics.enabled:  # after the stages: metering has priced what an abandoned request used
+        # The route is one of the data plane's fixed paths (``app.Gateway``): never a raw one.
+        metrics.record(ctx, scope["path"], ended)
+
+
+async def send_failure(send: Send, fmt: ClientFormat, err: GatewayError, ctx: RequestContext) -> None:
+    """``send_error`` for a request under way: with the gateway's own time so far."""
+    ctx.response_headers[OVERHEAD_HEADER] = f"{ctx.own_time(time.perf_counter()) * 1000:.3f}"
+    await send_error(send, fmt, err, ctx.request_id, ctx.response_headers)
+
+
+def first_byte(ctx: RequestContext, headers: dict[str, str]) -> None:
+    """The answer's head leaves now: note when, and say in ``X-Waypost-Overhead-Ms`` how long the
+    gateway itself took until now (upstream attempts excluded; ``RequestContext.own_time``)."""
+    headers[OVERHEAD_HEADER] = f"{ctx.first_byte(time.perf_counter()) * 1000:.3f}"
 
 
 async def send_error(
@@ -215,4 +258,7 @@ def access_line(container: Container, ctx: RequestContext) -> None:
     if err is not None:
         fields["error"] = type(err).__name__
         fields["detail"] = err.message
+    if ctx.trace is not None:
+        fields["trace_id"] = f"{ctx.trace.trace_id:032x}"
+        fields["span_id"] = f"{ctx.trace.span_id:016x}"
     access.write(fields)

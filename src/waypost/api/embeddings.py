@@ -7,7 +7,7 @@ from starlette.types import Receive, Scope, Send
 
 from waypost.api.asgi_io import send_body
 from waypost.api.chat import COST_FIELD, COST_HEADER
-from waypost.api.dataplane import JSON, Endpoint, serve, served_headers
+from waypost.api.dataplane import JSON, Endpoint, first_byte, serve, served_headers
 from waypost.api.formats import OPENAI
 from waypost.api.state import Container
 from waypost.core.context import RequestContext
@@ -33,6 +33,7 @@ async def _run(ctx: RequestContext, container: Container, reply: Reply | None, s
             body["usage"][COST_FIELD] = cost.reported_usd
         if cost.priced:
             headers[COST_HEADER] = f"{cost.usd:.6f}"
+    first_byte(ctx, headers)
     await send_body(send, 200, orjson.dumps(body), JSON, headers)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime
+from collections.abc import Awaitable
 
 import orjson
 from starlette.requests import Request
@@ -13,6 +16,7 @@ from waypost.api.errors import error_response
 from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.api.state import Container
 from waypost.core.errors import GatewayError
+from waypost.routing.health import DeploymentState
 
 
 def _json(data: object, status: int = 200) -> Response:
@@ -28,8 +32,14 @@ async def health(request: Request) -> Response:
             "event_loop": container.loop_lag.snapshot(),
             # Models that cannot be called (credentials missing), each with why: names only.
             "disabled_models": container.router.registry.disabled(),
+            # Every deployment: healthy, cooling_down, ejected or missing_credentials (no I/O).
+            "deployments": [_deployment(d) for d in container.router.deployment_states()],
         }
     )
+
+
+def _deployment(state: DeploymentState) -> dict[str, object]:
+    return {k: v for k, v in dataclasses.asdict(state).items() if v is not None}
 
 
 async def live(request: Request) -> Response:
@@ -37,10 +47,37 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
+    """503 until started and from the stop signal on; reports whether the database and Redis
+    answer, without turning 503 for them: requests are served without either (the audit log
+    spools, budgets and limits follow ``when_state_unavailable``), and a shared database or Redis
+    down would otherwise take every replica out of the load balancer at once."""
     container: Container = request.app.state.container
-    if not container.ready:
-        return _json({"status": "not ready"}, 503)
-    return _json({"status": "ready", "models": len(container.router.registry.models)})
+    checks = await _dependencies(container)
+    if not container.ready or container.drain.stopping:
+        reason = "draining" if container.drain.stopping else container.not_ready_reason
+        return _json({"status": "not ready", **({"reason": reason} if reason else {}), "checks": checks}, 503)
+    return _json({"status": "ready", "models": len(container.router.registry.models), "checks": checks})
+
+
+CHECK_TIMEOUT = 2.0  # seconds per dependency: a probe answers well within its own timeout
+
+
+async def _dependencies(container: Container) -> dict[str, str]:
+    """Each dependency: "ok", or "unreachable" (its error named, never its address)."""
+
+    async def check(probe: Awaitable[object]) -> str:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                answer = await probe
+        except Exception as exc:
+            return f"unreachable ({type(exc).__name__})"
+        return "unreachable" if answer is False else "ok"
+
+    probes: dict[str, Awaitable[object]] = {"database": container.store.ping()}
+    if container.settings.state.backend == "redis":
+        probes["redis"] = container.router.health.store.ping()
+    results = await asyncio.gather(*(check(p) for p in probes.values()))
+    return dict(zip(probes, results, strict=True))
 
 
 async def list_models(request: Request) -> Response:

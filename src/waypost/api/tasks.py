@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from waypost.api.asgi_io import send_body
 from waypost.api.chat import COST_HEADER
-from waypost.api.dataplane import JSON, Endpoint, serve, served_headers
+from waypost.api.dataplane import JSON, Endpoint, first_byte, serve, served_headers
 from waypost.api.formats import OPENAI
 from waypost.api.state import Container
 from waypost.core.context import Cost, RequestContext
@@ -421,6 +421,7 @@ async def _answer(
     headers = served_headers(ctx, container, served)
     if container.settings.metering.cost_header and ctx.cost is not None and ctx.cost.priced:
         headers[COST_HEADER] = f"{ctx.cost.usd:.6f}"
+    first_byte(ctx, headers)
     await send_body(send, 200, content, JSON, headers)
 
 

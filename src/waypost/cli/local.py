@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from pathlib import Path
 
 import typer
@@ -21,13 +20,14 @@ def upgrade(config: Path | None = ConfigOption) -> None:
 
     settings = load_config(config)
     try:
-        result = upgrade_database(settings.database)
-        if inspect.iscoroutine(result):
-            result = asyncio.run(result)
+        result = asyncio.run(upgrade_database(settings.database))
     except Exception as exc:  # any driver error: say which database, without a traceback
         fail(f"cannot upgrade the database: {exc}")
-    revision = f" (revision {result})" if isinstance(result, str) and result else ""
-    typer.echo(f"Database is up to date{revision}.")
+    if result.ran:  # this process ran the migrations; one that waited on the lock finds them done
+        found = f"revision {result.before}" if result.before else "an empty database"
+        typer.echo(f"Database migrated from {found} to revision {result.revision}.")
+    else:
+        typer.echo(f"Database is up to date (revision {result.revision}).")
 
 
 def generate_key() -> None:

@@ -72,8 +72,12 @@ def serve(
     config: Path | None = ConfigOption,
     host: str | None = typer.Option(None, help="Override server.host."),
     port: int | None = typer.Option(None, help="Override server.port."),
+    reload: bool = typer.Option(
+        False, "--reload", help="Development: restart when Waypost's code or the config file changes."
+    ),
 ) -> None:
-    """Run the gateway; SIGTERM (or Ctrl-C) lets in-flight requests finish, then exits 0."""
+    """Run the gateway; SIGTERM (or Ctrl-C) lets in-flight requests finish, then exits 0; SIGHUP
+    reloads the config file."""
     from waypost.observability.logging import configure_logging
     from waypost.server import run
 
@@ -97,10 +101,20 @@ def serve(
     configure_logging(settings.logging.level, settings.logging.json_format)
     if settings.open_mode:
         log.warning("auth.open is set: calls without a token act as the bootstrap admin (loopback only)")
-    if settings.server.workers > 1 and config is not None:
-        os.environ["WAYPOST_CONFIG"] = str(config.resolve())  # each worker loads it
+    if settings.audit.shutdown_grace is not None:
+        log.warning("audit.shutdown_grace is deprecated: set server.shutdown_grace")
+    path = config_path(config)
+    if path is not None:
+        path = path.resolve()
+        if settings.server.workers > 1 or reload:
+            os.environ["WAYPOST_CONFIG"] = str(path)  # each worker (or restarted process) loads it
     try:
-        run(settings, source=describe_sources(config_path(config), os.environ))
+        run(
+            settings,
+            source=describe_sources(config_path(config), os.environ),
+            config_path=path,
+            reload=reload,
+        )
     except ConfigError as exc:  # found while building the app
         log.error("cannot start: %s", exc)
         raise typer.Exit(2) from None

@@ -13,6 +13,7 @@ container of services is the path's).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,32 @@ class Attempt:
     error: str | None = None  # the error class, when it failed
     usage: Usage | None = None  # what the upstream billed for this attempt (set for the one that served)
     cost_micros: int = 0
+
+
+@dataclass(slots=True)
+class TraceIds:
+    """The request's place in a distributed trace (``tracing.enabled``): set when the request
+    arrives, before anything is sent upstream, because each attempt's ``traceparent`` must carry
+    the id its span gets when the spans are built, once the request is over."""
+
+    trace_id: int
+    span_id: int  # the request's own (server) span
+    parent_id: int | None  # the caller's span, from its ``traceparent``
+    sampled: bool  # spans are built and exported (metrics are recorded either way)
+    tracestate: str | None = None  # the caller's, passed on unchanged
+    attempt_ids: list[int] = field(default_factory=list)  # one span id per ``RequestContext.attempts``
+    # Per attempt, who it went to: the preset (groq, mistral, ...) or the provider type.
+    attempt_providers: list[str] = field(default_factory=list)
+
+    def begin_attempt(self, provider: str) -> None:
+        """An upstream attempt starts: its span id, which its ``traceparent`` carries."""
+        self.attempt_ids.append(random.getrandbits(64) or 1)
+        self.attempt_providers.append(provider)
+
+    def traceparent(self) -> str:
+        """The W3C ``traceparent`` for the current upstream attempt (the request span's before any)."""
+        span = self.attempt_ids[-1] if self.attempt_ids else self.span_id
+        return f"00-{self.trace_id:032x}-{span:016x}-{'01' if self.sampled else '00'}"
 
 
 @dataclass(slots=True)
@@ -100,6 +127,12 @@ class RequestContext:
     same_format: bool = False  # the serving upstream speaks the caller's format (bytes relayed)
     answered_by: str | None = None  # the stage that answered instead of an upstream (e.g. the cache)
     first_byte_at: float | None = None  # perf_counter() when the first byte of the answer left
+    response_model: str | None = None  # the model the upstream says answered
+    finish_reason: str | None = None  # why the answer ended (the canonical FinishReason value)
+    trace: TraceIds | None = None  # set only when tracing is on (observability/tracing.py)
+    # Seconds the gateway itself took until the answer's first byte, upstream attempts excluded
+    # (``first_byte``; X-Waypost-Overhead-Ms and the overhead histogram).
+    overhead: float | None = None
     usage: Usage | None = None  # what the request used, once known (so far, while streaming)
     # The prompt's estimated tokens, when a stage estimated them (budgets): a stream's usage so
     # far counts them until the upstream reports its own input.
@@ -125,3 +158,17 @@ class RequestContext:
 
     def latency_ms(self, now: float) -> float:
         return round((now - self.started) * 1000, 2)
+
+    def first_byte(self, now: float) -> float:
+        """The answer's first byte leaves at ``now``: note it; returns ``own_time(now)``."""
+        self.first_byte_at = now
+        return self.own_time(now)
+
+    def own_time(self, now: float) -> float:
+        """The gateway's own time until ``now``, noted as ``overhead``: the time since arrival
+        less the upstream attempts' (an attempt still open counts until ``now``)."""
+        upstream = 0.0
+        for a in self.attempts:
+            upstream += (a.ended if a.ended is not None else now) - a.started
+        own = self.overhead = max(0.0, now - self.started - upstream)
+        return own

@@ -187,6 +187,16 @@ class UpstreamTimeout(GatewayError):
     anthropic_type = "timeout_error"
 
 
+class ShuttingDown(GatewayError):
+    """The gateway stopped (SIGTERM) and its grace period ended before this request did: a
+    stream ends with this error event, a request not yet answered gets it as its answer."""
+
+    status = 503
+    retryable = True
+    openai_type = "service_unavailable"
+    anthropic_type = "overloaded_error"
+
+
 class StreamInterrupted(UpstreamError):
     """The upstream stream broke after it began (reset, stall, or an error event)."""
 

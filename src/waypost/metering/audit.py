@@ -31,7 +31,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -121,6 +121,8 @@ class AuditWriter:
         self._backoff = RETRY_FIRST
         self._spool_waiting = False  # spool files wait to be replayed
         self._names = count()
+        # Told (seconds, requests) after each batch written from memory: the metrics' flush latency.
+        self.on_write: Callable[[float, int], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, sink: UsageLogSink) -> AuditWriter:
@@ -145,6 +147,13 @@ class AuditWriter:
     def pending(self) -> int:
         """Requests recorded and not yet written or spooled."""
         return len(self._pending)
+
+    def spool_bytes(self) -> int:
+        """Bytes in the spool directory (batches waiting, and rejected rows); reads the directory."""
+        try:
+            return _spool_bytes(self.spool_dir)
+        except FileNotFoundError:
+            return 0
 
     # -- start and stop -------------------------------------------------------------------------
 
@@ -229,10 +238,13 @@ class AuditWriter:
         if self._down():
             await self._spool(batch)
             return
+        started = time.perf_counter()
         failure = await self._insert(batch)
         if failure is None:
             self._came_back()
             self.counts.written += len(batch)
+            if self.on_write is not None:
+                self.on_write(time.perf_counter() - started, len(batch))
             return
         if isinstance(failure, TimeoutError) or not await self._sink.reachable():
             self._went_down(failure)

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from waypost.observability.tracing_context import log_ids
+
 # Record attributes that are not ``extra=`` fields; uvicorn adds an ANSI-coloured copy of its message.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
@@ -25,6 +27,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value
+        if (ids := log_ids()) is not None:  # logged while a traced request was handled
+            out["trace_id"], out["span_id"] = ids
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
@@ -35,6 +39,8 @@ class TextFormatter(logging.Formatter):
         extras = " ".join(
             f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
         )
+        if (ids := log_ids()) is not None:
+            extras = f"{extras} trace_id={ids[0]} span_id={ids[1]}".lstrip()
         line = f"{self.formatTime(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if extras:
             line += f" {extras}"

@@ -18,10 +18,21 @@ class Deployment:
 
     settings: ModelSettings
     upstream_model: str
+    # Of a model with several deployments (``deployments:``): which one, its weight, and how many
+    # the model has; a model of one has the label "".
+    label: str = ""
+    weight: int = 1
+    pool: int = 1
+    region: str | None = None
 
     @property
     def name(self) -> str:
         return self.settings.name
+
+    @property
+    def key(self) -> str:
+        """The deployment's name in /health, metrics and the shared ejection state."""
+        return f"{self.settings.name}/{self.label}" if self.label else self.settings.name
 
     @property
     def provider(self) -> str:

@@ -24,6 +24,7 @@ from waypost.core.errors import (
     UpstreamTimeout,
     from_upstream_status,
 )
+from waypost.observability.tracing_context import add_outbound
 from waypost.providers.base import Deployment
 from waypost.providers.credentials import credentials_of, scrub
 from waypost.providers.outbound import OutboundRules
@@ -121,6 +122,8 @@ class HttpClient:
         # come with its deployment. Providers apply the body ones as they encode a chat request.
         self.outbound = outbound or OutboundRules()
         self._allowed: set[str] = set()  # URLs that passed the policy's URL check
+        # Tracing is on: upstream calls carry the current attempt's ``traceparent`` (set by the app).
+        self.trace_headers = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -185,10 +188,13 @@ class HttpClient:
         the answer inside the block.
 
         The header rules (``outbound``) apply to ``headers`` here, for every upstream call;
-        ``header_rules=False``: the caller applied them already (Bedrock, before signing).
+        ``header_rules=False``: the caller applied them already (Bedrock, before signing). With
+        tracing on, the attempt's ``traceparent`` is added after them.
         """
         if header_rules:
             headers = self.outbound.headers(dep, headers)
+        if self.trace_headers:  # after the rules, which cannot drop or forge it; unsigned (Bedrock)
+            headers = add_outbound(headers)
         timeouts = dep.settings.timeouts
         deadline = asyncio.get_running_loop().time() + timeouts.total
         try:

@@ -109,6 +109,14 @@ class ModelCatalog:
             self._router.registry = registry
             self._fingerprint = fingerprint
 
+    async def use_settings(self, settings: Settings) -> None:
+        """Take the config file's models (and presets) from ``settings`` and rebuild the registry
+        with them and the database's (a reload of the config file: api/reload.py)."""
+        async with self._lock:
+            self._settings = settings
+            self._fingerprint = None  # rebuilt although the database did not change
+        await self.reload()
+
     def _validate_stored(self, records: list[ModelRecord]) -> list[ModelSettings]:
         """The database models as settings, validated in one pass with the config file's; only when
         that fails is each validated on its own, so one bad row disables only itself."""

@@ -20,7 +20,7 @@ from waypost.providers.base import Deployment
 from waypost.providers.credentials import CREDENTIAL_NAME
 from waypost.providers.kinds import DEFAULT_BASE_URLS, PROVIDER_KINDS
 from waypost.providers.presets import builtin_presets
-from waypost.settings import ModelSettings, Prices, is_loopback
+from waypost.settings import DeploymentSettings, ModelSettings, Prices, is_loopback
 
 T = TypeVar("T")
 PriceOf = Callable[[ModelSettings], Prices | None]
@@ -46,6 +46,8 @@ class ModelRegistry:
         self._resolved: dict[str, Deployment | None] = {}
         self._chains: dict[str, list[Deployment] | GatewayError] = {}
         self._disabled: dict[str, str] | None = None
+        # A model with ``deployments:``: each one's full settings (the model's, overridden).
+        self._expanded = {m.name: expand(m) for m in models if m.deployments}
 
     def resolve(self, name: str) -> Deployment:
         try:
@@ -71,7 +73,7 @@ class ModelRegistry:
     def disabled(self) -> dict[str, str]:
         """The models that cannot be called, each with why (``/health``, ``waypost models list``)."""
         if self._disabled is None:
-            found = {m.name: missing_credentials(m, self._environ) for m in self.models}
+            found = {m.name: self._missing(m) for m in self.models if m.provider != "auto"}
             self._disabled = {name: reason for name, reason in found.items() if reason is not None}
         return self._disabled
 
@@ -95,13 +97,15 @@ class ModelRegistry:
     def _build_chain(self, name: str) -> list[Deployment]:
         first = self.resolve(name)
         seen = {first.name}
+        models = 0  # in the chain so far: each model's usable deployments count as one
         if first.provider == "auto":
             out = []
             queue = [*self._auto_candidates(first.settings), *first.settings.fallbacks]
         else:
-            out = [first] if missing_credentials(first.settings, self._environ) is None else []
+            out = self.usable(first.settings, first.upstream_model)
+            models = 1 if out else 0
             queue = list(first.settings.fallbacks)
-        while queue and len(out) < MAX_CHAIN:
+        while queue and models < MAX_CHAIN:
             fallback = queue.pop(0)
             if fallback in seen:
                 continue
@@ -109,8 +113,9 @@ class ModelRegistry:
             settings = self._exact[fallback]
             if settings.provider == "auto":
                 queue.extend(self._auto_candidates(settings))
-            elif missing_credentials(settings, self._environ) is None:
-                out.append(Deployment(settings, settings.upstream_model or settings.name))
+            elif found := self.usable(settings, settings.upstream_model or settings.name):
+                out.extend(found)
+                models += 1
             queue.extend(settings.fallbacks)
         if not out:
             if first.provider == "auto":
@@ -118,17 +123,88 @@ class ModelRegistry:
                     f"The model {name!r} has no usable candidate: none of them has credentials configured.",
                     param="model",
                 )
-            reason = missing_credentials(first.settings, self._environ)
+            reason = self._missing(first.settings)
             also = "; none of its fallbacks has credentials either" if first.settings.fallbacks else ""
             raise ModelDisabled(f"The model {name!r} is disabled: {reason}{also}.", param="model")
         return out
 
     def _auto_candidates(self, auto: ModelSettings) -> list[str]:
-        usable = [c for c in auto.candidates if has_credentials(self._exact[c], self._environ)]
+        usable = [c for c in auto.candidates if any(has_credentials(s, self._environ) for s in self._all(c))]
         if auto.order == "listed":
             return usable
         # Stable: ties keep list order.
         return sorted(usable, key=lambda c: _price_rank(self.prices(self._exact[c])))
+
+    def usable(self, settings: ModelSettings, upstream: str) -> list[Deployment]:
+        """The deployments of a model that have their credentials, in configured order;
+        ``upstream``: the upstream model name of those that set none."""
+        expanded = self._expanded.get(settings.name)
+        if expanded is None:
+            ok = missing_credentials(settings, self._environ) is None
+            return [Deployment(settings, upstream)] if ok else []
+        return [
+            _deployment(label, own, dep, upstream, len(expanded))
+            for label, own, dep in expanded
+            if missing_credentials(dep, self._environ) is None
+        ]
+
+    def deployments(self) -> list[tuple[Deployment, str | None]]:
+        """Every deployment of every model (``auto`` ones stand for others), each with why it
+        cannot be called (None: it can): what /health lists."""
+        out = []
+        for m in self.models:
+            if m.provider == "auto":
+                continue
+            upstream = m.upstream_model or m.name
+            expanded = self._expanded.get(m.name) or [("", None, m)]
+            for label, own, dep in expanded:
+                found = _deployment(label, own, dep, upstream, len(expanded))
+                out.append((found, missing_credentials(dep, self._environ)))
+        return out
+
+    def _all(self, name: str) -> list[ModelSettings]:
+        """The settings of each of a model's deployments (the model's own without ``deployments:``)."""
+        expanded = self._expanded.get(name)
+        return [dep for _label, _own, dep in expanded] if expanded else [self._exact[name]]
+
+    def _missing(self, settings: ModelSettings) -> str | None:
+        """Why no deployment of a model can be called (the first one's reason), or None."""
+        reasons = [missing_credentials(s, self._environ) for s in self._all(settings.name)]
+        return None if None in reasons else reasons[0]
+
+
+Expanded = tuple[str, DeploymentSettings | None, ModelSettings]
+
+
+def _deployment(
+    label: str, own: DeploymentSettings | None, settings: ModelSettings, upstream: str, pool: int
+) -> Deployment:
+    if own is None:
+        return Deployment(settings, upstream)
+    return Deployment(settings, settings.upstream_model or upstream, label, own.weight, pool, own.region)
+
+
+def expand(model: ModelSettings) -> list[Expanded]:
+    """Each deployment of ``model`` (label, its own settings, the settings it runs with): the
+    model's settings with the deployment's fields in place of its own."""
+    out: list[Expanded] = []
+    for label, dep in zip(model.deployment_labels(), model.deployments, strict=True):
+        update = {**dep.overrides(model.provider, model.preset, model.headers), "deployments": []}
+        settings = model.model_copy(update=update)
+        if "api_key" in update:
+            settings._key_variable = None  # the model's empty env:// variable is not this key's
+        out.append((label, dep, settings))
+    return out
+
+
+def destinations(model: ModelSettings) -> list[tuple[str, ModelSettings]]:
+    """The settings of each endpoint a model calls, with the key path naming it ("" for the
+    model's own, "deployments[1]." ...): what the outbound URL checks go through."""
+    out = [("", model)]
+    for j, (_label, own, dep) in enumerate(expand(model)):
+        if own is not None and own.model_fields_set & {"provider", "base_url", "aws"}:
+            out.append((f"deployments[{j}].", dep))
+    return out
 
 
 _AWS_ENV = (

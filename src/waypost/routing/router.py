@@ -1,6 +1,11 @@
 """Tries a request's deployments in order: retries with backoff and jitter on retryable
 failures before the first byte, then each fallback once. Attempts are bounded.
 
+A model with several deployments has them ordered per request by its strategy (``balancer``),
+without those out of rotation (``health``: ejected, cooling down after a 429). A deployment that
+goes out of rotation on a failure is not retried: the next one is tried at once. Every attempt
+after a request's first is a retry, and the retry budget (``retry_budget``) may refuse it.
+
 One loop serves every operation (chat, streams, embeddings, token counts): an operation is
 a function of (provider, deployment). Deployments whose provider lacks the capability an
 operation needs are skipped, and so are those whose output maximum a chat request exceeds
@@ -26,8 +31,12 @@ from waypost.providers.base import Deployment, EmbeddingProvider, Provider, Toke
 
 # Each attempt gets the request with its model's own regex_replace transformations applied.
 from waypost.providers.outbound import for_deployment
+from waypost.routing.balancer import Balancer
+from waypost.routing.health import DeploymentHealth, DeploymentState
 from waypost.routing.registry import ModelRegistry
-from waypost.settings import RetryPolicy
+from waypost.routing.retry_budget import RetryBudget
+from waypost.settings import EjectionSettings, RetryBudgetSettings, RetryPolicy
+from waypost.state.health import MemoryHealthStore
 
 log = logging.getLogger("waypost.router")
 
@@ -80,10 +89,26 @@ class Served:
 
 
 class Router:
-    def __init__(self, registry: ModelRegistry, providers: Mapping[str, Provider], bounds: Admission) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        providers: Mapping[str, Provider],
+        bounds: Admission,
+        *,
+        health: DeploymentHealth | None = None,
+        retry_budget: RetryBudget | None = None,
+    ) -> None:
         self.registry = registry
         self.providers = providers
         self.bounds = bounds
+        self.health = health or DeploymentHealth(EjectionSettings(), MemoryHealthStore())
+        self.retry_budget = retry_budget or RetryBudget(RetryBudgetSettings())
+        self.balancer = Balancer()
+
+    def deployment_states(self) -> list[DeploymentState]:
+        """Every deployment of every model and its state now (/health, the metrics): no I/O."""
+        now = self.health.now()
+        return [self.health.state_of(dep, missing, now) for dep, missing in self.registry.deployments()]
 
     async def run(
         self,
@@ -111,32 +136,56 @@ class Router:
                 raise BadRequest(f"The model {model!r} does not support {what}.", param="model")
         if request is not None:
             chain = self.bounds.fitting(request, chain)
+        health, balancer, budget = self.health, self.balancer, self.retry_budget
+        now = health.now()
+        chain = balancer.order(chain, lambda d: health.is_out(d, now))
         attempts = 0
         last: GatewayError | None = None
         providers = self.providers
-        for dep in chain:
-            provider = providers[dep.provider]
-            for attempt in range(dep.settings.retry.max_retries + 1):
-                attempts += 1
-                ctx.dropped = ()
-                record = Attempt(
-                    len(ctx.attempts) + 1, dep.name, dep.provider, dep.upstream_model, perf_counter()
-                )
-                ctx.attempts.append(record)
-                try:
-                    result = await operation(provider, dep)
-                    record.ended, record.status = perf_counter(), 200
-                    return result, Served(dep, attempts, ctx.dropped)
-                except GatewayError as err:
-                    record.ended, record.status = perf_counter(), err.upstream_status or 0
-                    record.error = type(err).__name__
-                    last = err
-                    if not await self._before_next(err, dep, attempt, attempts, ctx):
+        budget.active += 1
+        try:
+            for dep in chain:
+                provider = providers[dep.provider]
+                for attempt in range(dep.settings.retry.max_retries + 1):
+                    if attempts and not budget.take():
+                        log.warning("retry budget spent: no retry", extra={"request_id": ctx.request_id})
+                        assert last is not None
+                        raise last
+                    attempts += 1
+                    ctx.dropped = ()
+                    if ctx.trace is not None:  # tracing on: the attempt's span id, for its traceparent
+                        ctx.trace.begin_attempt(dep.settings.preset or dep.provider)
+                    record = Attempt(
+                        len(ctx.attempts) + 1, dep.name, dep.provider, dep.upstream_model, perf_counter()
+                    )
+                    ctx.attempts.append(record)
+                    balancer.started(dep)
+                    took: float | None = None  # stays None unless it succeeds
+                    try:
+                        result = await operation(provider, dep)
+                        record.ended, record.status = perf_counter(), 200
+                        took = record.ended - record.started
+                        health.succeeded(dep)
+                        return result, Served(dep, attempts, ctx.dropped)
+                    except GatewayError as err:
+                        record.ended, record.status = perf_counter(), err.upstream_status or 0
+                        record.error = type(err).__name__
+                        last = err
+                    finally:  # also when the caller went away (cancelled)
+                        balancer.ended(dep, took)
+                        if attempts > 1:
+                            budget.give_back()
+                    # Out of rotation now: the next deployment rather than this one again.
+                    if await health.failed(dep, last) and dep is not chain[-1]:
                         break
-            if last is not None and not moves_on(last):
-                break
-            if attempts >= MAX_ATTEMPTS:
-                break
+                    if not await self._before_next(last, dep, attempt, attempts, ctx):
+                        break
+                if last is not None and not moves_on(last):
+                    break
+                if attempts >= MAX_ATTEMPTS:
+                    break
+        finally:
+            budget.active -= 1
         assert last is not None
         raise last
 

@@ -14,6 +14,7 @@ from waypost.store.admin_trail import AdminTrailRepo
 from waypost.store.budgets import BudgetRepo
 from waypost.store.credentials import FlowRepo, RefreshRepo, TokenRepo
 from waypost.store.engine import create_engine
+from waypost.store.migrate import Migration
 from waypost.store.people import GrantRepo, GroupRepo, UserRepo
 from waypost.store.rate_limits import RateLimitRepo
 from waypost.store.rules import RuleRepo
@@ -60,6 +61,11 @@ class Store:
     async def upgrade(self) -> None:
         """Migrate to the newest schema (creating the PostgreSQL schema if missing)."""
         await migrate.upgrade(self.engine, self._schema)
+
+    async def migrate_to_head(self, *, wait: bool = True) -> Migration:
+        """``upgrade``, saying what it found; ``wait=False``: ``MigrationBusy`` when another
+        process is migrating (PostgreSQL)."""
+        return await migrate.migrate(self.engine, self._schema, wait=wait)
 
     async def revision(self) -> str | None:
         return await migrate.current_revision(self.engine, self._schema)

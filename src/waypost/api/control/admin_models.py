@@ -23,6 +23,7 @@ from waypost.api.state import Container
 from waypost.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from waypost.providers.kinds import calls_upstream
 from waypost.routing.catalog import CatalogEntry
+from waypost.routing.registry import destinations
 from waypost.security.principal import Principal
 from waypost.security.secret_refs import refs_in
 from waypost.settings import ModelSettings
@@ -32,7 +33,7 @@ router = APIRouter(tags=["models"])
 ModelName = Annotated[str, Path(description="The model's name")]
 READ_ONLY = "model '{}' is declared in the config file; read-only through the API"
 # Fields that decide where a model's requests (and so its credentials) go.
-DESTINATION_FIELDS = {"provider", "preset", "base_url", "aws", "api_version"}
+DESTINATION_FIELDS = {"provider", "preset", "base_url", "aws", "api_version", "deployments"}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 
@@ -73,11 +74,13 @@ async def _changed(container: Container) -> None:
 
 
 async def _check_destinations(container: Container, model: ModelSettings) -> None:
-    """Every URL the model will call must pass the outbound policy now (400 naming the field)."""
-    if calls_upstream(model.provider) and (url := model.resolved_base_url()):
-        await container.policy.check_resolved(url, field="base_url")
-    if model.aws is not None and model.aws.endpoint_url:
-        await container.policy.check_resolved(model.aws.endpoint_url, field="aws.endpoint_url")
+    """Every URL the model will call must pass the outbound policy now (400 naming the field):
+    its own and each of its deployments'."""
+    for where, each in destinations(model):
+        if calls_upstream(each.provider) and (url := each.resolved_base_url()):
+            await container.policy.check_resolved(url, field=f"{where}base_url")
+        if each.aws is not None and each.aws.endpoint_url:
+            await container.policy.check_resolved(each.aws.endpoint_url, field=f"{where}aws.endpoint_url")
 
 
 async def _check_references(

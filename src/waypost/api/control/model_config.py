@@ -17,7 +17,12 @@ MASK = "********"
 
 
 def credential_paths(config: dict[str, Any]) -> Iterator[tuple[str, ...]]:
-    """The paths of every credential value present in ``config`` (a model's settings as a dict)."""
+    """The paths of every credential value present in ``config`` (a model's settings as a dict,
+    or one of its ``deployments``, whose credentials are under ``deployments.<index>``)."""
+    deployments = config.get("deployments")
+    for i, dep in enumerate(deployments if isinstance(deployments, list) else []):
+        if isinstance(dep, dict):
+            yield from (("deployments", str(i), *path) for path in credential_paths(dep))
     if isinstance(config.get("api_key"), str):
         yield ("api_key",)
     aws = config.get("aws")
@@ -35,21 +40,26 @@ def credential_paths(config: dict[str, Any]) -> Iterator[tuple[str, ...]]:
 def _get(config: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = config
     for part in path:
-        if not isinstance(node, dict):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]  # a deployment, by its index
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
             return None
-        node = node.get(part)
     return node
 
 
 def _set(config: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = config
+    node: Any = config
     for part in path[:-1]:
-        node = node[part]
+        node = node[int(part)] if isinstance(node, list) else node[part]
     node[path[-1]] = value
 
 
-def _copy(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: _copy(v) if isinstance(v, dict) else v for k, v in config.items()}
+def _copy(config: Any) -> Any:
+    if isinstance(config, dict):
+        return {k: _copy(v) for k, v in config.items()}
+    return [_copy(v) for v in config] if isinstance(config, list) else config
 
 
 def masked(config: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +74,8 @@ def masked(config: dict[str, Any]) -> dict[str, Any]:
 
 def secret_name(model: str, path: tuple[str, ...]) -> str:
     """``model.<name>.<field>``; header names are lower-cased (HTTP header names are not case-sensitive)."""
-    parts = [p.lower() if path[0] == "headers" else p for p in path]
+    # A header's name: lower-cased wherever it is (the model's headers, or a deployment's).
+    parts = [p.lower() if "headers" in path[:i] else p for i, p in enumerate(path)]
     return f"model.{model}.{'.'.join(parts)}"
 
 
