@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tests.harness import GATEWAY_KEY, model, serve, settings
 from tests.transforms.wire import ASK
 from waypost.app import build_container
 from waypost.observability.logging import JsonFormatter
+from waypost.pipeline.body_log import MASK_MARGIN
 
 CARD = "4111-1111-1111-1111"
 KEY = "sk-proj-abcdefghijklmnop1234567890"
@@ -100,6 +102,30 @@ def test_long_bodies_are_cut_after_masking() -> None:
 
     assert KEY not in shown and KEY[:10] not in shown
     assert shown.startswith("x" * 290) and "***" in shown
+
+
+async def test_a_long_stream_is_kept_only_as_far_as_it_is_shown(
+    openai_upstream: OpenAIUpstream, log_output: io.StringIO
+) -> None:
+    """A stream far longer than ``bodies_max_chars`` is not held whole until it ends: its first
+    bytes are kept, the rest counted, and the line says how much more there was."""
+    config = settings(
+        model("gpt", "openai", openai_upstream.url, openai_upstream.api_key),
+        logging={"level": "info", "bodies": True, "bodies_max_chars": 256},
+    )
+    long_text = " ".join(f"word{i}" for i in range(3000))
+    async with serve(config) as url:
+        answer = await ASK["openai"](url, "gpt", long_text, stream=True)
+
+    assert answer.status == 200
+    [line] = lines(log_output, answer.headers["x-request-id"])
+    response = line["response_body"]
+    assert response.startswith("data: ") and len(response) < 400
+    kept_chars, dropped_bytes = re.search(
+        r"\[(\d+) more characters and (\d+) more bytes\]$", response
+    ).groups()
+    assert int(dropped_bytes) > 100_000  # the echoed 3,000 words, in SSE chunks, mostly not kept
+    assert int(kept_chars) <= 256 * 4 + MASK_MARGIN
 
 
 def test_the_stage_is_first_and_only_there_when_asked_for(tmp_path: Path) -> None:

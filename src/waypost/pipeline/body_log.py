@@ -25,7 +25,34 @@ from waypost.settings import Settings
 
 log = logging.getLogger("waypost.bodies")
 
-KEPT = "bodies"  # ctx.state key: the response's bytes as they were sent
+KEPT = "bodies"  # ctx.state key: the response's bytes as they were sent (a ``Kept``)
+# Bytes kept beyond what is shown: masking runs before the cut, so a key straddling the cut must
+# still be whole; and a character is up to 4 bytes of UTF-8.
+MASK_MARGIN = 4096
+
+
+class Kept:
+    """The first bytes of an answer, up to ``limit``; the rest only counted, so a long stream
+    logged with ``logging.bodies`` is not held whole in memory until it ends."""
+
+    __slots__ = ("dropped", "limit", "parts", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.dropped = 0  # bytes sent past ``limit``
+
+    def add(self, data: bytes) -> None:
+        room = self.limit - self.size
+        if room <= 0:
+            self.dropped += len(data)
+            return
+        if len(data) > room:
+            self.dropped += len(data) - room
+            data = data[:room]
+        self.parts.append(data)
+        self.size += len(data)
 
 
 class BodyLogStage(BaseStage):
@@ -43,11 +70,11 @@ class BodyLogStage(BaseStage):
 
     async def before(self, ctx: RequestContext) -> Reply | None:
         if log.isEnabledFor(logging.INFO):  # no copies kept for a line nobody reads
-            ctx.state[KEPT] = []
+            ctx.state[KEPT] = Kept(self.max_chars * 4 + MASK_MARGIN)
         return None
 
     async def after(self, ctx: RequestContext) -> None:
-        sent: list[bytes] | None = ctx.state.get(KEPT)
+        sent: Kept | None = ctx.state.get(KEPT)
         if sent is None:
             return
         err = ctx.error
@@ -58,19 +85,25 @@ class BodyLogStage(BaseStage):
             "status": ctx.status,
             "stream": ctx.stream,
             "request_body": self.shown(_text(ctx.body)),
-            "response_body": self.shown(b"".join(sent).decode("utf-8", "replace")) if sent else None,
+            "response_body": self.shown(b"".join(sent.parts).decode("utf-8", "replace"), sent.dropped)
+            if sent.size
+            else None,
         }
         if err is not None:
             fields["error"] = type(err).__name__
             fields["detail"] = self.masker.mask(err.message)
         log.info("request and response bodies", extra=fields)
 
-    def shown(self, text: str) -> str:
-        """``text`` masked, then cut (masking first: a cut key would no longer look like one)."""
+    def shown(self, text: str, dropped_bytes: int = 0) -> str:
+        """``text`` masked, then cut (masking first: a cut key would no longer look like one).
+        ``dropped_bytes``: what followed ``text`` but was not kept."""
         masked = self.masker.mask(text)
-        if len(masked) <= self.max_chars:
+        if len(masked) <= self.max_chars and not dropped_bytes:
             return masked
-        return f"{masked[: self.max_chars]}... [{len(masked) - self.max_chars} more characters]"
+        more = f"{len(masked) - self.max_chars} more characters" if len(masked) > self.max_chars else ""
+        if dropped_bytes:
+            more += f"{' and ' if more else ''}{dropped_bytes} more bytes"
+        return f"{masked[: self.max_chars]}... [{more}]"
 
 
 def _text(body: Any) -> str:
@@ -82,12 +115,12 @@ def _text(body: Any) -> str:
         return str(body)
 
 
-def keeping(send: Send, kept: list[bytes]) -> Send:
-    """``send``, appending each body it sends to ``kept``."""
+def keeping(send: Send, kept: Kept) -> Send:
+    """``send``, adding each body it sends to ``kept``."""
 
     async def send_kept(message: Message) -> None:
         if message["type"] == "http.response.body":
-            kept.append(message.get("body", b""))
+            kept.add(message.get("body", b""))
         await send(message)
 
     return send_kept
