@@ -47,7 +47,7 @@ from waypost.core.errors import BadRequest, GatewayError, HeadersTooLarge, Reque
 from waypost.observability.access import AccessLog
 from waypost.observability.metrics_files import prepare_metrics_directory
 from waypost.security.generated_secrets import resolve_secrets
-from waypost.settings import ConfigError, ServerSettings, Settings, load_settings
+from waypost.settings import ConfigError, ServerSettings, Settings, is_loopback, load_settings
 from waypost.settings_loading import local_override_path
 
 log = logging.getLogger("waypost.server")
@@ -340,6 +340,15 @@ def _listening(settings: Settings, source: str) -> None:
         source,
         len(settings.models),
     )
+    metrics = settings.metrics
+    if metrics.enabled and metrics.token is None and metrics.port is None and not is_loopback(server.host):
+        # Metrics name models, providers and groups, and tell spend: say who can read them.
+        log.warning(
+            "/metrics is readable by anyone who can reach %s:%d (no metrics.token, no metrics.port); "
+            "set one of them, or metrics.enabled: false",
+            server.host,
+            server.port,
+        )
 
 
 class GatewaySupervisor(Multiprocess):
