@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from waypost.core.context import Cost, RequestContext
@@ -38,7 +38,7 @@ from waypost.core.events import (
     ToolArgsDelta,
 )
 from waypost.core.types import ChatRequest, ChatResponse, Usage
-from waypost.pipeline.cache_entry import decode_entry, encode_entry
+from waypost.pipeline.cache_entry import Entry, decode_entry, encode_entry
 from waypost.pipeline.cache_key import CHAT_ENDPOINTS, cache_key, replayable, sampled, tenant_of
 from waypost.pipeline.stage import BaseStage, Reply
 from waypost.routing.router import Router
@@ -54,6 +54,7 @@ DIRECTIVE_HEADER = "x-waypost-cache"
 # A hit: nothing used upstream, priced (at nothing), not "unpriced".
 CACHE_COST = Cost(0, {}, True, "cache")
 DOWN_SECONDS = 5.0  # after the store failed (Redis), requests skip it this long
+DECODED_BYTES = 8 << 20  # stored bytes whose decoded entries a worker keeps for hits
 
 
 class Recorder:
@@ -166,6 +167,10 @@ class CacheStage(BaseStage):
         self._router = router
         self.counts = CacheCounts()
         self._flights: dict[str, asyncio.Future[bytes | None]] = {}
+        # Entries decoded lately, by key, with the bytes they came from: a hot answer replayed
+        # again is copied, not decoded again (a third of a hit's cost in the cache stage).
+        self._decoded: dict[str, tuple[bytes, Entry]] = {}
+        self._decoded_bytes = 0
         self._down_until = 0.0
 
     # -- before routing -------------------------------------------------------------------------
@@ -255,16 +260,20 @@ class CacheStage(BaseStage):
                     coalesced = True
             if data is None:
                 return None
-            entry = decode_entry(data)
+            entry = self._decode(key, data)
             if entry is None:
                 return None
             # What the router checks on the way upstream holds for a hit too (a bound lowered
             # since the answer was stored).
             self._router.bounds.admit_chat(req)
-            resp = entry.response
-            # A fresh id per answer: clients may tell answers apart by it.
-            resp.id = f"cache-{random.getrandbits(96):024x}"
-            resp.created = int(time.time())
+            # A copy of its own per answer, with a fresh id (clients may tell answers apart by it).
+            stored = entry.response
+            resp = replace(
+                stored,
+                id=f"cache-{random.getrandbits(96):024x}",
+                content=list(stored.content),
+                created=int(time.time()),
+            )
             lookup.hit = True
             ctx.cache_status = "hit"
             ctx.saved_micros = entry.cost_micros
@@ -274,6 +283,22 @@ class CacheStage(BaseStage):
             if coalesced:
                 self.counts.coalesced += 1
             return resp
+
+    def _decode(self, key: str, data: bytes) -> Entry | None:
+        known = self._decoded.get(key)
+        if known is not None and known[0] == data:
+            return known[1]
+        entry = decode_entry(data)
+        if entry is None:
+            return None
+        if self._decoded_bytes + len(data) > DECODED_BYTES:
+            self._decoded.clear()  # bounded: start over rather than track ages
+            self._decoded_bytes = 0
+        if known is not None:
+            self._decoded_bytes -= len(known[0])
+        self._decoded[key] = (data, entry)
+        self._decoded_bytes += len(data)
+        return entry
 
     # -- after the answer -----------------------------------------------------------------------
 
