@@ -100,12 +100,16 @@ def allowance_headers(
             if held is None or remaining < held[0] or (remaining == held[0] and reset > held[1]):
                 best[family] = (remaining, reset, limit)
     headers: dict[str, str] = {}
+    shown: dict[float, str] = {}  # families of one window share its reset: formatted once
     for family, (remaining, reset, limit) in best.items():
         names = NAMES[family, anthropic]
         headers[names[0]] = str(limit)
         headers[names[1]] = str(remaining) if remaining > 0 else "0"
-        if anthropic:
-            headers[names[2]] = rfc3339(reset if reset > now else now)
-        else:
-            headers[names[2]] = go_duration(reset - now)
+        text = shown.get(reset)
+        if text is None:
+            if anthropic:
+                text = shown[reset] = rfc3339(reset if reset > now else now)
+            else:
+                text = shown[reset] = go_duration(reset - now)
+        headers[names[2]] = text
     return headers
