@@ -165,6 +165,12 @@ async def test_with_auto_migrate_off_readiness_says_what_it_waits_for_until_the_
                 " (database.auto_migrate is off: run `waypost db upgrade`)",
             )
             assert (await client.get(url + "/health/live")).status_code == 200
+            early = await client.post(
+                url + "/v1/chat/completions",
+                json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
+            )
+            assert early.status_code == 503
+            assert "not ready yet (waiting for the database schema" in early.json()["error"]["message"]
             config = write_config(tmp_path, database={"url": fresh_postgres})
             upgrade = await asyncio.to_thread(
                 subprocess.run,

@@ -39,7 +39,7 @@ from waypost.api.errors import error_parts
 from waypost.api.formats import ClientFormat
 from waypost.api.state import Container
 from waypost.core.context import RequestContext
-from waypost.core.errors import BadRequest, GatewayError
+from waypost.core.errors import BadRequest, GatewayError, Overloaded
 from waypost.pipeline.body_log import KEPT as KEPT_BODIES
 from waypost.pipeline.body_log import keeping
 from waypost.pipeline.cache import STATUS_HEADER as CACHE_STATUS_HEADER
@@ -93,6 +93,10 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
     drain = container.drain
     task = drain.track()  # cut, with an answer, if still running when the grace period ends
     try:
+        if container.not_ready_reason is not None:
+            # Readiness says 503 too; a caller that comes anyway gets the reason, not a failure
+            # of a database whose tables are not there yet.
+            raise Overloaded(f"Waypost is not ready yet ({container.not_ready_reason}); try again shortly.")
         ctx.principal = await container.authenticator.authenticate(headers)
         raw = await read_body(receive, headers, container.settings.server.max_body_bytes)
         try:
