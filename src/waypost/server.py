@@ -32,6 +32,7 @@ from typing import Any
 
 import httptools
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -45,7 +46,7 @@ from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.app import check_config_urls, create_app
 from waypost.core.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout
 from waypost.observability.access import AccessLog
-from waypost.observability.metrics_files import prepare_metrics_directory
+from waypost.observability.metrics_files import MULTIPROC_ENV, prepare_metrics_directory
 from waypost.security.generated_secrets import resolve_secrets
 from waypost.settings import ConfigError, ServerSettings, Settings, is_loopback, load_settings
 from waypost.settings_loading import local_override_path
@@ -359,6 +360,23 @@ class GatewaySupervisor(Multiprocess):
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], path: str | None) -> None:
         super().__init__(config, sockets)
         self.path = path
+
+    def keep_subprocess_alive(self) -> None:
+        """uvicorn's replacement of a worker that died (killed, crashed, hung), and the dead
+        worker's live metric files removed (prometheus_client's ``mark_process_dead``): else its
+        in-flight gauges would count in every scrape until the next start. Its counters stay."""
+        directory = os.environ.get(MULTIPROC_ENV)
+        if directory is None:
+            super().keep_subprocess_alive()
+            return
+        for process in self.processes:  # dead already: gone before its replacement starts
+            if process.pid is not None and process.exitcode is not None:
+                mark_process_dead(process.pid, directory)
+        before = [process.pid for process in self.processes]
+        super().keep_subprocess_alive()
+        for pid, process in zip(before, self.processes, strict=True):
+            if pid is not None and process.pid != pid:  # killed as hung by uvicorn just now
+                mark_process_dead(pid, directory)
 
     def handle_hup(self) -> None:
         try:

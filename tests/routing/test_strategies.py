@@ -58,3 +58,18 @@ async def test_ordered_uses_the_first_and_the_next_only_when_it_fails(database: 
             for _ in range(3):
                 assert (await chat(gw.url)).status == 200
     assert (first.hits, spare.hits) == (3, 1)
+
+
+async def test_lowest_latency_puts_a_failing_deployment_after_the_measured_ones(database: dict) -> None:
+    """A deployment whose attempts fail is never measured: it does not stay first for that."""
+    async with OpenAIUpstream() as bad, OpenAIUpstream() as good:
+        bad.default_reply = Reply(status=500)
+        config = settings(
+            pooled("pool", bad, good, strategy="lowest-latency"),
+            routing={"ejection": {"enabled": False}},
+            database=database,
+        )
+        async with running(config) as gw:
+            for _ in range(4):
+                assert (await chat(gw.url)).status == 200
+    assert (bad.hits, good.hits) == (1, 4)

@@ -86,20 +86,26 @@ class Reloader:
         old = container.settings
         merged = merged_settings(old, new)
         restart = needs_restart(old, new)
+        # The file's models with the database's, first: the registry is swapped in at the end of
+        # this await, and everything below is swapped in the same step (no await in between), so
+        # no request sees the new bounds or routing with the old models. When the database does
+        # not answer, the catalog's refresh builds the registry with the new models once it does.
+        await _quietly(container.catalog.use_settings(merged), "models")
         container.settings = merged
         level = merged.logging.level
         for name in ("waypost", "uvicorn.error"):  # as at start (observability/logging.py)
             logging.getLogger(name).setLevel(level.upper())
         container.access_log.enabled = merged.logging.access_log and level in ("debug", "info")
-        container.router.bounds = RequestBounds.from_settings(merged)
+        router = container.router
+        router.bounds = RequestBounds.from_settings(merged)
+        # ``routing``: ejection and the retry budget are read from these on every failure.
+        router.health.settings = merged.routing.ejection
+        router.retry_budget.settings = merged.routing.retry_budget
         rules = container.rules
         rules.settings = merged.rules
         rules.configured = RuleBook(container.store, merged.rules, rules.counters).configured
         if container.rate_limits is not None:
             container.rate_limits.settings = merged.rate_limits
-        # The file's models with the database's: when the database does not answer, the catalog's
-        # refresh builds the registry with the new file's models once it does.
-        await _quietly(container.catalog.use_settings(merged), "models")
         await _quietly(rules.load(), "rules")
         if container.rate_limits is not None:
             await _quietly(container.rate_limits.load(), "rate limits")

@@ -10,7 +10,8 @@ each model's remaining ones by its ``strategy``:
 - ``least-busy``: fewest attempts in flight in this process first (ties: configured order).
 - ``lowest-latency``: lowest moving average of this process's recent successful attempts first
   (time to the answer, or to a stream's first events); a deployment not yet measured goes first,
-  so each is measured.
+  so each is measured; one whose last attempt failed goes last (else, never measured, it would
+  stay first).
 - ``ordered``: configured order; the next ones are spares.
 
 When every deployment of the whole chain is out, the chain is tried as it is: an answer from a
@@ -33,6 +34,7 @@ class Balancer:
     def __init__(self) -> None:
         self.in_flight: dict[str, int] = {}
         self.latency: dict[str, float] = {}  # seconds, moving average
+        self.failing: set[str] = set()  # lowest-latency: those whose last attempt failed
         self._credit: dict[str, dict[str, float]] = {}  # weighted: per model, per deployment
 
     def order(self, chain: Sequence[Deployment], is_out: Callable[[Deployment], bool]) -> list[Deployment]:
@@ -53,7 +55,8 @@ class Balancer:
         if strategy == "least-busy":
             return sorted(deps, key=lambda d: self.in_flight.get(d.key, 0))
         if strategy == "lowest-latency":
-            return sorted(deps, key=lambda d: self.latency.get(d.key, -1.0))
+            failing = self.failing
+            return sorted(deps, key=lambda d: (d.key in failing, self.latency.get(d.key, -1.0)))
         if strategy == "weighted":
             return self._weighted(deps)
         return deps
@@ -74,10 +77,15 @@ class Balancer:
             return  # nothing to choose between: nothing to keep
         self.in_flight[dep.key] = self.in_flight.get(dep.key, 0) + 1
 
-    def ended(self, dep: Deployment, seconds: float | None) -> None:
-        """An attempt ended: ``seconds`` it took when it succeeded (None when it failed)."""
+    def ended(self, dep: Deployment, seconds: float | None, failed: bool = False) -> None:
+        """An attempt ended: ``seconds`` it took when it succeeded (None otherwise), ``failed``
+        when the deployment failed it (not when the caller went away or the request was invalid)."""
         if dep.pool == 1:
             return
+        if failed:
+            self.failing.add(dep.key)
+        elif seconds is not None and self.failing:
+            self.failing.discard(dep.key)
         left = self.in_flight.get(dep.key, 1) - 1
         if left:
             self.in_flight[dep.key] = left

@@ -114,6 +114,8 @@ class DeploymentHealth:
                         dep.key, dep.name, until=cool_until, memory=s.max_seconds, now=now
                     )
                 else:
+                    if store is self._local:  # the ejections known from the shared store count too
+                        max_out -= await self._known_elsewhere(dep, now)
                     outage = await store.eject(
                         dep.key, dep.name, max_out=max_out, base=s.base_seconds, cap=s.max_seconds, now=now
                     )
@@ -133,13 +135,32 @@ class DeploymentHealth:
         self._out[dep.key] = outage
         return outage.until > now
 
+    async def _known_elsewhere(self, dep: Deployment, now: float) -> int:
+        """Deployments of ``dep``'s model ejected now in the snapshot (the shared store's last
+        word) but not in this process's own fallback store, ``dep`` aside."""
+
+        def ejected(o: Outage | None) -> bool:
+            return o is not None and o.model == dep.name and o.kind == "ejected" and o.until > now
+
+        local = await self._local.outages(now)  # counted by that store itself
+        return sum(
+            1 for key, o in self._out.items() if key != dep.key and ejected(o) and not ejected(local.get(key))
+        )
+
     async def refresh(self) -> None:
         """Read the shared outages (and those decided here while the store was down)."""
         if not self.shared:
             return  # in memory the snapshot is all there is: this process decided all of it
         now = self._clock()
         shared = await self.store.outages(now)
-        self._out = {**await self._local.outages(now), **shared}
+        fresh = {**await self._local.outages(now), **shared}
+        # An outage this process decided while the read was under way may be missing from what
+        # was read: kept. (An outage only ever grows until it ends, so the longer one is right.)
+        for key, mine in self._out.items():
+            found = fresh.get(key)
+            if mine.until > now and (found is None or found.until < mine.until):
+                fresh[key] = mine
+        self._out = fresh
 
     async def run_refresher(self) -> None:
         """The background loop of a shared store: pick up what other processes decided."""

@@ -161,6 +161,7 @@ class Router:
                     ctx.attempts.append(record)
                     balancer.started(dep)
                     took: float | None = None  # stays None unless it succeeds
+                    failed = False  # the deployment failed it (not the caller, nor the request)
                     try:
                         result = await operation(provider, dep)
                         record.ended, record.status = perf_counter(), 200
@@ -170,9 +171,9 @@ class Router:
                     except GatewayError as err:
                         record.ended, record.status = perf_counter(), err.upstream_status or 0
                         record.error = type(err).__name__
-                        last = err
+                        last, failed = err, moves_on(err)  # a request found invalid: not its fault
                     finally:  # also when the caller went away (cancelled)
-                        balancer.ended(dep, took)
+                        balancer.ended(dep, took, failed)
                         if attempts > 1:
                             budget.give_back()
                     # Out of rotation now: the next deployment rather than this one again.
