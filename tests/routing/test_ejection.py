@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.api.client import post
 from tests.fakes import OpenAIUpstream, Reply
 from tests.harness import running, settings
 from tests.routing.pools import Clock, chat, get_json, pooled, states
@@ -117,3 +118,20 @@ async def test_client_errors_do_not_count_towards_an_ejection(database: dict) ->
             for _ in range(5):
                 assert (await chat(gw.url)).status == 400
             assert states((await get_json(gw.url + "/health"))[1]) == {"d0": "healthy", "d1": "healthy"}
+
+
+async def test_streams_that_break_after_their_first_chunk_count_towards_an_ejection(database: dict) -> None:
+    """A deployment whose streams start and then break (the connection reset mid-answer) is as
+    unhealthy as one that fails at once: three in a row take it out of rotation."""
+    clock = Clock()
+    async with OpenAIUpstream() as bad, OpenAIUpstream() as good:
+        bad.default_reply = Reply(text="one two three four five six", reset_after_chunks=2)
+        config = ordered_pool(database, bad, good)
+        async with running(config) as gw:
+            with_clock(gw, clock)
+            body = {"model": "pool", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+            broken = [await post(gw.url + "/v1/chat/completions", body) for _ in range(3)]
+            assert all(b"error" in r.body for r in broken)  # each began, then ended with an error event
+            assert states((await get_json(gw.url + "/health"))[1]) == {"d0": "ejected", "d1": "healthy"}
+            whole = await post(gw.url + "/v1/chat/completions", body)
+            assert b"[DONE]" in whole.body and (bad.hits, good.hits) == (3, 1)

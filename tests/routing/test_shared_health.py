@@ -196,3 +196,35 @@ async def test_an_ejection_decided_while_a_refresh_reads_is_not_undone_by_it() -
                 await health.close()
     finally:
         await forget_prefix(prefix)
+
+
+async def test_a_redis_that_does_not_answer_is_waited_for_once_not_at_every_failure() -> None:
+    """A failed attempt records its failure; when Redis accepts and never answers, the first
+    record waits for its timeout and the process decides alone for a while after it, instead of
+    every failed attempt (and every refresh) waiting for the timeout again."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    urls = [{"name": f"d{i}", "base_url": f"http://127.0.0.1:{9 + i}/v1"} for i in range(4)]
+    models = settings(model("pool", "openai", api_key="sk-test", deployments=urls)).models
+    chain = ModelRegistry(models).chain("pool")
+    store = RedisHealthStore(f"redis://127.0.0.1:{port}/0", prefix=unique_prefix(), socket_timeout=0.2)
+    health = DeploymentHealth(EjectionSettings(consecutive_failures=1), store)
+    try:
+        assert await health.failed(chain[0], UpstreamError("down", provider="openai"))
+        tried = len(connections)
+        assert tried >= 1  # it did try Redis, and decided here when Redis did not answer
+        assert await health.failed(chain[1], UpstreamError("down", provider="openai"))
+        await health.refresh()
+        assert len(connections) == tried  # neither went to Redis again
+        assert not await health.failed(chain[2], UpstreamError("down", provider="openai"))  # the share
+    finally:
+        await health.close()
+        for writer in connections:
+            writer.transport.abort()
+        server.close()
+        await server.wait_closed()

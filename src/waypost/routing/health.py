@@ -25,6 +25,7 @@ from waypost.settings import EjectionSettings, Settings
 from waypost.state.health import HealthStore, MemoryHealthStore, Outage, build_health_store
 
 log = logging.getLogger("waypost.health")
+STORE_DOWN_SECONDS = 5.0  # after the shared store failed, it is skipped this long
 
 State = Literal["healthy", "cooling_down", "ejected", "missing_credentials"]
 
@@ -65,6 +66,9 @@ class DeploymentHealth:
         self._out: dict[str, Outage] = {}  # the snapshot requests read
         # Outages decided while the store did not answer: kept here until it does again.
         self._local = MemoryHealthStore()
+        # After the shared store failed, it is skipped until then (monotonic seconds): a request
+        # whose attempt failed must not also wait for a Redis that does not answer.
+        self._down_until = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeploymentHealth:
@@ -108,6 +112,8 @@ class DeploymentHealth:
         s = self.settings
         max_out = math.floor(s.max_ejected_share * dep.pool + 1e-9)
         for store in (self.store, self._local):
+            if store is self.store and time.monotonic() < self._down_until:
+                continue
             try:
                 if cool_until is not None:
                     outage: Outage | None = await store.cool_down(
@@ -121,7 +127,7 @@ class DeploymentHealth:
                     )
                 break
             except Exception as exc:  # the shared store is down: decide in this process meanwhile
-                log.warning("deployment health store unavailable (%s: %s)", type(exc).__name__, exc)
+                self._shared_failed(exc)
         if outage is None:
             return False
         self._failures.pop(dep.key, None)
@@ -151,8 +157,14 @@ class DeploymentHealth:
         """Read the shared outages (and those decided here while the store was down)."""
         if not self.shared:
             return  # in memory the snapshot is all there is: this process decided all of it
+        if time.monotonic() < self._down_until:
+            return  # the snapshot stands (with what was decided here) until the store is tried again
         now = self._clock()
-        shared = await self.store.outages(now)
+        try:
+            shared = await self.store.outages(now)
+        except Exception as exc:
+            self._shared_failed(exc)
+            raise
         fresh = {**await self._local.outages(now), **shared}
         # An outage this process decided while the read was under way may be missing from what
         # was read: kept. (An outage only ever grows until it ends, so the longer one is right.)
@@ -162,14 +174,24 @@ class DeploymentHealth:
                 fresh[key] = mine
         self._out = fresh
 
+    def _shared_failed(self, exc: Exception) -> None:
+        if time.monotonic() >= self._down_until:
+            log.warning(
+                "deployment health store unavailable (%s: %s): deciding in this process for %gs",
+                type(exc).__name__,
+                exc,
+                STORE_DOWN_SECONDS,
+            )
+        self._down_until = time.monotonic() + STORE_DOWN_SECONDS
+
     async def run_refresher(self) -> None:
         """The background loop of a shared store: pick up what other processes decided."""
-        while True:
-            await asyncio.sleep(self.settings.refresh_seconds)
+        while True:  # read at once: a new replica starts knowing what the others ejected
             try:
                 await self.refresh()
             except Exception as exc:
                 log.warning("could not read deployment health (%s: %s)", type(exc).__name__, exc)
+            await asyncio.sleep(self.settings.refresh_seconds)
 
     @property
     def shared(self) -> bool:

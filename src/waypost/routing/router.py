@@ -119,9 +119,11 @@ class Router:
         capability: type | None = None,
         what: str = "chat",
         request: ChatRequest | None = None,
+        whole: bool = True,
     ) -> tuple[T, Served]:
         """``operation`` on each deployment of ``model`` in turn until one succeeds. With a chat
-        ``request``, only the deployments whose output maximum it fits are tried."""
+        ``request``, only the deployments whose output maximum it fits are tried. ``whole``: the
+        operation's success is the deployment's (a stream's is only once it ends: ``_watched``)."""
         registry = self.registry  # one registry for the whole call, even if a reload swaps it
         principal = ctx.principal
         if principal is not None and not principal.may_use(registry.resolve(model).name):
@@ -166,7 +168,8 @@ class Router:
                         result = await operation(provider, dep)
                         record.ended, record.status = perf_counter(), 200
                         took = record.ended - record.started
-                        health.succeeded(dep)
+                        if whole:
+                            health.succeeded(dep)
                         return result, Served(dep, attempts, ctx.dropped)
                     except GatewayError as err:
                         record.ended, record.status = perf_counter(), err.upstream_status or 0
@@ -219,8 +222,26 @@ class Router:
                 raise
 
         self.bounds.admit_chat(req)
-        (first, rest), served = await self.run(req.model, ctx, open_stream, request=req)
-        return first, rest, served
+        (first, rest), served = await self.run(req.model, ctx, open_stream, request=req, whole=False)
+        return first, self._watched(served.deployment, rest), served
+
+    async def _watched(self, dep: Deployment, rest: Batches) -> Batches:
+        """The rest of a stream, still the deployment's: in flight (``least-busy``) until it
+        ends, and a failure after the first batch (a reset, a stall, an error event) counts
+        towards its ejection as one before it would."""
+        self.balancer.started(dep)
+        failed = False
+        try:
+            async for batch in rest:
+                yield batch
+            self.health.succeeded(dep)
+        except GatewayError as err:
+            failed = moves_on(err)
+            await self.health.failed(dep, err)
+            raise
+        finally:
+            self.balancer.ended(dep, None, failed)
+            await rest.aclose()  # type: ignore[attr-defined]
 
     async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> tuple[EmbeddingResponse, Served]:
         async def embed(provider: Provider, dep: Deployment) -> EmbeddingResponse:
