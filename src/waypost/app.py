@@ -570,6 +570,10 @@ def app_from_env() -> ASGIApp:
     from waypost.settings import load_settings
 
     path = os.environ.get("WAYPOST_CONFIG")
+    if threading.current_thread() is threading.main_thread():
+        # Until the lifespan installs the reload handler, a SIGHUP the supervisor passes on must
+        # not stop this worker (SIGHUP's default): it has just read the file anyway.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return create_app(
         load_settings(path), tune_gc=True, not_ready_on_signal=True, reload_on_sighup=True, config_path=path
     )

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -200,3 +201,16 @@ def test_what_a_reload_takes_from_the_new_file_and_what_it_names_for_a_restart()
     assert (merged.limits.max_choices, [m.name for m in merged.models]) == (3, ["m"])
     assert merged.server.port == old.server.port
     assert needs_restart(old, new) == ["logging.json", "server.port"]
+
+
+def test_a_worker_not_yet_started_survives_a_sighup(tmp_path: Path) -> None:
+    """The supervisor passes SIGHUP to every worker; one still importing the app (its lifespan,
+    which installs the reload handler, not yet run) must not be stopped by it."""
+    config = write_config(tmp_path)
+    code = (
+        "import os, signal; from waypost.app import app_from_env; app_from_env(); "
+        "os.kill(os.getpid(), signal.SIGHUP); print('alive')"
+    )
+    env = {**environment(), "WAYPOST_CONFIG": str(config)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "alive"), done.stderr[-2000:]
