@@ -129,6 +129,8 @@ async def test_a_killed_workers_in_flight_requests_leave_the_gauge_with_it(tmp_p
                     os.kill(pid, signal.SIGKILL)
                 with contextlib.suppress(httpx.HTTPError):
                     await held
+                # Two workers start again (each imports the whole app: slow on a loaded machine).
+                deadline = time.monotonic() + 2 * WAIT
                 while len(live_gauge_pids(files) - killed) < 2:  # both replaced
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.05)
