@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= waypost.example.yaml
 
-.PHONY: run test lint bench setup clean
+.PHONY: run test lint bench setup clean ui browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,22 @@ lint: setup
 DATABASE_SUITES := tests/store tests/identity tests/control tests/cli tests/metering tests/budgets
 WORKERS ?= auto
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -n $(WORKERS)
 	WAYPOST_TEST_DATABASE=postgresql $(BIN)/pytest -n $(WORKERS) $(DATABASE_SUITES)
+
+# The UI tests' browser: Debian's chromium (scripts/install-chromium; nothing when it is there).
+browser:
+	scripts/install-chromium
+
+# The README's pictures of the UI (docs/screenshots/*.png), taken in that browser on made-up data.
+screenshots: setup browser
+	$(BIN)/python -m tests.ui.screenshots
+
+# The web UI (ui/, Vite + Preact + TypeScript) built into src/waypost/ui/dist, which is committed:
+# only a change to ui/ needs Node; tests/ui/test_build_info.py fails when the build is stale.
+ui:
+	cd ui && npm ci --no-audit --no-fund && npm run build
 
 bench: setup
 	bench/run

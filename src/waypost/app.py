@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waypost.api import chat, count_tokens, dataplane, embeddings, meta, tasks
-from waypost.api.asgi_io import header_map, request_id, send_body
+from waypost.api.asgi_io import header_map, request_id, send_body, under_root_path
 from waypost.api.completions import COMPLETIONS
 from waypost.api.drain import Drain
 from waypost.api.errors import error_parts
@@ -32,6 +32,7 @@ from waypost.api.middleware import RequestIdMiddleware
 from waypost.api.reload import Reloader
 from waypost.api.schema_gate import schema_wait_reason, wait_for_schema
 from waypost.api.state import Container
+from waypost.api.web_ui import WebUI, is_ui_path
 from waypost.core.errors import GatewayError, MethodNotAllowed, NotFound
 from waypost.metering.audit import AuditWriter
 from waypost.metering.masking import Masker
@@ -100,6 +101,8 @@ class Gateway:
         # Set by the server's entry points: SIGHUP re-reads this config file (api/reload.py);
         # None there means the defaults and the environment.
         self.reloader: Reloader | None = None
+        self._root_path = container.settings.server.root_path
+        self._ui = WebUI()  # /ui: the web UI's files (api/web_ui.py)
         chat_completions = chat.chat_endpoint("chat", OPENAI)
         legacy = chat.chat_endpoint("completions", COMPLETIONS)
         self._chat_routes = {
@@ -131,6 +134,8 @@ class Gateway:
         return self._control
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._root_path and scope["type"] == "http":
+            scope = under_root_path(scope, self._root_path)
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self._chat_routes.get(scope["path"])
             if endpoint is not None:
@@ -153,6 +158,9 @@ class Gateway:
                 await counted(metrics, self.control, scope, receive, send)
             else:
                 await self.control(scope, receive, send)
+            return
+        if scope["type"] == "http" and is_ui_path(path):
+            await self._ui(scope, receive, send)
             return
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)

@@ -81,6 +81,9 @@ class ServerSettings(_Strict):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
     public_url: str | None = None  # how browsers reach the gateway (OIDC redirect URIs)
+    # The path prefix a reverse proxy serves the gateway under (e.g. /gateway); requests may arrive
+    # with it or with it stripped (docs/ui.md, "Behind a reverse proxy").
+    root_path: str = Field("", pattern=r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$")
     public_api_docs: bool = False  # serve /admin/openapi.json and /admin/docs without credentials
     # Slow or stalled clients (docs/configuration.md, "Server"): seconds for a request's line and
     # headers, then for its whole body; past them 408 (or the connection is closed).

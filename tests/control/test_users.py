@@ -49,6 +49,19 @@ async def test_the_user_list_has_everyone(api: Control) -> None:
     assert all(set(u) == USER_FIELDS for u in resp.json()["data"])
 
 
+async def test_the_user_list_is_searched_and_paged_on_the_server(api: Control) -> None:
+    for name in ("ann", "bob", "anna", "annie_%"):
+        await api.post("/admin/users", {"email": f"{name}@example.com", "display_name": name.title()})
+    first = (await api.get("/admin/users?search=ANN&limit=2")).json()
+    assert [u["email"] for u in first["data"]] == ["ann@example.com", "anna@example.com"]
+    rest = (await api.get(f"/admin/users?search=ANN&limit=2&after={first['next_after']}")).json()
+    assert [u["email"] for u in rest["data"]] == ["annie_%@example.com"]
+    assert rest["next_after"] is None
+    # LIKE's wildcards are searched for as themselves.
+    literal = (await api.get("/admin/users?search=_%25")).json()
+    assert [u["email"] for u in literal["data"]] == ["annie_%@example.com"]
+
+
 async def test_an_admins_permissions_are_every_permission(api: Control) -> None:
     body = (await api.get("/admin/users/admin@localhost")).json()
     catalog = (await api.get("/admin/permissions")).json()

@@ -46,6 +46,20 @@ def new_request_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
 
 
+def under_root_path(scope: Scope, root: str) -> Scope:
+    """``scope`` as routed under ``server.root_path``: the prefix taken off the path when the
+    proxy left it on, and recorded as ASGI's ``root_path`` so the URLs the app builds carry it."""
+    path: str = scope["path"]
+    if path == root or path.startswith(root + "/"):
+        raw = scope.get("raw_path")
+        scope = {
+            **scope,
+            "path": path[len(root) :] or "/",
+            "raw_path": raw[len(root) :] or b"/" if raw and raw.startswith(root.encode()) else raw,
+        }
+    return {**scope, "root_path": root}
+
+
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The whole body; over ``limit`` bytes is 413, checked before and while reading."""
     declared = headers.get("content-length")

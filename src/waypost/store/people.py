@@ -74,6 +74,25 @@ class UserRepo(Repository):
             names = await _group_names(conn, None)
         return [_user(row._mapping, names.get(row.id, ())) for row in rows]
 
+    async def page(self, *, search: str | None, after: int | None, limit: int) -> builtins.list[UserRecord]:
+        """Up to ``limit`` users by id after ``after``, whose e-mail or display name contains
+        ``search`` (any case): a page of the admin list, whatever the number of users."""
+        query = sa.select(_users).order_by(_users.c.id).limit(limit)
+        if after is not None:
+            query = query.where(_users.c.id > after)
+        if search:
+            needle = search.lower()
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(_users.c.email).contains(needle, autoescape=True),
+                    sa.func.lower(_users.c.display_name).contains(needle, autoescape=True),
+                )
+            )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+            names = await _group_names(conn, None, [row.id for row in rows])
+        return [_user(row._mapping, names.get(row.id, ())) for row in rows]
+
     async def count(self) -> int:
         async with self._read() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(_users)) or 0)
@@ -254,11 +273,15 @@ async def _one_user(conn: AsyncConnection, where: sa.ColumnElement[bool]) -> Use
     return _user(row._mapping, names.get(row.id, ()))
 
 
-async def _group_names(conn: AsyncConnection, user_id: int | None) -> dict[int, list[str]]:
-    """Sorted group names per user id, for one user or (``None``) for everyone."""
+async def _group_names(
+    conn: AsyncConnection, user_id: int | None, user_ids: list[int] | None = None
+) -> dict[int, list[str]]:
+    """Sorted group names per user id, for one user, for ``user_ids``, or (neither) for everyone."""
     query = sa.select(_members.c.user_id, _groups.c.name).join(_groups, _groups.c.id == _members.c.group_id)
     if user_id is not None:
         query = query.where(_members.c.user_id == user_id)
+    if user_ids is not None:
+        query = query.where(_members.c.user_id.in_(user_ids))
     names: dict[int, list[str]] = {}
     for uid, name in (await conn.execute(query)).all():
         names.setdefault(uid, []).append(name)

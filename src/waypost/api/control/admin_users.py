@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from waypost.api.control.dependencies import ContainerDep, find_group, find_user, requires
 from waypost.api.control.grant_owners import GrantOwner, add_grants, remove_grant
@@ -77,9 +77,22 @@ async def _password_hash(container: Container, password: str, email: str) -> str
 
 @router.get("/admin/users", response_model=UserList, tags=["users"], summary="List users")
 async def list_users(
-    container: ContainerDep, _: Annotated[Principal, Depends(requires("user.view"))]
+    container: ContainerDep,
+    _: Annotated[Principal, Depends(requires("user.view"))],
+    search: Annotated[
+        str | None, Query(max_length=200, description="Only users whose e-mail or name contains this")
+    ] = None,
+    after: Annotated[int | None, Query(ge=0, description="The next_after of the previous page")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="Users per page (by id); without it, every user")
+    ] = None,
 ) -> UserList:
-    return UserList(data=[user_out(u) for u in await container.store.users.list()])
+    if limit is None and search is None and after is None:
+        return UserList(data=[user_out(u) for u in await container.store.users.list()])
+    size = limit or 1000
+    found = await container.store.users.page(search=search, after=after, limit=size + 1)
+    more = len(found) > size
+    return UserList(data=[user_out(u) for u in found[:size]], next_after=found[size - 1].id if more else None)
 
 
 @router.get("/admin/users/{user}", response_model=UserDetailOut, tags=["users"], summary="Show a user")

@@ -122,6 +122,11 @@ def _redirect_uri(container: Container, provider: OidcProviderSettings, request:
     return f"{base.rstrip('/')}/auth/oidc/{provider.name}/callback"
 
 
+def _callback_path(request: Request, name: str) -> str:
+    """The callback's path as the browser sees it: behind ``server.root_path``'s prefix."""
+    return f"{request.scope.get('root_path', '')}/auth/oidc/{name}/callback"
+
+
 def _relative_path(value: str | None) -> str | None:
     """Only a path on this gateway: never another site (an open redirect would leak the tokens)."""
     if value is None:
@@ -184,7 +189,7 @@ async def oidc_login(
         FLOW_COOKIE,
         state,
         max_age=int(FLOW_TTL.total_seconds()),
-        path=f"/auth/oidc/{name}/callback",
+        path=_callback_path(request, name),
         httponly=True,
         samesite="lax",  # the IdP sends the browser back with a top-level GET
         secure=request.url.scheme == "https",
@@ -251,7 +256,7 @@ async def oidc_callback(
             }
         )
         response = RedirectResponse(f"{flow.redirect_to}#{fragment}", status_code=302)
-    response.delete_cookie(FLOW_COOKIE, path=f"/auth/oidc/{name}/callback")
+    response.delete_cookie(FLOW_COOKIE, path=_callback_path(request, name))
     return response
 
 

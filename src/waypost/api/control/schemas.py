@@ -101,6 +101,8 @@ class IdentityProviderList(BaseModel):
 
 class UserList(BaseModel):
     data: list[UserOut]
+    # With ``limit``: the ``after`` of the next page, or null on the last one.
+    next_after: int | None = None
 
 
 class UserCreate(_Email):

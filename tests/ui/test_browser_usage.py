@@ -1,0 +1,63 @@
+"""The usage pages with data in them: the administrator's report (filters kept in the URL) and the
+audit log, and a person's own usage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+pytest.importorskip("playwright")
+
+from playwright.async_api import expect
+
+from tests.control.client import Control
+from tests.ui.browser import Browsing
+from tests.usage_rows import insert, request_row
+
+
+async def _seed(api: Control) -> None:
+    """Yesterday's requests of the administrator: three on one model, one on another."""
+    at = datetime.now(UTC) - timedelta(days=1)
+    rows = [request_row(created_at=at, model="gpt", cost_micros=250_000) for _ in range(3)]
+    rows.append(request_row(created_at=at, model="claude", requested_model="claude", cost_micros=1_000_000))
+    await insert(api.container.store, rows)
+
+
+async def test_the_usage_report_shows_the_requests_by_model_and_keeps_filters_in_the_url(
+    tab: Browsing, api: Control
+) -> None:
+    await _seed(api)
+    await tab.log_in()
+    await tab.go("Usage")
+    report = tab.page.get_by_role("table", name="Usage by model")
+    await expect(report.get_by_role("row").filter(has_text="gpt")).to_contain_text("3")
+    await expect(report.get_by_role("row").filter(has_text="claude")).to_contain_text("$1.00")
+    await expect(tab.page.get_by_text("4 requests, $1.75 in total")).to_be_visible()
+    await tab.snap("usage by model")
+
+    await tab.page.get_by_label("Model", exact=True).fill("claude")
+    await tab.page.get_by_role("button", name="Apply filters").click()
+    await expect(report.get_by_role("row").filter(has_text="gpt")).to_have_count(0)
+    assert parse_qs(urlsplit(tab.page.url).query)["model"] == ["claude"]
+    await tab.page.reload()  # a link reproduces the view
+    await expect(tab.page.get_by_label("Model", exact=True)).to_have_value("claude")
+    await expect(report.get_by_role("row").filter(has_text="claude")).to_be_visible()
+
+
+async def test_the_audit_log_lists_the_requests(tab: Browsing, api: Control) -> None:
+    await _seed(api)
+    await tab.log_in()
+    await tab.go("Usage")
+    log = tab.page.get_by_role("table", name="Requests, newest first")
+    await expect(log.get_by_role("row").filter(has_text="gpt")).to_have_count(3)
+    await tab.snap("audit log")
+
+
+async def test_my_usage_shows_my_spend(tab: Browsing, api: Control) -> None:
+    await _seed(api)
+    await tab.log_in()
+    await tab.go("My usage")
+    await expect(tab.page.get_by_text("$1.75").first).to_be_visible()
+    await tab.snap("my usage")

@@ -1,0 +1,238 @@
+// Usage by group, user, model or tag, with every filter kept in the page's URL query (a link
+// reproduces the view), and the audit log paged on the server by cursor.
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { get, pathPart } from "../../api";
+import { count, ErrorText, messageOf, Status, usd, useLoad, when } from "../../components";
+import { navigate, useLocation } from "../../router";
+
+const FILTERS = ["from", "to", "user", "group", "model", "tag"] as const;
+const GROUPINGS = ["model", "user", "group", "tag", "provider", "day"] as const;
+
+type Row = Record<string, string | number | boolean | null>;
+
+interface Summary {
+  group_by: string[];
+  totals: Row;
+  data: Row[];
+  truncated: boolean;
+}
+
+interface LogPage {
+  data: Row[];
+  next_cursor: string | null;
+  has_more: boolean;
+}
+
+const METRICS = ["requests", "errors", "input_tokens", "output_tokens", "cost_usd"];
+
+function csvOf(keys: string[], rows: Row[]): string {
+  const cell = (v: unknown) => {
+    const text = v === null || v === undefined ? "" : String(v);
+    return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  return [keys, ...rows.map((r) => keys.map((k) => r[k]))].map((line) => line.map(cell).join(",")).join("\r\n") + "\r\n";
+}
+
+function CsvLink({ keys, rows }: { keys: string[]; rows: Row[] }) {
+  const href = useMemo(() => URL.createObjectURL(new Blob([csvOf(keys, rows)], { type: "text/csv" })), [keys, rows]);
+  useEffect(() => () => URL.revokeObjectURL(href), [href]);
+  return (
+    <a href={href} download="waypost-usage.csv">
+      Export CSV
+    </a>
+  );
+}
+
+function AuditDetail({ requestId }: { requestId: string }) {
+  const entry = useLoad(() => get<unknown>(`/admin/audit-logs/${pathPart(requestId)}`), requestId);
+  return (
+    <Status loaded={entry}>
+      {(e) => (
+        <pre class="detail">
+          <code>{JSON.stringify(e, null, 2)}</code>
+        </pre>
+      )}
+    </Status>
+  );
+}
+
+function AuditLog({ filters }: { filters: Record<string, string> }) {
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [open, setOpen] = useState<string | null>(null);
+  const [status, setStatus] = useState("");
+  const cursor = cursors[cursors.length - 1];
+  const key = JSON.stringify([filters, cursor, status]);
+  const page = useLoad(() => get<LogPage>("/admin/audit-logs", { ...filters, status, cursor, limit: 50 }), key);
+  return (
+    <section aria-labelledby="audit-heading">
+      <h2 id="audit-heading">Audit log</h2>
+      <label>
+        Status
+        <select value={status} onChange={(e) => (setStatus(e.currentTarget.value), setCursors([null]))}>
+          <option value="">any</option>
+          <option value="ok">ok</option>
+          <option value="error">error</option>
+        </select>
+      </label>
+      <Status loaded={page}>
+        {(p) => (
+          <>
+            <table>
+              <caption>Requests, newest first</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">User</th>
+                  <th scope="col">Model</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Cost</th>
+                  <th scope="col">Latency</th>
+                  <th scope="col"><span class="visually-hidden">Detail</span></th>
+                </tr>
+              </thead>
+              <tbody>
+                {p.data.map((r) => {
+                  const id = String(r.request_id);
+                  return (
+                    <>
+                      <tr key={id}>
+                        <td>{when(r.created_at as string)}</td>
+                        <td>{String(r.user_email ?? r.user_id ?? "")}</td>
+                        <td>{String(r.model ?? r.requested_model ?? "")}</td>
+                        <td>{String(r.status ?? "")}</td>
+                        <td>{usd(r.cost_usd as number)}</td>
+                        <td>{r.latency_ms != null ? `${r.latency_ms} ms` : "—"}</td>
+                        <td>
+                          <button type="button" aria-expanded={open === id} onClick={() => setOpen(open === id ? null : id)}>
+                            {open === id ? "Hide" : "Details"}
+                            <span class="visually-hidden"> of request {id}</span>
+                          </button>
+                        </td>
+                      </tr>
+                      {open === id && (
+                        <tr key={`${id}-detail`}>
+                          <td colSpan={7}>
+                            <AuditDetail requestId={id} />
+                          </td>
+                        </tr>
+                      )}
+                    </>
+                  );
+                })}
+              </tbody>
+            </table>
+            <nav aria-label="Audit log pages" class="pager">
+              <button type="button" disabled={cursors.length === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
+                Newer
+              </button>
+              <button type="button" disabled={!p.has_more} onClick={() => setCursors([...cursors, p.next_cursor])}>
+                Older
+              </button>
+            </nav>
+          </>
+        )}
+      </Status>
+    </section>
+  );
+}
+
+export function AdminUsage({ mayAudit }: { mayAudit: boolean }) {
+  const where = useLocation();
+  const groupBy = where.query.get("group_by") || "model";
+  const filters: Record<string, string> = {};
+  for (const name of FILTERS) {
+    const value = where.query.get(name);
+    if (value) filters[name] = value;
+  }
+  const key = where.query.toString();
+  const summary = useLoad(() => get<Summary>("/admin/usage/summary", { ...filters, group_by: groupBy }), key);
+  const [error, setError] = useState<string | null>(null);
+
+  const apply = (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      const form = new FormData(event.currentTarget as HTMLFormElement);
+      const query = new URLSearchParams();
+      for (const [name, value] of form.entries()) if (typeof value === "string" && value) query.set(name, value);
+      navigate(where.route, query);
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  };
+
+  return (
+    <>
+      <h1>Usage</h1>
+      <form class="filters" key={key} onSubmit={apply}>
+        <label>
+          Group by
+          <select name="group_by" defaultValue={groupBy}>
+            {GROUPINGS.map((g) => (
+              <option key={g} value={g}>
+                {g}
+              </option>
+            ))}
+          </select>
+        </label>
+        {FILTERS.map((name) => (
+          <label key={name}>
+            {name === "from" ? "From (date)" : name === "to" ? "To (date)" : `${name[0].toUpperCase()}${name.slice(1)}`}
+            {name === "from" || name === "to" ? (
+              <input name={name} type="date" defaultValue={filters[name] ?? ""} />
+            ) : (
+              <input name={name} type="text" defaultValue={filters[name] ?? ""} />
+            )}
+          </label>
+        ))}
+        <button type="submit">Apply filters</button>
+      </form>
+      <ErrorText error={error} />
+      <Status loaded={summary}>
+        {(s) => {
+          const keys = [...s.group_by, ...METRICS];
+          return (
+            <>
+              <p>
+                {count(s.totals.requests as number)} requests, {usd(s.totals.cost_usd as number)} in total
+                {s.truncated && " (more groups matched than shown)"}. <CsvLink keys={keys} rows={s.data} />
+              </p>
+              <table>
+                <caption>Usage by {s.group_by.join(", ")}</caption>
+                <thead>
+                  <tr>
+                    {keys.map((k) => (
+                      <th scope="col" key={k}>
+                        {k.replace(/_/g, " ")}
+                      </th>
+                    ))}
+                  </tr>
+                </thead>
+                <tbody>
+                  {s.data.map((r, i) => (
+                    <tr key={i}>
+                      {keys.map((k) => (
+                        <td key={k}>{k === "cost_usd" ? usd(r[k] as number) : r[k] === null ? "(none)" : String(r[k] ?? "")}</td>
+                      ))}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </>
+          );
+        }}
+      </Status>
+      {mayAudit && <AuditLog filters={filters} />}
+    </>
+  );
+}
+
+/** The audit log on its own, for those who may read it without the usage reports. */
+export function AuditLogPage() {
+  return (
+    <>
+      <h1>Audit log</h1>
+      <AuditLog filters={{}} />
+    </>
+  );
+}
