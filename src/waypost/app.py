@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from waypost.api import chat, count_tokens, dataplane, embeddings, meta, tasks
 from waypost.api.asgi_io import header_map, request_id, send_body, under_root_path
 from waypost.api.completions import COMPLETIONS
-from waypost.api.drain import Drain
+from waypost.api.drain import Drain, not_ready_on_signal
 from waypost.api.errors import error_parts
 from waypost.api.formats import ANTHROPIC, OPENAI
 from waypost.api.metrics import PATH as METRICS_PATH
@@ -205,7 +205,7 @@ class Gateway:
         if self.reloader is not None:
             self.reloader.install()
         if self.not_ready_on_signal:
-            _not_ready_on_signal(container)
+            not_ready_on_signal(container)
         if self.tune_gc:
             settle_heap()
         await send({"type": "lifespan.startup.complete"})
@@ -585,23 +585,3 @@ def app_from_env() -> ASGIApp:
     return create_app(
         load_settings(path), tune_gc=True, not_ready_on_signal=True, reload_on_sighup=True, config_path=path
     )
-
-
-def _not_ready_on_signal(container: Container) -> None:
-    """Chain a handler before the server's own for SIGTERM and SIGINT that turns readiness
-    (``/health/ready``) 503 at once, so a load balancer stops sending while in-flight requests
-    drain (a one-worker server does this in ``server.GatewayServer``). The server installs its
-    handlers before the lifespan starts, so they are there to chain."""
-    if threading.current_thread() is not threading.main_thread():
-        return  # signal handlers belong to the main thread: an app served from another has none
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(sig)
-        if not callable(previous):
-            continue
-
-        def handler(signum: int, frame: object, previous: Callable[..., object] = previous) -> None:
-            container.ready = False
-            container.drain.begin()  # the grace period, then what still runs is cut
-            previous(signum, frame)
-
-        signal.signal(sig, handler)

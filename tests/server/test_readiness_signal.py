@@ -1,6 +1,6 @@
 """A worker of a multi-worker server runs uvicorn's own server, not ``GatewayServer``: its app
 chains a handler before the server's for SIGTERM and SIGINT that turns readiness 503 at once
-(``app._not_ready_on_signal``), then lets the server's handler drain as before. The whole
+(``api.drain.not_ready_on_signal``), then lets the server's handler drain as before. The whole
 shutdown with two workers is tests/metering/test_audit_shutdown.py's."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import signal
 import threading
 from types import FrameType, SimpleNamespace
 
-from waypost.api.drain import Drain
-from waypost.app import _not_ready_on_signal
+from waypost.api.drain import Drain, not_ready_on_signal
 
 
 def test_the_stop_signal_turns_readiness_off_before_the_servers_own_handler_runs() -> None:
@@ -25,7 +24,7 @@ def test_the_stop_signal_turns_readiness_off_before_the_servers_own_handler_runs
     try:
         for sig in saved:
             signal.signal(sig, servers_own)
-        _not_ready_on_signal(container)  # type: ignore[arg-type]
+        not_ready_on_signal(container)  # type: ignore[arg-type]
         os.kill(os.getpid(), signal.SIGTERM)
         assert seen == [(signal.SIGTERM, False)]  # ready was off when the server's handler ran
         container.ready = True
@@ -38,9 +37,7 @@ def test_the_stop_signal_turns_readiness_off_before_the_servers_own_handler_runs
 
 def test_outside_the_main_thread_nothing_is_installed() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    thread = threading.Thread(
-        target=_not_ready_on_signal, args=(SimpleNamespace(ready=True, drain=Drain(0)),)
-    )
+    thread = threading.Thread(target=not_ready_on_signal, args=(SimpleNamespace(ready=True, drain=Drain(0)),))
     thread.start()
     thread.join()
     assert signal.getsignal(signal.SIGTERM) is before

@@ -10,7 +10,10 @@ would end as a broken connection. The data-plane requests are cut here first, ea
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from waypost.core.errors import ShuttingDown
 
@@ -83,3 +86,30 @@ def resume_after_cut() -> None:
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
+
+
+class Readiness(Protocol):
+    """What a stop signal changes: readiness, and the drain it starts (the app's container)."""
+
+    ready: bool
+    drain: Drain
+
+
+def not_ready_on_signal(container: Readiness) -> None:
+    """Chain a handler before the server's own for SIGTERM and SIGINT that turns readiness
+    (``/health/ready``) 503 at once, so a load balancer stops sending while in-flight requests
+    drain (a one-worker server does this in ``server.GatewayServer``). The server installs its
+    handlers before the lifespan starts, so they are there to chain."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread: an app served from another has none
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: object, previous: Callable[..., object] = previous) -> None:
+            container.ready = False
+            container.drain.begin()  # the grace period, then what still runs is cut
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
