@@ -203,6 +203,10 @@ class ChatRequest:
     frequency_penalty: float | None = None
     user: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Tools of the caller's format that only an upstream of that same format runs (the Responses
+    # API's built-in tools: web search, file search...), as the client sent them. They reach the
+    # upstream in the pass-through body; a request with any is refused by every other provider.
+    hosted_tools: list[dict[str, Any]] = field(default_factory=list)
     # Where the request came from, and the client's body for an upstream of that format.
     source_format: str | None = None
     passthrough: Passthrough | None = None
