@@ -63,6 +63,7 @@ ROUTES = {
     ("post", "/admin/secrets/rotate"),
     ("get", "/admin/usage/summary"),
     ("get", "/admin/usage/costs"),
+    ("get", "/admin/usage/latency"),
     ("get", "/me/usage"),
     ("get", "/admin/audit-logs"),
     ("get", "/admin/audit-logs/{request_id}"),

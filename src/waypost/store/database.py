@@ -18,6 +18,7 @@ from waypost.store.migrate import Migration
 from waypost.store.people import GrantRepo, GroupRepo, UserRepo
 from waypost.store.rate_limits import RateLimitRepo
 from waypost.store.rules import RuleRepo
+from waypost.store.usage_latency import LatencyReportRepo
 from waypost.store.usage_log import UsageLogRepo
 from waypost.store.usage_reports import UsageReportRepo
 from waypost.store.vault import KvRepo, SecretRepo
@@ -46,6 +47,7 @@ class Store:
         self.rules = RuleRepo(engine)  # policy rules; the engine holds them compiled in memory
         self.admin_trail = AdminTrailRepo(engine)  # who changed what, as a hash chain
         self.usage_reports = UsageReportRepo(engine)  # read-only reports over the audit log
+        self.usage_latency = LatencyReportRepo(engine)  # latency percentiles over the audit log
         self.usage_log = UsageLogRepo(engine)  # written by the audit writer (metering/audit.py)
 
     @classmethod

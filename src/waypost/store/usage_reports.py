@@ -29,14 +29,21 @@ GROUP_KEYS = ("user", "group", "model", "provider", "token", "tag", *PERIODS)
 METRICS = (
     "requests",
     "errors",
+    "client_errors",
+    "server_errors",
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "total_tokens",
     "cost_micros",
     "unpriced",
     "estimated",
+    "cache_hits",
+    "cache_misses",
+    "cache_bypasses",
+    "saved_micros",
 )
 """What each row of a summary counts (and what it may be sorted by, besides its grouping keys)."""
 
@@ -112,14 +119,25 @@ def _metrics() -> list[sa.Label[Any]]:
     return [
         sa.func.count(_log.c.id).label("requests"),
         _count_if(_log.c.status >= 400, "errors"),
+        _count_if(sa.and_(_log.c.status >= 400, _log.c.status < 500), "client_errors"),
+        _count_if(_log.c.status >= 500, "server_errors"),
         _sum(_log.c.input_tokens, "input_tokens"),
         _sum(_log.c.output_tokens, "output_tokens"),
         _sum(_log.c.cache_read_tokens, "cache_read_tokens"),
         _sum(_log.c.cache_write_tokens, "cache_write_tokens"),
         _sum(_log.c.reasoning_tokens, "reasoning_tokens"),
+        _sum(
+            _log.c.input_tokens + _log.c.cache_read_tokens + _log.c.cache_write_tokens + _log.c.output_tokens,
+            "total_tokens",
+        ),
         _sum(_log.c.cost_micros, "cost_micros"),
         _count_if(_log.c.priced == sa.false(), "unpriced"),
         _count_if(_log.c.usage_estimated == sa.true(), "estimated"),
+        # The response cache's verdicts (null where the cache stage did not run).
+        _count_if(_log.c.cache_status == "hit", "cache_hits"),
+        _count_if(_log.c.cache_status == "miss", "cache_misses"),
+        _count_if(_log.c.cache_status == "bypass", "cache_bypasses"),
+        _sum(_log.c.saved_micros, "saved_micros"),
     ]
 
 
@@ -188,6 +206,36 @@ def conditions(where: UsageFilter) -> list[sa.ColumnElement[bool]]:
     return out
 
 
+def grouping(
+    where: UsageFilter, group_by: Sequence[str], dialect: str
+) -> tuple[sa.FromClause, dict[str, sa.Label[Any]]]:
+    """What a grouped report selects from (``request_log``, joined to its labels when grouped by
+    group or tag) and, per key, the labelled expression it is grouped by."""
+    source: sa.FromClause = _log
+    keys: dict[str, sa.Label[Any]] = {}
+    for key in group_by:
+        if key in ("group", "tag"):
+            label = _labels.alias(f"{key}_label")
+            joined = [label.c.request_id == _log.c.request_id, label.c.kind == key]
+            # Filtered by tag and grouped by tag: only the tags asked for get rows.
+            wanted = where.groups if key == "group" else where.tags
+            if wanted:
+                joined.append(label.c.value.in_(list(wanted)))
+            source = source.outerjoin(label, sa.and_(*joined))
+            keys[key] = label.c.value.label(key)
+        elif key == "user":
+            keys[key] = _log.c.user_id.label("user_id")
+        elif key == "model":
+            keys[key] = _model().label("model")
+        elif key == "provider":
+            keys[key] = _log.c.provider.label("provider")
+        elif key == "token":
+            keys[key] = _log.c.token_id.label("token_id")
+        else:
+            keys[key] = _bucket(key, dialect).label(key)
+    return source, keys
+
+
 def _int(value: Any) -> int:
     # PostgreSQL sums BIGINTs as NUMERIC (a Decimal here); both backends give NULL for no rows.
     return int(value) if value is not None else 0
@@ -252,30 +300,9 @@ class UsageReportRepo(Repository):
         self, where: UsageFilter, group_by: Sequence[str], dialect: str, metrics: list[sa.Label[Any]]
     ) -> tuple[sa.Select[Any], dict[str, sa.Label[Any]]]:
         """The grouped select (no WHERE yet) and, per key, the expression it is grouped by."""
-        source: sa.FromClause = _log
-        keys: dict[str, sa.Label[Any]] = {}
-        extra: list[sa.ColumnElement[Any]] = []
-        for key in group_by:
-            if key in ("group", "tag"):
-                label = _labels.alias(f"{key}_label")
-                joined = [label.c.request_id == _log.c.request_id, label.c.kind == key]
-                # Filtered by tag and grouped by tag: only the tags asked for get rows.
-                wanted = where.groups if key == "group" else where.tags
-                if wanted:
-                    joined.append(label.c.value.in_(list(wanted)))
-                source = source.outerjoin(label, sa.and_(*joined))
-                keys[key] = label.c.value.label(key)
-            elif key == "user":
-                keys[key] = _log.c.user_id.label("user_id")
-                extra.append(sa.func.max(_log.c.user_email).label("user_email"))
-            elif key == "model":
-                keys[key] = _model().label("model")
-            elif key == "provider":
-                keys[key] = _log.c.provider.label("provider")
-            elif key == "token":
-                keys[key] = _log.c.token_id.label("token_id")
-            else:
-                keys[key] = _bucket(key, dialect).label(key)
+        source, keys = grouping(where, group_by, dialect)
+        # A user's row names the user by id; the e-mail is the latest one logged for that id.
+        extra = [sa.func.max(_log.c.user_email).label("user_email")] if "user" in keys else []
         query = (
             sa.select(*keys.values(), *extra, *metrics)
             .select_from(source)

@@ -1,6 +1,7 @@
-"""Usage reports and the audit log: /admin/usage/summary, /admin/usage/costs, /me/usage and
-/admin/audit-logs. Every number is read from the audit log's rows (totals are sums of the costs
-stored on them); parameters are checked in ``usage_params`` before any query runs."""
+"""Usage reports and the audit log: /admin/usage/summary, /admin/usage/costs,
+/admin/usage/latency, /me/usage and /admin/audit-logs. Every number is read from the audit log's
+rows (totals are sums of the costs stored on them); parameters are checked in ``usage_params``
+before any query runs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from waypost.api.control.dependencies import ContainerDep, human_principal, requ
 from waypost.api.state import Container
 from waypost.core.errors import NotFound
 from waypost.security.principal import Principal
+from waypost.store.usage_latency import LATENCY_METRICS
 from waypost.store.usage_reports import GROUP_KEYS, PERIODS, UsageFilter, UsageReport
 
 router = APIRouter()
@@ -73,15 +75,23 @@ def usage_filter(
 class UsageTotals(BaseModel):
     requests: int
     errors: int  # status 400 and above
+    client_errors: int  # status 400 to 499
+    server_errors: int  # status 500 and above
     input_tokens: int  # uncached
     output_tokens: int  # reasoning included
     cache_read_tokens: int
     cache_write_tokens: int
     reasoning_tokens: int
+    total_tokens: int  # input, cache reads, cache writes and output
     cost_micros: int  # the sum of the stored costs, in micro-dollars
     cost_usd: float
     unpriced: int  # requests whose model had no price
     estimated: int  # requests whose usage was estimated
+    cache_hits: int  # answered from the response cache
+    cache_misses: int  # looked up, not found, sent upstream
+    cache_bypasses: int  # not looked up (not cacheable, or the caller asked not to)
+    saved_micros: int  # what the upstream calls that cache hits replaced would have cost
+    saved_usd: float
 
 
 class UsageSummary(BaseModel):
@@ -137,7 +147,10 @@ def _usd(micros: int) -> float:
 
 
 def _with_usd(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "cost_usd": _usd(row["cost_micros"])}
+    out = {**row, "cost_usd": _usd(row["cost_micros"])}
+    if "saved_micros" in row:
+        out["saved_usd"] = _usd(row["saved_micros"])
+    return out
 
 
 def _summary(report: UsageReport, group_by: list[str], where: UsageFilter) -> dict[str, Any]:
@@ -222,6 +235,74 @@ async def usage_costs(
         "cost_usd": _usd(total),
         "unpriced": report.totals["unpriced"],
         "data": data,
+        "truncated": report.truncated,
+    }
+
+
+class LatencyFigures(BaseModel):
+    requests: int
+    latency_mean_ms: float | None  # from arrival to the last byte; null without requests
+    latency_p50_ms: float | None  # nearest-rank percentiles
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    latency_max_ms: float | None
+    ttft_requests: int  # requests with a time to first byte (streams that got one)
+    ttft_mean_ms: float | None
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+
+
+class UsageLatency(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    group_by: list[str]
+    start: datetime | None = Field(alias="from")
+    end: datetime | None = Field(alias="to")
+    totals: LatencyFigures
+    data: list[dict[str, Any]]  # one row per group: its keys, then the totals' fields
+    truncated: bool
+
+
+@router.get(
+    "/admin/usage/latency",
+    response_model=UsageLatency,
+    tags=["usage"],
+    summary="Latency (mean, p50, p95, p99, max) and time to first byte, grouped and filtered",
+)
+async def usage_latency(
+    request: Request,
+    container: ContainerDep,
+    _: Annotated[Principal, Depends(requires("usage.view"))],
+    where: Annotated[UsageFilter, Depends(usage_filter)],
+    endpoint: Annotated[
+        list[str] | None, Query(description="Only these endpoints (chat, messages, ...)")
+    ] = None,
+    status: Annotated[
+        list[str] | None, Query(description="ok, error, or HTTP status codes (repeatable)")
+    ] = None,
+    group_by: GroupBy = None,
+    sort: Annotated[
+        str | None, Query(description="Sort rows by a figure (e.g. latency_p95_ms) or a grouping key")
+    ] = None,
+    order: Order = None,
+    limit: RowLimit = ROW_LIMIT,
+) -> dict[str, Any]:
+    """How long requests took, in milliseconds, over every matching request and per group.
+    Percentiles are nearest-rank (the smallest latency that at least p% of the requests do not
+    exceed), computed in the database."""
+    params.only(request, (*params.LOG_FILTERS, "group_by", "sort", "order", "limit"))
+    where = params.narrowed(where, endpoint, status)
+    keys = params.group_keys(group_by)
+    key = params.sort_key(sort, keys, LATENCY_METRICS)
+    report = await container.store.usage_latency.latency(
+        where, keys, sort=key, descending=params.descending(order, key, LATENCY_METRICS), limit=limit
+    )
+    return {
+        "group_by": keys,
+        "from": where.start,
+        "to": where.end,
+        "totals": report.totals,
+        "data": report.rows,
         "truncated": report.truncated,
     }
 

@@ -185,10 +185,10 @@ def sort_key(value: str | None, keys: Iterable[str], metrics: Sequence[str] = ME
     return value
 
 
-def descending(order: str | None, sort: str | None) -> bool:
+def descending(order: str | None, sort: str | None, metrics: Sequence[str] = METRICS) -> bool:
     """``order`` asc|desc; by default a metric sorts largest first and a key in ascending order."""
     if order is None:
-        return sort in METRICS
+        return sort in metrics
     if order not in ("asc", "desc"):
         raise BadRequest(f"order: {_shown(order)!r} is neither asc nor desc", param="order")
     return order == "desc"

@@ -1,21 +1,16 @@
 // Usage by group, user, model or tag, with every filter kept in the page's URL query (a link
-// reproduces the view), and the audit log paged on the server by cursor.
+// reproduces the view): the summary table, usage over time, the top users and models, the response
+// cache, errors and latency (usage_trends.tsx, usage_quality.tsx); and the audit log paged on the
+// server by cursor.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { get, pathPart } from "../../api";
 import { count, ErrorText, messageOf, Status, usd, useLoad, when } from "../../components";
 import { navigate, useLocation } from "../../router";
+import { CacheReport, ErrorsAndLatency } from "./usage_quality";
+import { FILTERS, MEASURES, PERIODS, periodsOf, SPLITS, type Period, type Row, type Summary } from "./usage_series";
+import { OverTime, TopTables } from "./usage_trends";
 
-const FILTERS = ["from", "to", "user", "group", "model", "tag"] as const;
 const GROUPINGS = ["model", "user", "group", "tag", "provider", "day"] as const;
-
-type Row = Record<string, string | number | boolean | null>;
-
-interface Summary {
-  group_by: string[];
-  totals: Row;
-  data: Row[];
-  truncated: boolean;
-}
 
 interface LogPage {
   data: Row[];
@@ -136,15 +131,68 @@ function AuditLog({ filters }: { filters: Record<string, string> }) {
   );
 }
 
+function Choice({ name, label, value, options }: { name: string; label: string; value: string; options: Record<string, string> }) {
+  return (
+    <label>
+      {label}
+      {/* The option is selected, not the select given a value: a select has no default value to
+          set, and a value would be forced back on every render while the person picks another. */}
+      <select name={name}>
+        {Object.entries(options).map(([v, text]) => (
+          <option key={v} value={v} selected={v === value}>
+            {text}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** The usage over time, top tables, cache, errors and latency of the range, per ``period``. */
+function Trends({ filters, split, period, measure }: { filters: Record<string, string>; split: string | null; period: Period; measure: string }) {
+  const key = JSON.stringify([filters, period]);
+  const perPeriod = useLoad(() => get<Summary>("/admin/usage/summary", { ...filters, group_by: period, limit: 10000 }), key);
+  return (
+    <Status loaded={perPeriod}>
+      {(p) => {
+        const periods = periodsOf(
+          p.data.map((r) => String(r[period])),
+          period,
+          filters.from,
+          filters.to,
+        );
+        return (
+          <>
+            <section aria-labelledby="time-heading">
+              <h2 id="time-heading">Over time</h2>
+              <OverTime filters={filters} split={split} period={period} periods={periods} measure={measure} perPeriod={p} />
+            </section>
+            <section aria-labelledby="top-heading">
+              <h2 id="top-heading">Top users and models</h2>
+              <TopTables filters={filters} />
+            </section>
+            <CacheReport filters={filters} period={period} periods={periods} perPeriod={p} />
+            <ErrorsAndLatency filters={filters} period={period} periods={periods} perPeriod={p} />
+          </>
+        );
+      }}
+    </Status>
+  );
+}
+
 export function AdminUsage({ mayAudit }: { mayAudit: boolean }) {
   const where = useLocation();
   const groupBy = where.query.get("group_by") || "model";
+  const asked = where.query.get("period") ?? "";
+  const period: Period = (PERIODS as readonly string[]).includes(asked) ? (asked as Period) : "day";
+  const measure = where.query.get("measure") ?? "";
+  const shown = measure in MEASURES ? measure : "cost_micros";
   const filters: Record<string, string> = {};
   for (const name of FILTERS) {
     const value = where.query.get(name);
     if (value) filters[name] = value;
   }
-  const key = where.query.toString();
+  const key = JSON.stringify([filters, groupBy]);
   const summary = useLoad(() => get<Summary>("/admin/usage/summary", { ...filters, group_by: groupBy }), key);
   const [error, setError] = useState<string | null>(null);
 
@@ -164,17 +212,10 @@ export function AdminUsage({ mayAudit }: { mayAudit: boolean }) {
   return (
     <>
       <h1>Usage</h1>
-      <form class="filters" key={key} onSubmit={apply}>
-        <label>
-          Group by
-          <select name="group_by" defaultValue={groupBy}>
-            {GROUPINGS.map((g) => (
-              <option key={g} value={g}>
-                {g}
-              </option>
-            ))}
-          </select>
-        </label>
+      <form class="filters" key={where.query.toString()} onSubmit={apply}>
+        <Choice name="group_by" label="Group by" value={groupBy} options={Object.fromEntries(GROUPINGS.map((g) => [g, g]))} />
+        <Choice name="period" label="Per" value={period} options={Object.fromEntries(PERIODS.map((p) => [p, p]))} />
+        <Choice name="measure" label="Chart" value={shown} options={MEASURES} />
         {FILTERS.map((name) => (
           <label key={name}>
             {name === "from" ? "From (date)" : name === "to" ? "To (date)" : `${name[0].toUpperCase()}${name.slice(1)}`}
@@ -222,6 +263,7 @@ export function AdminUsage({ mayAudit }: { mayAudit: boolean }) {
           );
         }}
       </Status>
+      <Trends filters={filters} split={groupBy in SPLITS ? groupBy : null} period={period} measure={shown} />
       {mayAudit && <AuditLog filters={filters} />}
     </>
   );
