@@ -1,7 +1,7 @@
 """Conventions the dialects share, in one module so that no dialect imports another's private
-helpers: the compact JSON text tool arguments travel as, the prefix that marks a thinking
-signature minted by Gemini (other dialects must not replay it), and Claude's rules for sampling
-and thinking budgets, which hold directly (Anthropic) and through Bedrock."""
+helpers: the compact JSON text tool arguments travel as, the prefixes that mark a thinking
+signature minted by Gemini or by OpenAI (other dialects must not replay them), and Claude's rules
+for sampling and thinking budgets, which hold directly (Anthropic) and through Bedrock."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import orjson
 from waypost.core.types import ChatRequest, Thinking
 
 GEMINI_SIGNATURE_PREFIX = "gemini:"
+# A thinking signature that is an OpenAI reasoning item's ``encrypted_content`` (Responses API):
+# only OpenAI can read it back, so the other dialects drop it as they drop Gemini's.
+OPENAI_REASONING_PREFIX = "openai:"
 EFFORT_BUDGETS: dict[str, int] = {
     "minimal": 1024,
     "low": 2048,

@@ -811,3 +811,21 @@ def test_thinking_signed_by_gemini_is_dropped_not_sent() -> None:
     body, dropped = encode_request(req, "claude", stream=False)
     assert body["messages"][1]["content"] == [{"type": "text", "text": "a"}]
     assert any("Gemini" in note for note in dropped)
+
+
+def test_thinking_signed_by_openai_is_dropped_not_sent() -> None:
+    """An OpenAI reasoning item's encrypted content (a Responses client's history) is OpenAI's alone."""
+    from waypost.core.types import ChatRequest, Message, TextPart, ThinkingPart
+    from waypost.wire.anthropic.messages import encode_request
+
+    req = ChatRequest(
+        model="m",
+        messages=[
+            Message("user", [TextPart("q")]),
+            Message("assistant", [ThinkingPart("hmm", signature="openai:gAAAAABo"), TextPart("a")]),
+            Message("user", [TextPart("again")]),
+        ],
+    )
+    body, dropped = encode_request(req, "claude", stream=False)
+    assert body["messages"][1]["content"] == [{"type": "text", "text": "a"}]
+    assert any("OpenAI" in note for note in dropped)

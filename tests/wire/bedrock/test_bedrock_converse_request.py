@@ -432,3 +432,20 @@ def test_reasoning_signed_by_gemini_is_dropped_not_sent() -> None:
     body, notes = encode_request(req, "anthropic.claude-sonnet-4-5-20250929-v1:0")
     assert body["messages"][1]["content"] == [{"text": "a"}]
     assert any("Gemini" in note for note in notes)
+
+
+def test_reasoning_signed_by_openai_is_dropped_not_sent() -> None:
+    from waypost.core.types import ChatRequest, Message, TextPart, ThinkingPart
+    from waypost.wire.bedrock.converse import encode_request
+
+    req = ChatRequest(
+        model="m",
+        messages=[
+            Message("user", [TextPart("q")]),
+            Message("assistant", [ThinkingPart("hmm", signature="openai:gAAAAABo"), TextPart("a")]),
+            Message("user", [TextPart("again")]),
+        ],
+    )
+    body, notes = encode_request(req, "anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert body["messages"][1]["content"] == [{"text": "a"}]
+    assert any("OpenAI" in note for note in notes)

@@ -51,6 +51,9 @@ from waypost.wire.conventions import (
     claude_sampling,
     thinking_budget,
 )
+from waypost.wire.conventions import (
+    OPENAI_REASONING_PREFIX as OPENAI_SIGNATURE,
+)
 from waypost.wire.encoded import Encoded, passthrough_body
 
 # The Messages body fields that carry each canonical field: what the fast path re-encodes for a
@@ -204,9 +207,11 @@ class _Encoder:
                 return {"type": "redacted_thinking", "data": part.data}
             self.note("redacted thinking without data dropped")
             return None
-        if part.signature and part.signature.startswith(GEMINI_SIGNATURE):
-            # Signed by Gemini (a conversation that fell back across providers): Anthropic would refuse it.
-            self.note("thinking signed by another provider (Gemini) dropped")
+        if part.signature and part.signature.startswith((GEMINI_SIGNATURE, OPENAI_SIGNATURE)):
+            # Signed by Gemini or OpenAI (a conversation that moved across providers): Anthropic
+            # would refuse it.
+            origin = "Gemini" if part.signature.startswith(GEMINI_SIGNATURE) else "OpenAI"
+            self.note(f"thinking signed by another provider ({origin}) dropped")
             return None
         if part.signature:
             return {"type": "thinking", "thinking": part.text, "signature": part.signature}

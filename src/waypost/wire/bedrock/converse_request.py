@@ -51,6 +51,9 @@ from waypost.wire.conventions import (
     claude_sampling,
     thinking_budget,
 )
+from waypost.wire.conventions import (
+    OPENAI_REASONING_PREFIX as OPENAI_SIGNATURE,
+)
 from waypost.wire.encoded import Encoded
 
 IMAGE_FORMATS: dict[str, str] = {
@@ -237,8 +240,9 @@ class _Encoder:
                 return {"reasoningContent": {"redactedContent": part.data}}
             self.note("redacted thinking without data dropped")
             return None
-        if part.signature and part.signature.startswith(GEMINI_SIGNATURE):
-            self.note("reasoning signed by another provider (Gemini) dropped")
+        if part.signature and part.signature.startswith((GEMINI_SIGNATURE, OPENAI_SIGNATURE)):
+            origin = "Gemini" if part.signature.startswith(GEMINI_SIGNATURE) else "OpenAI"
+            self.note(f"reasoning signed by another provider ({origin}) dropped")
             return None
         if part.signature:
             return {"reasoningContent": {"reasoningText": {"text": part.text, "signature": part.signature}}}
