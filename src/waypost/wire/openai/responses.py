@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from waypost.wire.openai.responses_body import encode_response, response_params
 from waypost.wire.openai.responses_decode import StreamDecoder, decode_response
+from waypost.wire.openai.responses_encode import encode_request
+from waypost.wire.openai.responses_input import items_to_messages, messages_to_items
 from waypost.wire.openai.responses_mapping import (
     FORMAT,
     encode_error,
@@ -21,16 +23,21 @@ from waypost.wire.openai.responses_mapping import (
     usage_to_responses,
 )
 from waypost.wire.openai.responses_output import encrypted_content, thinking_part
+from waypost.wire.openai.responses_request import decode_request
 from waypost.wire.openai.responses_stream import StreamEncoder
 
 __all__ = [
     "FORMAT",
     "StreamDecoder",
     "StreamEncoder",
+    "decode_request",
     "decode_response",
     "encode_error",
+    "encode_request",
     "encode_response",
     "encrypted_content",
+    "items_to_messages",
+    "messages_to_items",
     "response_params",
     "thinking_part",
     "usage_from_responses",
