@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= waypost.example.yaml
 
-.PHONY: run test lint bench setup clean ui browser
+.PHONY: run test lint bench setup clean ui browser codex
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,16 +27,21 @@ lint: setup
 # itself is under test (the store, identity, the control plane, the CLI, metering, budgets) run again on PostgreSQL
 # (127.0.0.1:5432, or $$WAYPOST_TEST_POSTGRES_URL). End-to-end, conformance and API-shape tests go
 # through the same repositories whatever the backend, so they run once.
-DATABASE_SUITES := tests/store tests/identity tests/control tests/cli tests/metering tests/budgets
+DATABASE_SUITES := tests/store tests/identity tests/control tests/cli tests/metering tests/budgets tests/responses
 WORKERS ?= auto
 
-test: lint browser
+test: lint browser codex
 	$(BIN)/pytest -n $(WORKERS)
 	WAYPOST_TEST_DATABASE=postgresql $(BIN)/pytest -n $(WORKERS) $(DATABASE_SUITES)
 
 # The UI tests' browser: Debian's chromium (scripts/install-chromium; nothing when it is there).
 browser:
 	scripts/install-chromium
+
+# The Responses API client tests' Codex CLI: npm's @openai/codex, pinned, under .tools/codex
+# (scripts/install-codex; nothing when that version is there).
+codex:
+	scripts/install-codex
 
 # The README's pictures of the UI (docs/screenshots/*.png), taken in that browser on made-up data.
 screenshots: setup browser

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from waypost.api import chat, count_tokens, dataplane, embeddings, meta, tasks
+from waypost.api import chat, count_tokens, dataplane, embeddings, meta, responses, tasks
 from waypost.api.asgi_io import header_map, request_id, send_body, under_root_path
 from waypost.api.completions import COMPLETIONS
 from waypost.api.drain import Drain, not_ready_on_signal
@@ -30,6 +30,7 @@ from waypost.api.metrics import PATH as METRICS_PATH
 from waypost.api.metrics import MetricsListener, build_metrics, counted, handle_metrics, start_metrics
 from waypost.api.middleware import RequestIdMiddleware
 from waypost.api.reload import Reloader
+from waypost.api.responses import PATHS, RESPONSES
 from waypost.api.schema_gate import schema_wait_reason, wait_for_schema
 from waypost.api.state import Container
 from waypost.api.web_ui import WebUI, is_ui_path
@@ -111,6 +112,7 @@ class Gateway:
             "/v1/messages": chat.chat_endpoint("messages", ANTHROPIC),
             "/v1/completions": legacy,
             "/completions": legacy,
+            **responses.post_routes(container.settings),  # /v1/responses (api/responses.py)
         }
         self._routes: dict[str, DataPlaneHandler] = {
             "/v1/embeddings": embeddings.handle_embeddings,
@@ -406,6 +408,7 @@ async def start_serving(container: Container) -> list[asyncio.Task[None]]:
         asyncio.create_task(container.catalog.run_refresher(every)),
         asyncio.create_task(container.authenticator.run_flusher(every)),
         asyncio.create_task(container.loop_lag.run()),
+        asyncio.create_task(responses.purge(container)),  # expired stored responses
         # Shared deployment health (Redis): outages other processes decided, read every second.
         *(
             [asyncio.create_task(container.router.health.run_refresher())]
@@ -481,7 +484,8 @@ async def stop(container: Container, tasks: list[asyncio.Task[None]]) -> None:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    fmt = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
+    path = request.url.path
+    fmt = ANTHROPIC if path.startswith("/v1/messages") else RESPONSES if path.startswith(PATHS) else OPENAI
     err: GatewayError = NotFound(f"No route for {request.method} {request.url.path}.")
     # Starlette's own 405 (a GET-only route called otherwise) says which methods it takes.
     allow = {k.lower(): v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
@@ -523,6 +527,7 @@ def create_app(
         Route("/health", meta.health, methods=["GET"]),
         Route("/health/live", meta.live, methods=["GET"]),
         Route("/health/ready", meta.ready, methods=["GET"]),
+        *responses.routes(settings.responses),  # GET, DELETE /v1/responses/{id}[/input_items]
     ]
     starlette = Starlette(
         routes=routes,

@@ -55,6 +55,7 @@ from waypost.settings_policy import RateLimitDefinition as RateLimitDefinition
 from waypost.settings_policy import RateLimitSettings as RateLimitSettings
 from waypost.settings_policy import RateLimitWindow as RateLimitWindow
 from waypost.settings_policy import RulesSettings as RulesSettings
+from waypost.settings_responses import ResponsesSettings as ResponsesSettings
 from waypost.settings_routing import AwsSettings as AwsSettings
 from waypost.settings_routing import DeploymentSettings, valid_headers
 from waypost.settings_routing import EjectionSettings as EjectionSettings
@@ -373,6 +374,7 @@ class Settings(_Strict):
     transformations: TransformSettings = Field(default_factory=TransformSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
     presets: dict[str, PresetSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
 

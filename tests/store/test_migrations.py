@@ -34,7 +34,7 @@ async def test_a_fresh_database_has_no_revision(database: dict[str, Any]) -> Non
 
 
 async def test_upgrade_reports_the_head_revision(store: Store) -> None:
-    assert await store.revision() == head_revision() == "0003_policy"
+    assert await store.revision() == head_revision() == "0004_responses"
 
 
 async def test_upgrading_twice_changes_nothing(store: Store) -> None:

@@ -102,7 +102,8 @@ def with_usage(raw: bytes, usage: dict[str, Any] | None, cost: Cost | None) -> b
 
 def cost_in_frames(data: bytes, cost: Cost) -> bytes:
     """SSE bytes with the cost added to each top-level ``usage`` object of their events (the
-    final OpenAI chunk, Anthropic's ``message_delta``); others are left byte for byte."""
+    final OpenAI chunk, Anthropic's ``message_delta``), or of the response an event carries (the
+    Responses API's ``response.completed``); others are left byte for byte."""
     if b'"usage"' not in data:
         return data
     lines = data.split(b"\n")
@@ -115,6 +116,8 @@ def cost_in_frames(data: bytes, cost: Cost) -> bytes:
         except orjson.JSONDecodeError:
             continue
         usage = event.get("usage") if isinstance(event, dict) else None
+        if usage is None and isinstance(event, dict) and isinstance(event.get("response"), dict):
+            usage = event["response"].get("usage")
         if isinstance(usage, dict):
             usage[COST_FIELD] = cost.reported_usd
             lines[i] = b"data: " + orjson.dumps(event) + end
@@ -171,10 +174,8 @@ async def _send_response(
     if resp.raw is not None:
         content = with_usage(resp.raw, None, cost) if cost is not None else resp.raw
     else:
-        req = ctx.req
-        assert req is not None
         resp.created = resp.created or int(time.time())  # the wire modules have no clock
-        body = fmt.encode_response(resp, req.model)
+        body = fmt.encode_response(resp, ctx)
         if cost is not None and isinstance(body.get("usage"), dict):
             body["usage"][COST_FIELD] = cost.reported_usd
         content = orjson.dumps(body)
@@ -219,7 +220,7 @@ async def stream_answer(
     # A stage's answer (a cache hit) uses nothing upstream: no budget or limit watches it.
     watch = pipeline.watches_streams and ctx.answered_by is None
     with_cost = container.settings.metering.cost_header
-    encoder = fmt.stream_encoder(req)
+    encoder = fmt.stream_encoder(ctx)
     same_format = ctx.same_format
     usage = Usage()
     ctx.usage = usage

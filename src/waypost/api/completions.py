@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import time
 
-from waypost.api.formats import ClientFormat
+from waypost.api.formats import ClientFormat, chat_request
 from waypost.wire.openai import chat as openai_chat
 from waypost.wire.openai import completions as openai_completions
 
 COMPLETIONS = ClientFormat(
     name=openai_completions.FORMAT,
     decode_request=openai_completions.decode_request,
-    encode_response=openai_completions.encode_response,
+    encode_response=lambda resp, ctx: openai_completions.encode_response(resp, chat_request(ctx).model),
     encode_error=openai_completions.encode_error,
     # The wire modules have no clock; chunks translated from upstreams without one get ours.
-    stream_encoder=lambda req: openai_completions.StreamEncoder(
-        req.model, include_usage=req.include_usage, created=int(time.time())
+    stream_encoder=lambda ctx: openai_completions.StreamEncoder(
+        chat_request(ctx).model, include_usage=chat_request(ctx).include_usage, created=int(time.time())
     ),
     usage_object=openai_chat.usage_to_openai,
 )

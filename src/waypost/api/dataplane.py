@@ -1,5 +1,5 @@
-"""The one path every data-plane request takes (chat, messages, legacy completions, embeddings,
-token counts, /classify, /plan, /embed):
+"""The one path every data-plane request takes (chat, messages, legacy completions, responses,
+embeddings, token counts, /classify, /plan, /embed):
 
     request id -> authenticate -> read and parse the body -> the endpoint decodes it
     -> pipeline stages' ``before`` (look, change, answer or reject)
@@ -7,9 +7,10 @@ token counts, /classify, /plan, /embed):
     -> metering prices the usage into the answer -> the answer leaves
     -> access-log line -> stages' ``after`` (metering writes the audit row, budgets settle).
 
-An endpoint supplies only ``decode`` (body -> ``ctx.req``) and ``run`` (answer ``ctx``, sending
-with the ``send`` it is given, and leaving ``ctx.usage`` set). Errors before the first byte reach
-the caller in the endpoint's format; after it, the endpoint ends its stream with an error event.
+An endpoint supplies only ``decode`` (body -> ``ctx.req``; after an asynchronous ``prepare``
+when it has one) and ``run`` (answer ``ctx``, sending with the ``send`` it is given, and
+leaving ``ctx.usage`` set). Errors before the first byte reach the caller in the endpoint's
+format; after it, the endpoint ends its stream with an error event.
 These handlers are raw ASGI (``asgi_io``): they are the hot path.
 """
 
@@ -60,11 +61,14 @@ OVERHEAD_HEADER = "x-waypost-overhead-ms"
 class Endpoint:
     """A data-plane route's own work: how its body decodes, and how it is answered."""
 
-    name: str  # chat, messages, completions, embeddings, count_tokens, classify, plan, embed
+    name: str  # chat, messages, completions, responses, embeddings, count_tokens, classify, plan, embed
     fmt: ClientFormat  # the caller's wire format (errors are written in it)
     decode: Callable[[RequestContext, Container], None]  # sets ctx.req (BadRequest when invalid)
     run: Callable[[RequestContext, Container, Reply | None, Send], Awaitable[None]]
     format_name: str | None = None  # the client format providers see, when not ``fmt.name``
+    # Asynchronous work before ``decode`` (reading what the request refers to: the Responses
+    # API's stored conversation), after authentication; it may refuse the request.
+    prepare: Callable[[RequestContext, Container], Awaitable[None]] | None = None
 
 
 async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,6 +107,8 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
             ctx.body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"Request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+        if endpoint.prepare is not None:
+            await endpoint.prepare(ctx, container)
         endpoint.decode(ctx, container)
         if ctx.stream and metrics.enabled:
             metrics.streams += 1

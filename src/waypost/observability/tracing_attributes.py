@@ -58,6 +58,7 @@ PROVIDER_NAMES = {
 OPERATIONS = {
     "chat": "chat",
     "messages": "chat",
+    "responses": "chat",
     "classify": "chat",
     "plan": "chat",
     "completions": "text_completion",

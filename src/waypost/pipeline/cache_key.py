@@ -12,8 +12,9 @@ as it would go upstream):
   same-format upstream receives them, and they may change the answer. When decoding dropped
   something (a note such as an audio part), the whole body, since the canonical request is
   then not all the upstream sees;
-* the endpoint family: chat (``/v1/chat/completions`` and ``/v1/messages`` share entries: an
-  answer replays into either format) or legacy completions (a raw continuation, never shared);
+* the endpoint family: chat (``/v1/chat/completions``, ``/v1/messages`` and ``/v1/responses``
+  share entries: an answer replays into any of the formats) or legacy completions (a raw
+  continuation, never shared);
 * the client headers forwarded upstream (``ctx.passthrough_headers``: ``anthropic-beta`` turns on
   features that change the answer), but ``anthropic-version``: it shapes the wire format, which a
   replay writes itself, not the answer, and every SDK release sends its own (keying it would
@@ -37,7 +38,7 @@ from waypost.core.types import ChatRequest
 from waypost.security.principal import Principal
 
 VERSION = 1  # part of every key: entries of another layout are never found
-CHAT_ENDPOINTS = frozenset({"chat", "messages", "completions"})
+CHAT_ENDPOINTS = frozenset({"chat", "messages", "completions", "responses"})
 # The canonical fields that shape an answer (``stream``, ``include_usage``, ``user`` and
 # ``metadata`` do not).
 KEY_FIELDS = (
@@ -105,6 +106,28 @@ READ_FIELDS: dict[str, frozenset[str]] = {
             "metadata",
         }
     ),
+    # The Responses API: ``store`` and ``previous_response_id`` do not change the answer (a
+    # previous response's conversation is expanded into ``messages``, which are keyed).
+    "openai_responses": frozenset(
+        {
+            "model",
+            "input",
+            "instructions",
+            "max_output_tokens",
+            "temperature",
+            "top_p",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "text",
+            "reasoning",
+            "stream",
+            "store",
+            "previous_response_id",
+            "user",
+            "metadata",
+        }
+    ),
     "openai_completions": frozenset(
         {
             "model",
@@ -163,6 +186,10 @@ def replayable(req: ChatRequest) -> bool:
         )
     if source == "openai_completions":
         return body.get("logprobs") is None
+    if source == "openai_responses":  # built-in tools' results and log probabilities are not canonical
+        include = body.get("include")
+        logprobs = isinstance(include, list) and "message.output_text.logprobs" in include
+        return not (req.hosted_tools or logprobs or body.get("top_logprobs"))
     if source == "anthropic":
         tools = body.get("tools")
         server_tools = isinstance(tools, list) and any(

@@ -17,6 +17,7 @@ from waypost.store.engine import create_engine
 from waypost.store.migrate import Migration
 from waypost.store.people import GrantRepo, GroupRepo, UserRepo
 from waypost.store.rate_limits import RateLimitRepo
+from waypost.store.responses import ResponseRepo
 from waypost.store.rules import RuleRepo
 from waypost.store.usage_latency import LatencyReportRepo
 from waypost.store.usage_log import UsageLogRepo
@@ -49,6 +50,7 @@ class Store:
         self.usage_reports = UsageReportRepo(engine)  # read-only reports over the audit log
         self.usage_latency = LatencyReportRepo(engine)  # latency percentiles over the audit log
         self.usage_log = UsageLogRepo(engine)  # written by the audit writer (metering/audit.py)
+        self.responses = ResponseRepo(engine)  # the Responses API's kept conversations
 
     @classmethod
     def from_settings(cls, db: DatabaseSettings) -> Store:

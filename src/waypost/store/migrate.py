@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest revision, known without loading Alembic (a test keeps it equal to the scripts' head):
 # a gateway whose database is current starts without importing Alembic at all.
-HEAD_REVISION = "0003_policy"
+HEAD_REVISION = "0004_responses"
 
 
 log = logging.getLogger("waypost.migrate")

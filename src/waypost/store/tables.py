@@ -360,3 +360,23 @@ rate_limits = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
+
+# --- The Responses API's kept conversations (migration 0004; api/responses_state.py). ---
+# One row per response kept (``store``), readable by its user only, until ``expires_at``. The
+# bodies are JSON text, masked like audit bodies; ``previous_id`` links a conversation's turns
+# (no foreign key: an earlier turn may expire or be deleted first).
+stored_responses = sa.Table(
+    "stored_responses",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),  # the response id the client got
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("previous_id", sa.String(128)),  # the request's ``previous_response_id``
+    sa.Column("model", sa.String(256), nullable=False),  # the model asked for
+    sa.Column("instructions", sa.Text()),  # JSON text
+    sa.Column("input", sa.Text(), nullable=False),  # JSON text: the request's own input items
+    sa.Column("response", sa.Text(), nullable=False),  # JSON text: the response object, as sent
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "user_id", "created_at"),
+    sa.Index(None, "expires_at"),  # the purge
+)
