@@ -18,6 +18,7 @@ MARK = {"yes": "✓", "approx": "≈", "no": "—"}
 CLIENT_TITLES = {
     "openai": "OpenAI clients (`/v1/chat/completions`)",
     "anthropic": "Anthropic clients (`/v1/messages`)",
+    "responses": "OpenAI Responses clients (`/v1/responses`)",
 }
 
 
@@ -31,7 +32,8 @@ def render(outcomes: dict[str, str] | None = None) -> str:
         "Do not edit by hand: change `tests/conformance/targets.py` and regenerate.",
         "",
         "✓ carried faithfully · ≈ carried approximately (see the notes) · — not carried: dropped with a",
-        "note in the `X-Waypost-Dropped` header and the log, never an error · ✗ failed in the last run",
+        "note in the `X-Waypost-Dropped` header and the log, never an error · ✗ failed in the last run ·",
+        "n/a the client format cannot ask for it",
         "",
     ]
     notes: list[str] = []
@@ -39,9 +41,12 @@ def render(outcomes: dict[str, str] | None = None) -> str:
         lines += [f"## {title}", "", "| scenario | " + " | ".join(t.label for t in TARGETS) + " |"]
         lines.append("|---|" + "---|" * len(TARGETS))
         for scenario in SCENARIOS:
+            if client not in scenario.clients:
+                lines.append(f"| {scenario.title} | " + " | ".join("n/a" for _ in TARGETS) + " |")
+                continue
             cells = []
             for target in TARGETS:
-                support = target.supports(scenario.name)
+                support = target.supports(scenario.name, client)
                 mark = MARK[support.level]
                 cell = f"{scenario.name}-from-{client}-{target.name}"
                 if outcomes is not None and outcomes.get(cell) == "failed":

@@ -10,8 +10,8 @@ from typing import Any
 import anthropic
 import openai
 
-from tests.conformance.targets import Target, View
-from tests.e2e.clients import TOOL, Answer, ask_anthropic, ask_openai
+from tests.conformance.targets import Support, Target, View
+from tests.e2e.clients import TOOL, Answer, ask_anthropic, ask_openai, ask_responses, response_answer
 from tests.fakes import FakeUpstream, Reply
 
 MODEL = "conformance-model"
@@ -23,7 +23,7 @@ SIGNATURE = "EqQBCkgIARABGAIiQGx3cA=="  # signatures are base64 bytes on every w
 
 @dataclass
 class Session:
-    client: str  # "openai" or "anthropic"
+    client: str  # "openai", "anthropic" or "responses" (OpenAI's Responses API)
     target: Target
     fake: FakeUpstream
     openai: openai.AsyncOpenAI
@@ -34,6 +34,8 @@ class Session:
     ) -> Answer:
         if self.client == "openai":
             return await ask_openai(self.openai, model, messages, stream=stream, **kw)
+        if self.client == "responses":
+            return await ask_responses(self.openai, model, messages, stream=stream, **kw)
         return await ask_anthropic(self.anthropic, model, messages, stream=stream, **kw)
 
     def view(self) -> View:
@@ -45,7 +47,10 @@ class Session:
         self.fake.enqueue(*replies)
 
     def error(self) -> type[Exception]:
-        return openai.APIStatusError if self.client == "openai" else anthropic.APIStatusError
+        return anthropic.APIStatusError if self.client == "anthropic" else openai.APIStatusError
+
+    def supports(self, scenario: str) -> Support:
+        return self.target.supports(scenario, self.client)
 
 
 def user(text: str) -> dict[str, Any]:
@@ -55,19 +60,23 @@ def user(text: str) -> dict[str, Any]:
 Run = Callable[[Session], Awaitable[None]]
 
 
+CLIENTS = ("openai", "anthropic", "responses")
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     title: str
     run: Run
+    clients: tuple[str, ...] = CLIENTS  # the client formats that can express it
 
 
 SCENARIOS: list[Scenario] = []
 
 
-def scenario(name: str, title: str) -> Callable[[Run], Run]:
+def scenario(name: str, title: str, clients: tuple[str, ...] = CLIENTS) -> Callable[[Run], Run]:
     def register(fn: Run) -> Run:
-        SCENARIOS.append(Scenario(name, title, fn))
+        SCENARIOS.append(Scenario(name, title, fn, clients))
         return fn
 
     return register
@@ -95,6 +104,8 @@ async def _text_stream(s: Session) -> None:
 async def _system(s: Session) -> None:
     if s.client == "openai":
         await s.ask([{"role": "system", "content": "Be terse."}, user("hi")])
+    elif s.client == "responses":
+        await s.ask([user("hi")], instructions="Be terse.")
     else:
         await s.ask([user("hi")], system="Be terse.")
     assert "Be terse." in s.view().system
@@ -157,6 +168,12 @@ async def _tool_result(s: Session) -> None:
             {"role": "assistant", "content": None, "tool_calls": [call]},
             {"role": "tool", "tool_call_id": call_id, "content": "sunny, 21C"},
         ]
+    elif s.client == "responses":
+        history = [
+            user("weather?"),
+            {"type": "function_call", "call_id": call_id, "name": name, "arguments": '{"city": "Paris"}'},
+            {"type": "function_call_output", "call_id": call_id, "output": "sunny, 21C"},
+        ]
     else:
         history = [
             user("weather?"),
@@ -178,9 +195,12 @@ async def _tool_result(s: Session) -> None:
 async def _image(s: Session) -> None:
     if s.client == "openai":
         image: dict[str, Any] = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+    elif s.client == "responses":
+        image = {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "auto"}
     else:
         image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
-    await s.ask([{"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}])
+    text = {"type": "input_text" if s.client == "responses" else "text", "text": "what is it?"}
+    await s.ask([{"role": "user", "content": [text, image]}])
     assert s.view().images == 1
 
 
@@ -191,9 +211,12 @@ async def _document(s: Session) -> None:
             "type": "file",
             "file": {"filename": "a.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
         }
+    elif s.client == "responses":
+        doc = {"type": "input_file", "filename": "a.pdf", "file_data": f"data:application/pdf;base64,{PDF}"}
     else:
         doc = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
-    await s.ask([{"role": "user", "content": [{"type": "text", "text": "summarise"}, doc]}])
+    text = {"type": "input_text" if s.client == "responses" else "text", "text": "summarise"}
+    await s.ask([{"role": "user", "content": [text, doc]}])
     assert s.view().documents == 1
 
 
@@ -203,8 +226,23 @@ async def _thinking(s: Session) -> None:
     as the client received it brings the signature back to the upstream."""
     s.reply(Reply(text="42.", thinking=("Let me think about it.", SIGNATURE)))
     # Providers without signed thinking (OpenAI-compatible servers) carry the text alone.
-    signed = s.target.supports("thinking_signature").level == "yes"
-    if s.client == "anthropic":
+    signed = s.supports("thinking_signature").level == "yes"
+    if s.client == "responses":
+        options: dict[str, Any] = {
+            "reasoning": {"effort": "low", "summary": "auto"},
+            "include": ["reasoning.encrypted_content"],
+            "store": False,
+        }
+        response = await s.openai.responses.create(model=MODEL, input=[user("meaning?")], **options)
+        answer = response_answer(response)
+        assert any(text == "Let me think about it." for text, _ in answer.thinking)
+        if not signed:
+            return
+        signatures = [sig for _, sig in answer.thinking if sig]
+        replay = [item.model_dump(exclude_none=True) for item in response.output]
+        history = [user("meaning?"), *replay, user("why?")]
+        await s.openai.responses.create(model=MODEL, input=history, **options)  # type: ignore[arg-type]
+    elif s.client == "anthropic":
         thinking = {"type": "enabled", "budget_tokens": 2048}
         message = await s.anthropic.messages.create(
             model=MODEL,
@@ -247,6 +285,9 @@ async def _json_schema(s: Session) -> None:
     if s.client == "openai":
         fmt = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
         answer = await s.ask([user("json please")], response_format=fmt)
+    elif s.client == "responses":
+        text = {"format": {"type": "json_schema", "name": "reply", "schema": schema}}
+        answer = await s.ask([user("json please")], text=text)
     else:
         extra = {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
         answer = await s.ask([user("json please")], extra_body=extra)
@@ -259,6 +300,8 @@ async def _json_object(s: Session) -> None:
     s.reply(Reply(text='{"ok": true}'))
     if s.client == "openai":
         await s.ask([user("json")], response_format={"type": "json_object"})
+    elif s.client == "responses":  # the Responses API wants the word JSON in the input for this mode
+        await s.ask([user("json")], text={"format": {"type": "json_object"}})
     else:  # Anthropic clients have no json_object: they ask in words, which must simply pass
         await s.ask([user("Answer with a JSON object.")])
         return
@@ -268,12 +311,14 @@ async def _json_object(s: Session) -> None:
 @scenario("stop_length", "Max tokens reached")
 async def _length(s: Session) -> None:
     s.reply(Reply(text="cut", finish_reason=s.target.finish_length))
-    answer = await s.ask([user("long story")], max_tokens=5)
+    limit = 16 if s.client == "responses" else 5  # the Responses API takes no fewer than 16
+    answer = await s.ask([user("long story")], max_tokens=limit)
     assert answer.finish == "length"
-    assert s.view().max_tokens == 5
+    assert s.view().max_tokens == limit
 
 
-@scenario("stop_sequences", "Stop sequences")
+# The Responses API has no stop sequences.
+@scenario("stop_sequences", "Stop sequences", clients=("openai", "anthropic"))
 async def _stop(s: Session) -> None:
     if s.client == "openai":
         await s.ask([user("count")], stop=["END"])
@@ -312,7 +357,7 @@ async def _overload(s: Session) -> None:
     try:
         await s.ask([user("hi")])
     except s.error() as err:
-        assert err.status_code == (503 if s.client == "openai" else 529)  # type: ignore[attr-defined]
+        assert err.status_code == (529 if s.client == "anthropic" else 503)  # type: ignore[attr-defined]
     else:
         raise AssertionError("no error")
 

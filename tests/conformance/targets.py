@@ -52,9 +52,12 @@ class Target:
     finish_length: str  # the provider's own "max tokens reached"
     overload_status: int
     support: dict[str, Support] = field(default_factory=dict)
+    # Where one client format fares otherwise: client -> scenario -> support.
+    support_from: dict[str, dict[str, Support]] = field(default_factory=dict)
 
-    def supports(self, scenario: str) -> Support:
-        return self.support.get(scenario, YES)
+    def supports(self, scenario: str, client: str | None = None) -> Support:
+        own = self.support_from.get(client or "", {}).get(scenario)
+        return own if own is not None else self.support.get(scenario, YES)
 
 
 def _texts(content: Any, kind: str = "text") -> list[str]:

@@ -105,3 +105,92 @@ async def ask_anthropic(
         output_tokens=usage.output_tokens,
         thinking=thinking,
     )
+
+
+def responses_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "function", **t} for t in tools]
+
+
+def responses_input(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+    """Chat-style messages (OpenAI's shape) as the Responses API's ``instructions`` and input items."""
+    instructions: list[str] = []
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        if "type" in m:  # already a Responses input item
+            items.append(m)
+            continue
+        role, content = m["role"], m.get("content")
+        if role == "system":
+            instructions.append(content)
+        elif role == "tool":
+            items.append({"type": "function_call_output", "call_id": m["tool_call_id"], "output": content})
+        elif role == "assistant":
+            if content:
+                items.append({"role": "assistant", "content": content})
+            for call in m.get("tool_calls") or []:
+                fn = call["function"]
+                items.append(
+                    {
+                        "type": "function_call",
+                        "call_id": call["id"],
+                        "name": fn["name"],
+                        "arguments": fn["arguments"],
+                    }
+                )
+        else:
+            items.append({"role": role, "content": content})
+    return ("\n\n".join(instructions) or None), items
+
+
+def response_answer(response: Any) -> Answer:
+    """An ``Answer`` from a Responses API ``Response`` (the SDK's model)."""
+    calls = [
+        (i.call_id, i.name, json.loads(i.arguments)) for i in response.output if i.type == "function_call"
+    ]
+    thinking = [
+        (
+            "".join(s.text for s in i.summary) or "".join(c.text for c in i.content or []),
+            i.encrypted_content,
+        )
+        for i in response.output
+        if i.type == "reasoning"
+    ]
+    details = response.incomplete_details
+    if response.status == "incomplete":
+        finish = (
+            "length" if details is not None and details.reason == "max_output_tokens" else "content_filter"
+        )
+    else:
+        finish = "tool_calls" if calls else "stop"
+    usage = response.usage
+    return Answer(
+        text=response.output_text,
+        tool_calls=calls,
+        finish=finish,
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        thinking=thinking,
+    )
+
+
+async def ask_responses(
+    client: openai.AsyncOpenAI, model: str, messages: list[dict[str, Any]], *, stream: bool, **kw: Any
+) -> Answer:
+    """The conversation sent as a Responses API request (``client.responses``); ``messages`` are
+    chat-style, or Responses input items already."""
+    instructions, items = responses_input(messages)
+    if instructions is not None:
+        kw.setdefault("instructions", instructions)
+    if "tools" in kw:
+        kw["tools"] = responses_tools(kw["tools"])
+    if "max_tokens" in kw:
+        kw["max_output_tokens"] = kw.pop("max_tokens")
+    kw.setdefault("store", False)
+    if stream:
+        async with client.responses.stream(model=model, input=items, **kw) as s:  # type: ignore[arg-type]
+            async for _ in s:
+                pass
+            response = await s.get_final_response()
+    else:
+        response = await client.responses.create(model=model, input=items, **kw)  # type: ignore[arg-type]
+    return response_answer(response)
