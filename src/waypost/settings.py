@@ -162,6 +162,7 @@ class ModelSettings(_Strict):
     max_output_tokens: int | None = Field(None, ge=1)
     # OpenAI dialect: the field that carries the token limit; None: the provider's (kinds.py).
     max_tokens_field: TokenLimitField | None = None
+    responses_api: bool | None = None  # OpenAI dialect: serves /responses (None: api.openai.com only)
     mock: MockSettings = Field(default_factory=MockSettings)
     aws: AwsSettings | None = None  # bedrock
     api_version: str | None = None  # azure: the api-version query value; gemini: the path version

@@ -18,7 +18,16 @@ Strategy = Literal["weighted", "least-busy", "lowest-latency", "ordered"]
 
 # A deployment's endpoint: what it inherits from its model only when it keeps the model's provider
 # (a deployment on another provider would otherwise get an endpoint of the wrong kind).
-ENDPOINT_FIELDS = ("preset", "base_url", "api_key", "headers", "aws", "api_version", "max_tokens_field")
+ENDPOINT_FIELDS = (
+    "preset",
+    "base_url",
+    "api_key",
+    "headers",
+    "aws",
+    "api_version",
+    "max_tokens_field",
+    "responses_api",
+)
 # What a deployment says about itself rather than about the model settings it overrides.
 OWN_FIELDS = ("name", "weight", "region")
 
@@ -71,6 +80,7 @@ class DeploymentSettings(_Strict):
     aws: AwsSettings | None = None  # bedrock: another region or account
     api_version: str | None = None
     max_tokens_field: TokenLimitField | None = None
+    responses_api: bool | None = None  # OpenAI dialect: whether it serves /responses
     weight: int = Field(1, ge=1, le=1000)  # ``weighted``: its share of the requests
     region: str | None = Field(None, max_length=64)  # shown by /health; routing ignores it
 

@@ -208,7 +208,7 @@ def served_headers(ctx: RequestContext, container: Container, served: Any) -> di
     """Record who served the request; return the response headers that say so."""
     ctx.served = served
     dep = served.deployment
-    ctx.same_format = same_format(container.router.providers[dep.provider], ctx.client_format)
+    ctx.same_format = same_format(container.router.providers[dep.provider], ctx.client_format, dep)
     headers = {
         "x-request-id": ctx.request_id,
         "x-waypost-provider": dep.provider,

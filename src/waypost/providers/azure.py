@@ -36,6 +36,11 @@ class AzureProvider(OpenAIProvider):
 
     provider_name = NAME
 
+    def speaks(self, client_format: str, dep: Deployment) -> bool:
+        # Azure's Responses API lives outside the per-deployment URLs: Responses clients are
+        # served through chat completions.
+        return client_format != "openai_responses"
+
     def _url(self, dep: Deployment, path: str) -> str:
         return deployment_url(dep, path)
 

@@ -21,6 +21,7 @@ from waypost.core.context import RequestContext
 from waypost.core.errors import StreamInterrupted, UpstreamError
 from waypost.core.events import StreamEvent, UsageUpdate
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from waypost.providers import openai_responses as responses
 from waypost.providers.base import Deployment
 from waypost.providers.http import HttpClient, json_object
 from waypost.providers.kinds import TokenLimitField, default_max_tokens_field
@@ -90,11 +91,16 @@ class _ChunkFrames:
 class OpenAIProvider:
     dialect = openai_chat.FORMAT
     # Client formats besides ``dialect`` whose bodies this provider forwards and relays as they are.
-    native_formats = (openai_completions.FORMAT,)
+    # Responses API requests go to ``/responses`` only where a deployment speaks it (``speaks``).
+    native_formats = (openai_completions.FORMAT, responses.FORMAT)
     provider_name = NAME  # how upstream failures name the provider (subclasses: their own)
 
     def __init__(self, http: HttpClient) -> None:
         self.http = http
+
+    def speaks(self, client_format: str, dep: Deployment) -> bool:
+        """Whether ``dep`` takes bodies of the native ``client_format`` as they are."""
+        return client_format != responses.FORMAT or responses.speaks_responses(dep)
 
     def _url(self, dep: Deployment, path: str) -> str:
         """The URL of one operation; ``path`` is ``CHAT_PATH``, ``COMPLETIONS_PATH`` or ``EMBEDDINGS_PATH``."""
@@ -125,6 +131,14 @@ class OpenAIProvider:
 
     async def complete(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> ChatResponse:
         decode: Callable[[dict[str, Any]], ChatResponse]
+        if responses.native(req, dep):
+            body, ctx.dropped = responses.encode(req, dep, stream=False)
+            body = self.http.outbound.body(dep, body)
+            (result, answer), data = await self._call(
+                dep, responses.RESPONSES_PATH, body, lambda answer: (responses.decoded(answer), answer)
+            )
+            result.raw = responses.relayed_body(answer, data, req.model)
+            return result
         if req.source_format == openai_completions.FORMAT:
             path, decode = COMPLETIONS_PATH, openai_completions.decode_response
             body, ctx.dropped = openai_completions.encode_request(req, dep.upstream_model, stream=False)
@@ -148,6 +162,8 @@ class OpenAIProvider:
         self, req: ChatRequest, dep: Deployment, ctx: RequestContext
     ) -> AsyncIterator[list[StreamEvent]]:
         decoder: _ChunkDecoder
+        if responses.native(req, dep):
+            return self._stream_responses(req, dep, ctx)
         if req.source_format == openai_completions.FORMAT:
             path = COMPLETIONS_PATH
             body, ctx.dropped = openai_completions.encode_request(req, dep.upstream_model, stream=True)
@@ -175,6 +191,28 @@ class OpenAIProvider:
             provider=self.provider_name,
             relay=encode_frame if relay else None,
             edit=relayed.edit if relayed is not None else None,
+        )
+
+    def _stream_responses(
+        self, req: ChatRequest, dep: Deployment, ctx: RequestContext
+    ) -> AsyncIterator[list[StreamEvent]]:
+        body, ctx.dropped = responses.encode(req, dep, stream=True)
+        body = self.http.outbound.body(dep, body)
+        headers = self._headers(dep)
+        headers["accept"] = "text/event-stream"
+        relay = ctx.client_format == responses.FORMAT
+        return read_stream(
+            self.http.post(
+                self._url(dep, responses.RESPONSES_PATH),
+                orjson.dumps(body),
+                headers,
+                provider=self.provider_name,
+                dep=dep,
+            ),
+            SSEParser(),
+            responses.frames_for(req, relay, self.provider_name),
+            provider=self.provider_name,
+            relay=encode_frame if relay else None,
         )
 
     async def embed(self, req: EmbeddingRequest, dep: Deployment, ctx: RequestContext) -> EmbeddingResponse:

@@ -27,7 +27,7 @@ from waypost.core.context import Attempt, RequestContext
 from waypost.core.errors import BadRequest, GatewayError, ModelNotFound, UpstreamBadRequest, UpstreamError
 from waypost.core.events import StreamEvent
 from waypost.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from waypost.providers.base import Deployment, EmbeddingProvider, Provider, TokenCounter
+from waypost.providers.base import Deployment, EmbeddingProvider, Provider, TokenCounter, same_format
 
 # Each attempt gets the request with its model's own regex_replace transformations applied.
 from waypost.providers.outbound import for_deployment
@@ -137,6 +137,8 @@ class Router:
             if not chain:
                 raise BadRequest(f"The model {model!r} does not support {what}.", param="model")
         if request is not None:
+            if request.hosted_tools:
+                chain = self._running_hosted_tools(request, chain, ctx.client_format)
             chain = self.bounds.fitting(request, chain)
         health, balancer, budget = self.health, self.balancer, self.retry_budget
         now = health.now()
@@ -192,6 +194,23 @@ class Router:
             budget.active -= 1
         assert last is not None
         raise last
+
+    def _running_hosted_tools(
+        self, req: ChatRequest, chain: Sequence[Deployment], client_format: str
+    ) -> list[Deployment]:
+        """The deployments that can run the request's built-in tools: those that take the
+        client's body as it is (``same_format``); a 400 naming the tools when there are none."""
+        able = [d for d in chain if same_format(self.providers[d.provider], client_format, d)]
+        if not able:
+            kinds = ", ".join(sorted({str(t.get("type")) for t in req.hosted_tools}))
+            where = ", ".join(sorted({d.provider for d in chain}))
+            raise BadRequest(
+                f"Built-in tools ({kinds}) are only available from an upstream that speaks the "
+                f"client's API natively (the OpenAI Responses API); model {req.model!r} is served "
+                f"by {where}. Remove them, or route the model to such an upstream.",
+                param="tools",
+            )
+        return able
 
     async def complete(self, req: ChatRequest, ctx: RequestContext) -> tuple[ChatResponse, Served]:
         self.bounds.admit_chat(req)
