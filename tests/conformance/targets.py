@@ -13,6 +13,7 @@ from tests.fakes import AnthropicUpstream, FakeUpstream, OpenAIUpstream
 from tests.fakes.bedrock_upstream import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, BedrockUpstream
 from tests.fakes.gemini_upstream import GeminiUpstream
 from tests.fakes.ollama_upstream import OllamaUpstream
+from tests.fakes.openai_responses_upstream import OpenAIResponsesUpstream
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,38 @@ def openai_view(body: dict[str, Any]) -> View:
             v.signatures += [
                 b.get("signature", "") for b in m.get("thinking_blocks") or [] if b.get("signature")
             ]
+    return v
+
+
+def responses_view(body: dict[str, Any]) -> View:
+    """A body sent to ``/responses``; a chat completions body (chat clients) as ``openai_view``."""
+    if "messages" in body:
+        return openai_view(body)
+    v = View(system=body.get("instructions") or "", max_tokens=body.get("max_output_tokens"))
+    fmt = (body.get("text") or {}).get("format") or {}
+    v.json_mode = fmt.get("type") in ("json_object", "json_schema")
+    v.thinking = bool(body.get("reasoning"))
+    v.tool_names = [t["name"] for t in body.get("tools") or [] if t.get("type") == "function"]
+    value = body["input"]
+    for item in [{"role": "user", "content": value}] if isinstance(value, str) else value:
+        kind = item.get("type", "message")
+        if kind == "function_call_output":
+            output = item["output"]
+            v.tool_results.append(
+                output if isinstance(output, str) else "".join(_texts(output, "input_text"))
+            )
+        elif kind == "reasoning" and item.get("encrypted_content"):
+            v.signatures.append(item["encrypted_content"])
+        elif kind == "message":
+            role, content = item["role"], item.get("content")
+            v.roles.append("system" if role == "developer" else role)
+            if role in ("system", "developer"):
+                v.system += "".join(_texts(content, "input_text")) if isinstance(content, list) else content
+            elif role == "user":
+                v.user_texts += _texts(content, "input_text") if isinstance(content, list) else [content]
+                parts = content if isinstance(content, list) else []
+                v.images += sum(1 for p in parts if p.get("type") == "input_image")
+                v.documents += sum(1 for p in parts if p.get("type") == "input_file")
     return v
 
 
@@ -237,6 +270,24 @@ TARGETS: list[Target] = [
                 "reasoning text arrives as `reasoning_content`; these servers sign nothing, so no signature",
             ),
         },
+    ),
+    Target(
+        name="openai_responses",
+        label="OpenAI (Responses API)",
+        start=_fake(OpenAIResponsesUpstream, api_key="sk-conformance-responses"),
+        entry=lambda fake: {**_entry("openai", "/v1")(fake), "responses_api": True},
+        view=responses_view,
+        finish_length="length",
+        overload_status=503,
+        support={
+            "document_pdf": Support("yes", "chat clients: sent as a `file` part with a data URL"),
+            "thinking_signature": Support(
+                "approx",
+                "chat clients reach chat completions, where reasoning text arrives as `reasoning_content` "
+                "unsigned; Responses clients get OpenAI's `encrypted_content` and send it back",
+            ),
+        },
+        support_from={"responses": {"thinking_signature": YES}},
     ),
     Target(
         name="anthropic",
