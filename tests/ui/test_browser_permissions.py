@@ -9,6 +9,7 @@ and a shown control the API refuses are both failures.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ PEOPLE: dict[str, tuple[str, ...]] = {
     "token-revoker": ("token.view", "token.delete"),
     "rule-viewer": ("rule.view",),
     "rule-editor": ("rule.view", "rule.modify"),
+    "rule-deleter": ("rule.view", "rule.delete"),
     "usage-viewer": ("usage.view",),
     "usage-auditor": ("usage.view", "audit.view"),
     "auditor": ("audit.view",),
@@ -72,8 +74,13 @@ async def _revoke_button(tab: Browsing, person: str) -> bool:
     return await tab.page.get_by_role("button", name=f"Revoke of-{person}").count() > 0
 
 
+async def _rule_delete_button(tab: Browsing) -> bool:
+    await tab.page.get_by_role("cell", name="no-red", exact=True).wait_for()
+    return await tab.page.get_by_role("button", name="Delete no-red").count() > 0
+
+
 async def _rule_save_button(tab: Browsing) -> bool:
-    await tab.page.get_by_role("button", name="no-red").click()  # "Edit no-red" or "Show no-red"
+    await tab.page.get_by_role("button", name=re.compile(r"^(Edit|Show) no-red$")).click()
     await tab.page.get_by_label("Rule no-red as JSON").wait_for()
     return await tab.page.get_by_role("button", name="Save rule no-red").count() > 0
 
@@ -121,6 +128,11 @@ CONTROLS = [
         "saving a rule",
         lambda tab, _: _on_page(tab, "Rules", _rule_save_button),
         lambda w, _, token: _status(w.api.patch("/admin/rules/no-red", {"weight": 5}, token=token)),
+    ),
+    AdminControl(
+        "deleting a rule",  # a rule that does not exist: 404 when allowed, 403 when not
+        lambda tab, _: _on_page(tab, "Rules", _rule_delete_button),
+        lambda w, _, token: _status(w.api.delete("/admin/rules/no-such-rule", token=token)),
     ),
     AdminControl(
         "reading the audit log",

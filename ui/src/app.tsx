@@ -31,7 +31,7 @@ const PAGES: Page[] = [
   { route: "account", title: "My account", render: (me) => <Account me={me} /> },
   { route: "admin/users", title: "Users", needs: ["user.view"], render: () => <Users /> },
   { route: "admin/tokens", title: "All tokens", needs: ["token.view"], render: (_, may) => <AdminTokens mayRevoke={may("token.delete")} /> },
-  { route: "admin/rules", title: "Rules", needs: ["rule.view"], render: (_, may) => <Rules mayEdit={may("rule.modify")} mayCreate={may("rule.create")} /> },
+  { route: "admin/rules", title: "Rules", needs: ["rule.view"], render: (_, may) => <Rules mayEdit={may("rule.modify")} mayCreate={may("rule.create")} mayDelete={may("rule.delete")} /> },
   { route: "admin/usage", title: "Usage", needs: ["usage.view"], render: (_, may) => <AdminUsage mayAudit={may("audit.view")} /> },
   { route: "admin/audit-log", title: "Audit log", needs: ["audit.view"], render: () => <AuditLogPage /> },
   { route: "admin/models", title: "Models", needs: ["model.view"], render: (_, may) => <Models may={may} /> },

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
-import { get, patch, pathPart, post, type List } from "../../api";
+import { del, get, patch, pathPart, post, type List } from "../../api";
 import { CreateForm } from "./resource";
-import { FieldError, messageOf, parseJson as parse, Status, useLoad } from "../../components";
+import { ErrorText, FieldError, messageOf, parseJson as parse, Status, useLoad } from "../../components";
 
 interface Rule {
   id: number | null;
@@ -54,13 +54,26 @@ const NEW_RULE = {
   action: { type: "block", message: "The red team is paused." },
 };
 
-export function Rules({ mayEdit, mayCreate }: { mayEdit: boolean; mayCreate: boolean }) {
+export function Rules({ mayEdit, mayCreate, mayDelete }: { mayEdit: boolean; mayCreate: boolean; mayDelete: boolean }) {
   const rules = useLoad(() => get<List<Rule>>("/admin/rules"));
   const [open, setOpen] = useState<string | null>(null);
   const [ruleText, setRuleText] = useState("");
   const [sample, setSample] = useState(SAMPLE);
   const [result, setResult] = useState<unknown>(null);
   const [error, setError] = useState<Error | null>(null);
+  const [deleteError, setDeleteError] = useState<string | null>(null);
+
+  const remove = async (name: string) => {
+    if (!confirm(`Delete the rule "${name}"? Requests it matched are no longer affected by it.`)) return;
+    setDeleteError(null);
+    try {
+      await del(`/admin/rules/${pathPart(name)}`);
+      if (open === name) setOpen(null);
+      rules.reload();
+    } catch (err) {
+      setDeleteError(messageOf(err));
+    }
+  };
 
   const test = async (event: Event) => {
     event.preventDefault();
@@ -78,6 +91,7 @@ export function Rules({ mayEdit, mayCreate }: { mayEdit: boolean; mayCreate: boo
   return (
     <>
       <h1>Rules</h1>
+      {deleteError && <ErrorText error={deleteError} />}
       <Status loaded={rules}>
         {(list) => (
           <table>
@@ -107,6 +121,11 @@ export function Rules({ mayEdit, mayCreate }: { mayEdit: boolean; mayCreate: boo
                       <button type="button" aria-expanded={open === r.name} onClick={() => setOpen(open === r.name ? null : r.name)}>
                         {open === r.name ? "Close" : mayEdit ? "Edit" : "Show"} {r.name}
                       </button>
+                      {mayDelete && r.source === "database" && (
+                        <button type="button" class="danger" onClick={() => remove(r.name)}>
+                          Delete {r.name}
+                        </button>
+                      )}
                     </td>
                   </tr>
                   {open === r.name && (
