@@ -10,6 +10,7 @@ Protocol with the runner (one JSON object per stdout line):
   two phases, so connection set-up is never measured.
 
 Run alone: python -m bench.load --url http://127.0.0.1:9000/v1/chat/completions -c 16 --stream
+(``--api responses`` with a …/v1/responses URL: an OpenAI Responses API client instead.)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Target:
     request: bytes
     stream: bool
     unique: bool = False  # each request's text differs (a response cache's miss path)
+    end_marker: bytes = b"[DONE]"  # what a complete stream carries: chat's [DONE], or response.completed
 
     def next_request(self) -> bytes:
         if not self.unique:
@@ -67,18 +69,20 @@ class Tally:
             self.error_samples.append(description)
 
 
-def build_target(url: str, stream: bool, headers: list[str], model: str, unique: bool = False) -> Target:
+def build_target(
+    url: str, stream: bool, headers: list[str], model: str, unique: bool = False, api: str = "chat"
+) -> Target:
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise SystemExit(f"only http:// URLs are supported, got {url!r}")
     port = parts.port or 80
-    body = orjson.dumps(
-        {
-            "model": model,
-            "messages": [{"role": "user", "content": f"hello {UNIQUE_MARK.decode()}" if unique else "hello"}],
-            "stream": stream,
-        }
-    )
+    text = f"hello {UNIQUE_MARK.decode()}" if unique else "hello"
+    if api == "responses":
+        # What the openai SDK's responses.create sends for one user turn (store off: nothing kept).
+        request = {"model": model, "input": text, "store": False, "stream": stream}
+    else:
+        request = {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream}
+    body = orjson.dumps(request)
     lines = [
         f"POST {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1",
         f"Host: {parts.hostname}:{port}",
@@ -87,7 +91,8 @@ def build_target(url: str, stream: bool, headers: list[str], model: str, unique:
         *headers,
     ]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return Target(parts.hostname, port, head + body, stream, unique)
+    marker = b"response.completed" if api == "responses" else b"[DONE]"
+    return Target(parts.hostname, port, head + body, stream, unique, marker)
 
 
 class Connection:
@@ -130,9 +135,14 @@ class Connection:
                 keep_alive = value.strip().lower() != b"close"
         first: float | None = None
         tail = b""
+        # The end marker is looked for across chunk boundaries: the Responses API's last event is
+        # the whole response object, so its type is far from the end of the body.
+        ended = False
+        marker = target.end_marker
         if length >= 0:
             body = await reader.readexactly(length)
             first = time.perf_counter()
+            ended = marker in body
             tail = body[-64:]
         elif chunked:
             while True:
@@ -144,20 +154,24 @@ class Connection:
                 data = await reader.readexactly(size + 2)
                 if first is None:
                     first = time.perf_counter()
-                tail = (tail + data[:-2])[-64:]
+                window = tail + data[:-2]
+                ended = ended or marker in window
+                tail = window[-64:]
         else:
             keep_alive = False
             while data := await reader.read(65536):
                 if first is None:
                     first = time.perf_counter()
-                tail = (tail + data)[-64:]
+                window = tail + data
+                ended = ended or marker in window
+                tail = window[-64:]
         done = time.perf_counter()
         if not keep_alive:
             await self.close()
         if status != 200:
             tally.error(f"HTTP {status}: {tail.decode('utf-8', 'replace')}")
-        elif target.stream and b"[DONE]" not in tail:
-            tally.error(f"stream did not end with [DONE]: ...{tail.decode('utf-8', 'replace')}")
+        elif target.stream and not ended:
+            tally.error(f"stream ended without {marker.decode()}: ...{tail.decode('utf-8', 'replace')}")
         else:
             tally.latencies.append(done - started)
             if target.stream and first is not None:
@@ -197,7 +211,7 @@ def _emit(payload: dict[str, object]) -> None:
 
 
 async def drive(args: argparse.Namespace) -> None:
-    target = build_target(args.url, args.stream, args.header, args.model, args.unique)
+    target = build_target(args.url, args.stream, args.header, args.model, args.unique, args.api)
     connections = [Connection(target) for _ in range(args.concurrency)]
     try:
         warm, _ = await run_phase(connections, args.warmup)
@@ -235,6 +249,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--header", action="append", default=[], help='"Name: value", repeatable')
     parser.add_argument(
         "--unique", action="store_true", help="a different message text in every request (cache misses)"
+    )
+    parser.add_argument(
+        "--api", choices=["chat", "responses"], default="chat", help="the request body's API (default chat)"
     )
     parser.add_argument("--wait-go", action="store_true", help="wait for a stdin line between the phases")
     return parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""A fast OpenAI-compatible mock upstream: raw asyncio protocol, precomputed answers.
+"""A fast OpenAI-compatible mock upstream: raw asyncio protocol, precomputed answers. It serves
+chat completions and the Responses API (``…/responses``, bench/mock_responses.py).
 
 It speaks just enough HTTP/1.1 for the clients the benchmark puts in front of it (keep-alive,
 Content-Length or chunked request bodies). Everything it sends is built once per model name, so
@@ -17,6 +18,7 @@ from typing import cast
 
 import orjson
 
+from bench import mock_responses
 from bench.event_loop import run_event_loop
 
 STREAM_CHUNKS = 20
@@ -83,29 +85,36 @@ def _http_chunk(data: bytes) -> bytes:
 
 
 class _Answers:
-    """Wire bytes per model name, built on first use."""
+    """Wire bytes per (API, model name), built on first use."""
 
     def __init__(self) -> None:
-        self._plain: dict[str, bytes] = {}
-        self._stream: dict[str, list[bytes]] = {}
+        self._plain: dict[tuple[bool, str], bytes] = {}
+        self._stream: dict[tuple[bool, str], list[bytes]] = {}
 
-    def plain(self, model: str) -> bytes:
-        found = self._plain.get(model)
+    def plain(self, model: str, responses: bool = False) -> bytes:
+        found = self._plain.get((responses, model))
         if found is None:
-            body = completion_body(model)
+            if responses:
+                body = mock_responses.response_body(model, STREAM_CHUNKS, PROMPT_TOKENS)
+            else:
+                body = completion_body(model)
             head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
                 body
             )
-            found = self._plain[model] = head + body
+            found = self._plain[(responses, model)] = head + body
         return found
 
-    def stream(self, model: str) -> list[bytes]:
-        found = self._stream.get(model)
+    def stream(self, model: str, responses: bool = False) -> list[bytes]:
+        found = self._stream.get((responses, model))
         if found is None:
-            frames = [_http_chunk(event) for event in stream_events(model)]
+            if responses:
+                events = mock_responses.stream_events(model, STREAM_CHUNKS, PROMPT_TOKENS)
+            else:
+                events = stream_events(model)
+            frames = [_http_chunk(event) for event in events]
             frames[0] = _STREAM_HEAD + frames[0]
             frames[-1] += b"0\r\n\r\n"
-            found = self._stream[model] = frames
+            found = self._stream[(responses, model)] = frames
         return found
 
 
@@ -195,9 +204,10 @@ class MockProtocol(asyncio.Protocol):
         self, transport: asyncio.Transport, method: bytes, path: bytes, body: bytes, keep: bool
     ) -> bool:
         """Write the answer; True when the connection is busy (streaming) or closed."""
+        responses = path.endswith(b"/responses")
         if method == b"GET" and path == b"/health":
             transport.write(_HEALTH)
-        elif method == b"POST" and path.endswith(b"/chat/completions"):
+        elif method == b"POST" and (responses or path.endswith(b"/chat/completions")):
             try:
                 request = orjson.loads(body)
                 model = str(request.get("model", "mock"))
@@ -208,9 +218,9 @@ class MockProtocol(asyncio.Protocol):
                 return True
             if stream:
                 self._streaming = True
-                asyncio.get_running_loop().create_task(self._stream(transport, model, keep))
+                asyncio.get_running_loop().create_task(self._stream(transport, model, keep, responses))
                 return True
-            transport.write(self._answers.plain(model))
+            transport.write(self._answers.plain(model, responses))
         else:
             transport.write(_NOT_FOUND)
         if not keep:
@@ -218,10 +228,10 @@ class MockProtocol(asyncio.Protocol):
             return True
         return False
 
-    async def _stream(self, transport: asyncio.Transport, model: str, keep: bool) -> None:
+    async def _stream(self, transport: asyncio.Transport, model: str, keep: bool, responses: bool) -> None:
         # One write per event with a loop turn between them, so a reader that keeps up sees
         # separate chunks (as from a real model) while a busy one may find several at once.
-        for frame in self._answers.stream(model):
+        for frame in self._answers.stream(model, responses):
             if transport.is_closing():
                 return
             transport.write(frame)

@@ -36,6 +36,11 @@ BENCH_DIR = REPO / "bench"
 OUT_DIR = BENCH_DIR / "out"
 GATEWAY_KEY = "bench-key"
 CHAT_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
+APIS = ("chat", "responses", "responses-translated")
+"""``--api``: chat completions; the Responses API with Waypost's deployment serving it natively
+(the mock's /v1/responses, the same-format fast path); or with the deployment speaking only chat
+completions, so Waypost translates Responses requests and answers to and from chat."""
 _IDLE_SETTLE_S = 0.5
 
 
@@ -84,7 +89,8 @@ def run_cell(
     upstream_pid: int | None,
 ) -> Cell:
     """Warm up, then measure one (server, mode, concurrency) with the server's CPU read around it."""
-    url = f"http://127.0.0.1:{server.spec.port}{CHAT_PATH}"
+    responses = args.api != "chat"
+    url = f"http://127.0.0.1:{server.spec.port}{RESPONSES_PATH if responses else CHAT_PATH}"
     drivers: list[subprocess.Popen[bytes]] = []
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     try:
@@ -93,6 +99,7 @@ def run_cell(
                 argv = [sys.executable, "-m", "bench.load", "--url", url, "-c", str(share)]
                 argv += ["--duration", str(args.duration), "--warmup", str(args.warmup), "--wait-go"]
                 argv += ["--stream"] if stream else []
+                argv += ["--api", "responses"] if responses else []
                 argv += ["--model", CATALOG_MODEL] if args.catalog else []
                 for header in headers:
                     argv += ["--header", header]
@@ -233,7 +240,12 @@ CATALOG_MODEL = "bench-catalog-model"
 
 
 def waypost_spec(
-    executable: Path, port: int, upstream_port: int, catalog: bool = False, budget: bool = False
+    executable: Path,
+    port: int,
+    upstream_port: int,
+    catalog: bool = False,
+    budget: bool = False,
+    api: str = "chat",
 ) -> servers.ServerSpec:
     work_dir = OUT_DIR / "waypost"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +253,10 @@ def waypost_spec(
     database.unlink(missing_ok=True)
     asyncio.run(_seed_database(f"sqlite:///{database}", CATALOG_USERS if catalog else 0, budget))
     config = waypost_config(port, upstream_port, database, catalog)
+    if api != "chat":
+        # Whether the deployment's upstream serves /v1/responses itself (the fast path) or only chat.
+        for entry in config["models"]:
+            entry["responses_api"] = api == "responses"
     config_path = work_dir / "waypost.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     argv = [str(executable), "serve", "--config", str(config_path)]
@@ -348,7 +364,16 @@ def _settings(args: argparse.Namespace) -> dict[str, str]:
         "measured per cell": f"{args.duration:g} s after {args.warmup:g} s warm-up (closed loop, keep-alive)",
         "concurrency": ", ".join(str(c) for c in args.concurrency),
         "modes": ", ".join("streaming" if s else "non-streaming" for s in args.modes),
-        "stream shape": f"{STREAM_CHUNKS} content chunks + usage chunk + [DONE]",
+        "API": {
+            "chat": f"chat completions ({CHAT_PATH})",
+            "responses": f"Responses API ({RESPONSES_PATH}), Waypost's deployment serving it natively",
+            "responses-translated": f"Responses API ({RESPONSES_PATH}), Waypost translating to chat completions",
+        }[args.api],
+        "stream shape": (
+            f"{STREAM_CHUNKS} content chunks + usage chunk + [DONE]"
+            if args.api == "chat"
+            else f"the typed Responses events: {STREAM_CHUNKS} output_text deltas, 8 others"
+        ),
         "load driver processes": str(args.load_processes),
         "server workers": "1 each",
         "CPU pinning": (
@@ -415,7 +440,9 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
             argv_pt = _python_module("bench.passthrough", port, "--upstream", upstream_url)
             legs.append((PASSTHROUGH, lambda: servers.ServerSpec("passthrough", argv_pt, port), bearer))
         if WAYPOST in args.servers:
-            legs.append((WAYPOST, lambda: _waypost_leg(mock_port, args.catalog, args.budget), bearer))
+            legs.append(
+                (WAYPOST, lambda: _waypost_leg(mock_port, args.catalog, args.budget, args.api), bearer)
+            )
         if args.litellm:
             litellm_headers = [f"Authorization: Bearer {litellm_leg.MASTER_KEY}"]
             legs.append((LITELLM, lambda: _litellm_leg(mock_port), litellm_headers))
@@ -433,12 +460,14 @@ def execute(args: argparse.Namespace, argv: list[str]) -> Run:
     return run
 
 
-def _waypost_leg(mock_port: int, catalog: bool = False, budget: bool = False) -> servers.ServerSpec | str:
+def _waypost_leg(
+    mock_port: int, catalog: bool = False, budget: bool = False, api: str = "chat"
+) -> servers.ServerSpec | str:
     executable = Path(sys.executable).parent / "waypost"
     reason = waypost_available(executable)
     if reason is not None:
         return f"the gateway CLI is not usable yet ({reason})"
-    return waypost_spec(executable, servers.free_port(), mock_port, catalog, budget)
+    return waypost_spec(executable, servers.free_port(), mock_port, catalog, budget, api)
 
 
 def _litellm_leg(mock_port: int) -> servers.ServerSpec | str:
@@ -488,6 +517,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--budget",
         action="store_true",
         help="Waypost with a budget on everyone (never reached): every request reserves and settles",
+    )
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="chat",
+        help="chat completions (default), the Responses API served natively, or translated to chat",
     )
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md")
     args = parser.parse_args(argv)

@@ -28,7 +28,15 @@ KNOWN_PARAMS = frozenset(
     }
 )  # fmt: skip
 _ITEM_TYPES = frozenset(
-    {"message", "function_call", "function_call_output", "reasoning", "item_reference", "web_search_call"}
+    {
+        "message",
+        "function_call",
+        "function_call_output",
+        "reasoning",
+        "item_reference",
+        "web_search_call",
+        "additional_tools",
+    }
 )
 
 

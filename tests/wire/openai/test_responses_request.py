@@ -268,3 +268,30 @@ def test_what_real_clients_send_decodes(name: str) -> None:
         assert req.messages
         out, _ = encode_request(req, "up", stream=bool(request["body"].get("stream")))
         assert out["input"] == request["body"]["input"]
+
+
+def test_tools_of_an_additional_tools_item_are_tools_and_the_item_no_message() -> None:
+    extra = {
+        "type": "additional_tools",
+        "role": "developer",
+        "tools": [{"type": "namespace", "name": "clock", "tools": [{"type": "function", "name": "now"}]}],
+    }
+    req = decode_request(body(input=[extra, {"role": "user", "content": "time?"}]))
+    assert [t.name for t in req.tools] == ["clock__now"]
+    assert [m.role for m in req.messages] == ["user"]
+
+
+def test_a_call_to_a_namespaced_function_goes_back_in_its_namespace() -> None:
+    from waypost.core.types import ChatResponse
+    from waypost.wire.openai.responses import encode_response
+
+    sent = body(
+        tools=[{"type": "namespace", "name": "crm", "tools": [{"type": "function", "name": "lookup"}]}]
+    )
+    req = decode_request(sent)
+    resp = ChatResponse(
+        id="x", model="m", content=[ToolCallPart(id="c1", name="crm__lookup", arguments="{}")]
+    )
+    out = encode_response(resp, req, response_id="resp_1", created_at=1, body=sent)
+    call = out["output"][0]
+    assert (call["namespace"], call["name"], call["call_id"]) == ("crm", "lookup", "c1")

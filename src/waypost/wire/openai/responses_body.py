@@ -13,7 +13,7 @@ from typing import Any
 
 from waypost.core.types import ChatRequest, ChatResponse, ToolChoice
 from waypost.wire.openai.responses_mapping import status_for, usage_to_responses
-from waypost.wire.openai.responses_output import output_items
+from waypost.wire.openai.responses_output import namespaces_of, output_items
 
 # Echoed as the client sent them, when it sent them: fields the canonical model does not carry.
 _ECHOED = ("prompt_cache_key", "safety_identifier", "prompt", "conversation")
@@ -142,7 +142,7 @@ def encode_response(
         body=body,
         model=req.model or resp.model,
         status=status,
-        output=output_items(resp.content, response_id, last_status=status),
+        output=output_items(resp.content, response_id, last_status=status, namespaces=namespaces_of(req)),
         usage=usage_to_responses(resp.usage),
         incomplete_reason=reason,
     )

@@ -33,11 +33,8 @@ from waypost.core.types import (
 )
 from waypost.wire.openai.chat_decode import parse_data_url
 from waypost.wire.openai.fields import bad_type, list_field, missing, object_value, str_field
-from waypost.wire.openai.responses_output import encrypted_content, thinking_part
+from waypost.wire.openai.responses_output import NAMESPACE_SEPARATOR, encrypted_content, thinking_part
 
-# The separator of a namespaced function's flattened name (a namespace tool's functions reach
-# other providers as plain functions named ``<namespace>__<name>``).
-NAMESPACE_SEPARATOR = "__"
 _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 
 
@@ -186,6 +183,8 @@ class _Turns:
             part = _reasoning(item, param)
             if part is not None:
                 self._open("assistant").content.append(part)
+        elif kind == "additional_tools":
+            return  # tools, not conversation: the request decoder reads them (``responses_request``)
         elif kind == "item_reference":
             raise BadRequest(
                 f"Invalid '{param}': item references are not supported by this gateway; send the "

@@ -22,14 +22,40 @@ so that the dialects of other providers drop it instead of replaying it. A Respo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from waypost.core.types import Part, TextPart, ThinkingPart, ToolCallPart
+from waypost.core.types import ChatRequest, Part, TextPart, ThinkingPart, ToolCallPart
 from waypost.wire.conventions import OPENAI_REASONING_PREFIX
 
 FOREIGN_SIGNATURE = "waypost:signature:"
 FOREIGN_REDACTED = "waypost:redacted:"
 ItemStatus = Literal["completed", "incomplete"]
+# A namespace tool's functions travel to other providers as ``<namespace>__<name>``.
+NAMESPACE_SEPARATOR = "__"
+Namespaces = Mapping[str, tuple[str, str]]  # flattened name -> (namespace, name)
+
+
+def namespaces_of(req: ChatRequest) -> dict[str, tuple[str, str]]:
+    """The flattened names of the namespace tools a Responses client sent (in ``tools`` or in an
+    ``additional_tools`` input item), so that calls to them go back under their namespace."""
+    body = req.passthrough.body if req.passthrough is not None else {}
+    groups = list(body.get("tools") or [])
+    value = body.get("input")
+    for item in value if isinstance(value, list) else ():
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            groups += item.get("tools") or []
+    out: dict[str, tuple[str, str]] = {}
+    for group in groups:
+        if (
+            isinstance(group, dict)
+            and group.get("type") == "namespace"
+            and isinstance(group.get("name"), str)
+        ):
+            for tool in group.get("tools") or []:
+                if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                    out[f"{group['name']}{NAMESPACE_SEPARATOR}{tool['name']}"] = (group["name"], tool["name"])
+    return out
 
 
 # -- ids ---------------------------------------------------------------------------------------
@@ -93,15 +119,15 @@ def message_item(item: str, text: str | None, status: str) -> dict[str, Any]:
     return {"id": item, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def function_call_item(item: str, call: str, name: str, arguments: str, status: str) -> dict[str, Any]:
-    return {
-        "id": item,
-        "type": "function_call",
-        "status": status,
-        "arguments": arguments,
-        "call_id": call,
-        "name": name,
-    }
+def function_call_item(
+    item: str, call: str, name: str, arguments: str, status: str, namespaces: Namespaces | None = None
+) -> dict[str, Any]:
+    out = {"id": item, "type": "function_call", "status": status, "arguments": arguments, "call_id": call}
+    if namespaces and (split := namespaces.get(name)) is not None:
+        out["namespace"], out["name"] = split
+    else:
+        out["name"] = name
+    return out
 
 
 def reasoning_item(item: str, part: ThinkingPart | None) -> dict[str, Any]:
@@ -117,7 +143,9 @@ def reasoning_item(item: str, part: ThinkingPart | None) -> dict[str, Any]:
     return out
 
 
-def part_item(part: Part, response_id: str, output_index: int, status: str) -> dict[str, Any]:
+def part_item(
+    part: Part, response_id: str, output_index: int, status: str, namespaces: Namespaces | None = None
+) -> dict[str, Any]:
     """The output item of one part that ``has_item``."""
     if isinstance(part, TextPart):
         return message_item(item_id("msg", response_id, output_index), part.text, status)
@@ -128,17 +156,20 @@ def part_item(part: Part, response_id: str, output_index: int, status: str) -> d
             part.name,
             part.arguments or "{}",
             status,
+            namespaces,
         )
     assert isinstance(part, ThinkingPart)
     return reasoning_item(item_id("rs", response_id, output_index), part)
 
 
-def output_items(parts: list[Part], response_id: str, *, last_status: ItemStatus) -> list[dict[str, Any]]:
+def output_items(
+    parts: list[Part], response_id: str, *, last_status: ItemStatus, namespaces: Namespaces | None = None
+) -> list[dict[str, Any]]:
     """The ``output`` array of a response; the last item gets ``last_status`` (a response cut
     short leaves its last item incomplete), the others are completed."""
     kept = [p for p in parts if has_item(p)]
     return [
-        part_item(p, response_id, n, last_status if n == len(kept) - 1 else "completed")
+        part_item(p, response_id, n, last_status if n == len(kept) - 1 else "completed", namespaces)
         for n, p in enumerate(kept)
     ]
 

@@ -29,8 +29,9 @@ from waypost.wire.openai.fields import (
     object_value,
     str_field,
 )
-from waypost.wire.openai.responses_input import NAMESPACE_SEPARATOR, items_to_messages
+from waypost.wire.openai.responses_input import items_to_messages
 from waypost.wire.openai.responses_mapping import FORMAT
+from waypost.wire.openai.responses_output import NAMESPACE_SEPARATOR
 
 _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required"]] = {
     "auto": "auto",
@@ -63,11 +64,22 @@ def _function(spec: dict[str, Any], param: str, name: str | None = None) -> Tool
     )
 
 
+def _tool_lists(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every tool the client sent with the param naming it: ``tools``, and the tools of
+    ``additional_tools`` input items (the Codex CLI sends its tools that way for some models)."""
+    out = [(f"tools[{i}]", raw) for i, raw in enumerate(list_field(body, "tools", "tools") or [])]
+    value = body.get("input")
+    for i, item in enumerate(value if isinstance(value, list) else ()):
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            listed = list_field(item, "tools", f"input[{i}].tools") or []
+            out += [(f"input[{i}].tools[{j}]", raw) for j, raw in enumerate(listed)]
+    return out
+
+
 def _tools(body: dict[str, Any], notes: list[str]) -> tuple[list[Tool], list[dict[str, Any]]]:
     tools: list[Tool] = []
     hosted: list[dict[str, Any]] = []
-    for i, raw in enumerate(list_field(body, "tools", "tools") or []):
-        param = f"tools[{i}]"
+    for param, raw in _tool_lists(body):
         item = object_value(raw, param)
         kind = item.get("type")
         if kind == "function":

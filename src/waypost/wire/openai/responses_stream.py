@@ -45,6 +45,7 @@ from waypost.wire.openai.responses_output import (
     function_call_item,
     item_id,
     message_item,
+    namespaces_of,
     output_items,
     output_text,
     reasoning_item,
@@ -82,6 +83,7 @@ class StreamEncoder:
         self._id = response_id
         self._created_at = created_at
         self._body = body
+        self._namespaces = namespaces_of(req)
         self._seq = 0
         self._folder = Folder()
         self._started = False
@@ -129,7 +131,7 @@ class StreamEncoder:
         partial = self._folder.result()
         self.response = self._response(
             "failed",
-            output_items(partial.content, self._id, last_status="incomplete"),
+            output_items(partial.content, self._id, last_status="incomplete", namespaces=self._namespaces),
             usage_to_responses(partial.usage),
             error=failed_error(err),
         )
@@ -217,7 +219,7 @@ class StreamEncoder:
         elif item.kind == "tool_call":
             item.id = item_id("fc", self._id, n)
             item.call_id = call_id(item.call_id, self._id, n)
-            added = function_call_item(item.id, item.call_id, item.name, "", "in_progress")
+            added = function_call_item(item.id, item.call_id, item.name, "", "in_progress", self._namespaces)
         else:
             item.id = item_id("rs", self._id, n)
             added = reasoning_item(item.id, None)
@@ -297,7 +299,9 @@ class StreamEncoder:
         if item.kind == "text":
             return message_item(item.id, item.text, "completed")
         if item.kind == "tool_call":
-            return function_call_item(item.id, item.call_id, item.name, item.text, "completed")
+            return function_call_item(
+                item.id, item.call_id, item.name, item.text, "completed", self._namespaces
+            )
         if item.kind == "redacted_thinking":
             return reasoning_item(item.id, ThinkingPart(redacted=True, data=item.data))
         return reasoning_item(item.id, ThinkingPart(text=item.text, signature=item.signature or None))
