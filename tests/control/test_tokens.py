@@ -28,6 +28,23 @@ async def test_tokens_are_listed_for_everyone_or_for_one_user(api: Control) -> N
     assert [t["name"] for t in bobs] == ["ci"]
 
 
+async def test_tokens_are_searched_and_paged_by_the_server(api: Control) -> None:
+    bob = await api.person("bob@example.com")
+    for name in ("ci-one", "CI-two", "deploy", "ci_%three"):
+        await api.post("/admin/tokens", {"user": bob.id, "name": name})
+    first = (await api.get("/admin/tokens", params={"search": "ci", "limit": 2})).json()
+    assert [t["name"] for t in first["data"]] == ["ci-one", "CI-two"]
+    rest = (
+        await api.get("/admin/tokens", params={"search": "ci", "limit": 2, "after": first["next_after"]})
+    ).json()
+    assert [t["name"] for t in rest["data"]] == ["ci_%three"]
+    assert rest["next_after"] is None
+    literal = (await api.get("/admin/tokens", params={"search": "_%", "user": bob.email})).json()
+    assert [t["name"] for t in literal["data"]] == ["ci_%three"]
+    refused = await api.get("/admin/tokens", params={"limit": 0})
+    assert refused.status_code in (400, 422) and "limit" in refused.text
+
+
 async def test_a_token_can_be_renamed_restricted_and_given_an_expiry(api: Control) -> None:
     bob = await api.person("bob@example.com")
     await api.post("/admin/models/echo/assign", {"users": [bob.email]})

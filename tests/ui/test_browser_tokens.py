@@ -66,3 +66,18 @@ async def test_a_revoked_token_stops_working(tab: Browsing, api: Control) -> Non
     await expect(tab.page.get_by_role("cell", name="old-ci", exact=True)).to_have_count(0)
     await tab.snap("revoked")
     assert (await api.chat("echo", plaintext)).status_code == 401
+
+
+async def test_all_tokens_are_searched_and_paged_by_the_server(tab: Browsing, api: Control) -> None:
+    for name in ("nightly-build", "nightly-deploy", "laptop"):
+        assert (await api.post("/me/tokens", {"name": name})).status_code == 201
+    searched: list[str] = []
+    tab.page.on("request", lambda r: searched.append(r.url) if "/admin/tokens" in r.url else None)
+    await tab.log_in()
+    await tab.go("All tokens")
+    await tab.page.get_by_label("Token name or prefix").fill("nightly")
+    await tab.page.get_by_role("button", name="Filter").click()
+    await expect(tab.page.get_by_role("cell", name="nightly-build", exact=True)).to_be_visible()
+    await expect(tab.page.get_by_role("cell", name="nightly-deploy", exact=True)).to_be_visible()
+    await expect(tab.page.get_by_role("cell", name="laptop", exact=True)).to_have_count(0)
+    assert any("search=nightly" in url and "limit=50" in url for url in searched)

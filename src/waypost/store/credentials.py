@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,28 @@ class TokenRepo(Repository):
         query = sa.select(_tokens).order_by(_tokens.c.id)
         if user_id is not None:
             query = query.where(_tokens.c.user_id == user_id)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_token(row._mapping) for row in rows]
+
+    async def page(
+        self, *, user_id: int | None, search: str | None, after: int | None, limit: int
+    ) -> builtins.list[TokenRecord]:
+        """Up to ``limit`` tokens by id after ``after`` (of ``user_id`` when given), whose name or
+        prefix contains ``search`` (any case): a page of the admin list, whatever the number."""
+        query = sa.select(_tokens).order_by(_tokens.c.id).limit(limit)
+        if user_id is not None:
+            query = query.where(_tokens.c.user_id == user_id)
+        if after is not None:
+            query = query.where(_tokens.c.id > after)
+        if search:
+            needle = search.lower()
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(_tokens.c.name).contains(needle, autoescape=True),
+                    sa.func.lower(_tokens.c.prefix).contains(needle, autoescape=True),
+                )
+            )
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         return [_token(row._mapping) for row in rows]

@@ -44,10 +44,24 @@ async def list_tokens(
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("token.view"))],
     user: Annotated[str | None, Query(description="Only this user's (id or e-mail)")] = None,
+    search: Annotated[
+        str | None, Query(max_length=200, description="Only tokens whose name or prefix contains this")
+    ] = None,
+    after: Annotated[int | None, Query(ge=0, description="The next_after of the previous page")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="Tokens per page (by id); without it, every token")
+    ] = None,
 ) -> TokenList:
     owner = await find_user(container, user) if user is not None else None
-    tokens = await container.store.tokens.list(owner.id if owner is not None else None)
-    return TokenList(data=[token_out(t) for t in tokens])
+    owner_id = owner.id if owner is not None else None
+    if limit is None and search is None and after is None:
+        return TokenList(data=[token_out(t) for t in await container.store.tokens.list(owner_id)])
+    size = limit or 1000
+    found = await container.store.tokens.page(user_id=owner_id, search=search, after=after, limit=size + 1)
+    more = len(found) > size
+    return TokenList(
+        data=[token_out(t) for t in found[:size]], next_after=found[size - 1].id if more else None
+    )
 
 
 @router.get("/admin/tokens/{token_id}", response_model=TokenOut, summary="Show an API token")

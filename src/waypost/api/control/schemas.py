@@ -208,6 +208,8 @@ class TokenCreated(TokenOut):
 
 class TokenList(BaseModel):
     data: list[TokenOut]
+    # With ``limit``: the ``after`` of the next page, or null on the last one.
+    next_after: int | None = None
 
 
 class _TokenFields(_Request):
