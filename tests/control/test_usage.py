@@ -203,3 +203,20 @@ async def test_one_request_shows_its_row_and_every_attempt(api: Control) -> None
     ]
     missing = await api.get("/admin/audit-logs/req-unknown")
     assert missing.status_code == 404 and "req-unknown" in message(missing)
+
+
+async def test_the_audit_log_filters_by_least_cost_and_latency(api: Control) -> None:
+    await insert(
+        api.container.store,
+        [
+            request_row(request_id="cheap-fast", created_at=at(1), cost_micros=10, latency_ms=20.0),
+            request_row(request_id="dear-fast", created_at=at(2), cost_micros=2_000_000, latency_ms=30.0),
+            request_row(request_id="dear-slow", created_at=at(3), cost_micros=3_000_000, latency_ms=9000.0),
+        ],
+    )
+    dear = (await api.get("/admin/audit-logs", params={"min_cost_usd": 1})).json()["data"]
+    assert [r["request_id"] for r in dear] == ["dear-slow", "dear-fast"]
+    slow = (await api.get("/admin/audit-logs", params={"min_cost_usd": 1, "min_latency_ms": 5000})).json()
+    assert [r["request_id"] for r in slow["data"]] == ["dear-slow"]
+    refused = await api.get("/admin/audit-logs", params={"min_latency_ms": -1})
+    assert refused.status_code in (400, 422) and "min_latency_ms" in refused.text

@@ -61,3 +61,33 @@ async def test_my_usage_shows_my_spend(tab: Browsing, api: Control) -> None:
     await tab.go("My usage")
     await expect(tab.page.get_by_text("$1.75").first).to_be_visible()
     await tab.snap("my usage")
+
+
+async def test_the_audit_log_is_filtered_by_the_server_and_tails_new_requests(
+    tab: Browsing, api: Control
+) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    await insert(
+        api.container.store,
+        [
+            request_row(created_at=at, model="quick", latency_ms=20.0),
+            request_row(created_at=at, model="slow-one", latency_ms=9000.0),
+        ],
+    )
+    asked: list[str] = []
+    tab.page.on("request", lambda r: asked.append(r.url) if "/admin/audit-logs" in r.url else None)
+    await tab.log_in()
+    await tab.go("Audit log")
+    log = tab.page.get_by_role("table", name="Requests, newest first")
+    await tab.page.get_by_label("Latency at least (ms)").fill("5000")
+    await tab.page.get_by_role("button", name="Filter the log").click()
+    await expect(log.get_by_role("row").filter(has_text="slow-one")).to_have_count(1)
+    await expect(log.get_by_role("row").filter(has_text="quick")).to_have_count(0)
+    assert any("min_latency_ms=5000" in url for url in asked)
+
+    await tab.page.get_by_label("Live tail (newest page every 5 s)").check()
+    await insert(
+        api.container.store, [request_row(created_at=datetime.now(UTC), model="slow-two", latency_ms=8000.0)]
+    )
+    await expect(log.get_by_role("row").filter(has_text="slow-two")).to_have_count(1, timeout=15_000)
+    await tab.snap("audit log live tail")

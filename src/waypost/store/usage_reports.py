@@ -80,6 +80,8 @@ class UsageFilter:
     endpoints: tuple[str, ...] = ()
     statuses: tuple[int, ...] = ()
     outcome: str | None = None  # "ok" (status < 400) or "error"
+    min_cost_micros: int | None = None  # the audit log's own filters: requests that cost at least
+    min_latency_ms: float | None = None  # this much, or took at least this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,10 @@ def conditions(where: UsageFilter) -> list[sa.ColumnElement[bool]]:
         out.append(_log.c.status < 400)
     elif where.outcome == "error":
         out.append(_log.c.status >= 400)
+    if where.min_cost_micros is not None:
+        out.append(_log.c.cost_micros >= where.min_cost_micros)
+    if where.min_latency_ms is not None:
+        out.append(_log.c.latency_ms >= where.min_latency_ms)
     return out
 
 

@@ -355,13 +355,19 @@ async def audit_logs(
     status: Annotated[
         list[str] | None, Query(description="ok, error, or HTTP status codes (repeatable)")
     ] = None,
+    min_cost_usd: Annotated[
+        float | None, Query(ge=0, le=1_000_000, description="Only requests that cost at least this (USD)")
+    ] = None,
+    min_latency_ms: Annotated[
+        float | None, Query(ge=0, le=86_400_000, description="Only requests that took at least this long")
+    ] = None,
     cursor: Annotated[str | None, Query(description="The next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Rows per page")] = 50,
 ) -> dict[str, Any]:
     """Pages follow one another by ``next_cursor``, newest request first; rows written while
     paging never make a row repeat or vanish from the pages still to come."""
-    params.only(request, (*params.LOG_FILTERS, "cursor", "limit"))
-    where = params.narrowed(where, endpoint, status)
+    params.only(request, (*params.AUDIT_FILTERS, "cursor", "limit"))
+    where = params.narrowed(where, endpoint, status, min_cost_usd, min_latency_ms)
     after = params.decode_cursor(cursor)
     page = await container.store.usage_reports.log(where, limit=limit, after=after)
     return {

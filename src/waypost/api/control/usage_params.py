@@ -23,6 +23,7 @@ from waypost.store.usage_reports import GROUP_KEYS, METRICS, PERIODS, LogCursor,
 
 FILTERS = ("from", "to", "user", "group", "model", "provider", "token", "tag")
 LOG_FILTERS = (*FILTERS, "endpoint", "status")
+AUDIT_FILTERS = (*LOG_FILTERS, "min_cost_usd", "min_latency_ms")  # the audit log's listing only
 MAX_VALUES = 100  # values of one filter
 MAX_VALUE_LENGTH = 320  # an e-mail address at most
 MAX_GROUP_KEYS = 3
@@ -95,14 +96,23 @@ def moment(name: str, value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def narrowed(where: UsageFilter, endpoint: Sequence[str] | None, status: Sequence[str] | None) -> UsageFilter:
-    """``where`` further limited to some endpoints and statuses (the audit-log listing's filters)."""
+def narrowed(
+    where: UsageFilter,
+    endpoint: Sequence[str] | None,
+    status: Sequence[str] | None,
+    min_cost_usd: float | None = None,
+    min_latency_ms: float | None = None,
+) -> UsageFilter:
+    """``where`` further limited to some endpoints and statuses, and to requests that cost or took
+    at least so much (the audit-log listing's filters)."""
     codes, outcomes = _statuses(status)
     return dataclasses.replace(
         where,
         endpoints=values("endpoint", endpoint),
         statuses=codes,
         outcome=outcomes[0] if len(outcomes) == 1 else None,
+        min_cost_micros=round(min_cost_usd * 1_000_000) if min_cost_usd is not None else None,
+        min_latency_ms=min_latency_ms,
     )
 
 

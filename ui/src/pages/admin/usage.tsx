@@ -51,24 +51,67 @@ function AuditDetail({ requestId }: { requestId: string }) {
   );
 }
 
+const TAIL_SECONDS = 5;
+const NO_NARROWING = { user: "", model: "", min_cost_usd: "", min_latency_ms: "" };
+
 function AuditLog({ filters }: { filters: Record<string, string> }) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [open, setOpen] = useState<string | null>(null);
   const [status, setStatus] = useState("");
+  const [draft, setDraft] = useState(NO_NARROWING);
+  const [narrowing, setNarrowing] = useState(NO_NARROWING);
+  const [live, setLive] = useState(false);
   const cursor = cursors[cursors.length - 1];
-  const key = JSON.stringify([filters, cursor, status]);
-  const page = useLoad(() => get<LogPage>("/admin/audit-logs", { ...filters, status, cursor, limit: 50 }), key);
+  const query = { ...filters, ...Object.fromEntries(Object.entries(narrowing).filter(([, v]) => v !== "")), status, cursor, limit: 50 };
+  const key = JSON.stringify(query);
+  const page = useLoad(() => get<LogPage>("/admin/audit-logs", query), key);
+  // The live tail: the newest page asked for again every few seconds, paused on older pages
+  // and while a request's detail is open.
+  useEffect(() => {
+    if (!live || cursor !== null || open !== null) return;
+    const timer = setInterval(() => page.reload(), TAIL_SECONDS * 1000);
+    return () => clearInterval(timer);
+  }, [live, cursor, open, key]);
+  const field = (name: keyof typeof NO_NARROWING, label: string, numeric = false) => {
+    const onInput = (e: { currentTarget: HTMLInputElement }) => setDraft({ ...draft, [name]: e.currentTarget.value });
+    return (
+      <label>
+        {label}
+        {numeric ? <input type="number" min="0" step="any" value={draft[name]} onInput={onInput} /> : <input value={draft[name]} onInput={onInput} />}
+      </label>
+    );
+  };
   return (
     <section aria-labelledby="audit-heading">
       <h2 id="audit-heading">Audit log</h2>
-      <label>
-        Status
-        <select value={status} onChange={(e) => (setStatus(e.currentTarget.value), setCursors([null]))}>
-          <option value="">any</option>
-          <option value="ok">ok</option>
-          <option value="error">error</option>
-        </select>
-      </label>
+      <form
+        class="inline"
+        role="search"
+        aria-label="Audit log filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setNarrowing({ ...draft, user: draft.user.trim(), model: draft.model.trim() });
+          setCursors([null]);
+        }}
+      >
+        {field("user", "Log user (e-mail or id)")}
+        {field("model", "Log model")}
+        {field("min_cost_usd", "Cost at least (USD)", true)}
+        {field("min_latency_ms", "Latency at least (ms)", true)}
+        <label>
+          Status
+          <select value={status} onChange={(e) => (setStatus(e.currentTarget.value), setCursors([null]))}>
+            <option value="">any</option>
+            <option value="ok">ok</option>
+            <option value="error">error</option>
+          </select>
+        </label>
+        <button type="submit">Filter the log</button>
+        <label>
+          <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} />
+          Live tail (newest page every {TAIL_SECONDS} s)
+        </label>
+      </form>
       <Status loaded={page}>
         {(p) => (
           <>
