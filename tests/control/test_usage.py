@@ -220,3 +220,32 @@ async def test_the_audit_log_filters_by_least_cost_and_latency(api: Control) -> 
     assert [r["request_id"] for r in slow["data"]] == ["dear-slow"]
     refused = await api.get("/admin/audit-logs", params={"min_latency_ms": -1})
     assert refused.status_code in (400, 422) and "min_latency_ms" in refused.text
+
+
+async def test_the_audit_log_exports_as_csv_with_the_listings_filters(api: Control) -> None:
+    import csv
+    import io
+
+    await insert(
+        api.container.store,
+        [
+            request_row(request_id=f"row-{i}", created_at=at(1, i), cost_micros=i * 1_000_000, model="m")
+            for i in range(1, 6)
+        ],
+    )
+    answer = await api.get("/admin/audit-logs.csv", params={"min_cost_usd": 2, "max_rows": 3})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in answer.headers["content-disposition"]
+    lines = answer.text.splitlines()
+    assert lines[-1] == "# cut at max_rows=3"
+    rows = list(csv.DictReader(io.StringIO("\n".join(lines[:-1]))))
+    assert [r["request_id"] for r in rows] == ["row-5", "row-4", "row-3"]
+    assert rows[0]["cost_usd"] == "5.0" and "request_body" not in rows[0]
+    refused = await api.get("/admin/audit-logs.csv", params={"colour": "red"})
+    assert refused.status_code == 400 and "colour" in refused.text
+
+
+async def test_exporting_the_audit_log_needs_audit_view(api: Control) -> None:
+    viewer = await api.person("viewer@example.com", permissions=("usage.view",))
+    assert (await api.get("/admin/audit-logs.csv", token=viewer.token)).status_code == 403

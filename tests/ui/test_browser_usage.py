@@ -91,3 +91,17 @@ async def test_the_audit_log_is_filtered_by_the_server_and_tails_new_requests(
     )
     await expect(log.get_by_role("row").filter(has_text="slow-two")).to_have_count(1, timeout=15_000)
     await tab.snap("audit log live tail")
+
+
+async def test_the_audit_log_is_exported_as_csv_by_the_server(tab: Browsing, api: Control) -> None:
+    await insert(api.container.store, [request_row(created_at=datetime.now(UTC), model="exported-model")])
+    await tab.log_in()
+    await tab.go("Audit log")
+    await tab.page.get_by_label("Log model").fill("exported-model")
+    await tab.page.get_by_role("button", name="Filter the log").click()
+    async with tab.page.expect_download() as waiting:
+        await tab.page.get_by_role("button", name="Export the log as CSV").click()
+    saved = await (await waiting.value).path()
+    lines = saved.read_text().splitlines()
+    assert lines[0].startswith("id,") or "request_id" in lines[0]
+    assert len(lines) == 2 and "exported-model" in lines[1]

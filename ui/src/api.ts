@@ -156,3 +156,19 @@ export interface List<T> {
 }
 
 export const pathPart = (value: string | number) => encodeURIComponent(String(value));
+
+/** A file the gateway makes (a CSV export), fetched with the session's token (never a cookie)
+ * and handed to the browser as a download. */
+export async function download(path: string, query: Query, filename: string): Promise<void> {
+  const url = withQuery(path, query);
+  let response = await send("GET", url, undefined, accessToken());
+  if (response.status === 401 && accessToken() && (await refresh())) {
+    response = await send("GET", url, undefined, accessToken());
+  }
+  if (!response.ok) throw await errorOf(response);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = filename;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}

@@ -21,6 +21,7 @@ from waypost.api.control import (
     admin_secrets,
     admin_tokens,
     admin_users,
+    audit_export,
     audit_trail,
     auth,
     budgets,
@@ -91,6 +92,7 @@ def build_control_app(container: Container) -> FastAPI:
     for module in (auth, me, admin_users, admin_groups, admin_models, admin_tokens, admin_secrets, status):
         app.include_router(module.router, responses=ERRORS)
     app.include_router(usage.router, responses=ERRORS)
+    app.include_router(audit_export.router, responses=ERRORS)
     app.include_router(audit_trail.router, responses=ERRORS)
     app.include_router(budgets.router, responses=ERRORS)
     app.include_router(rules.router, responses=ERRORS)

@@ -3,7 +3,7 @@
 // cache, errors and latency (usage_trends.tsx, usage_quality.tsx); and the audit log paged on the
 // server by cursor.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { get, pathPart } from "../../api";
+import { download, get, pathPart } from "../../api";
 import { count, ErrorText, messageOf, Status, usd, useLoad, when } from "../../components";
 import { navigate, useLocation } from "../../router";
 import { CacheReport, ErrorsAndLatency } from "./usage_quality";
@@ -61,6 +61,16 @@ function AuditLog({ filters }: { filters: Record<string, string> }) {
   const [draft, setDraft] = useState(NO_NARROWING);
   const [narrowing, setNarrowing] = useState(NO_NARROWING);
   const [live, setLive] = useState(false);
+  const [exportError, setExportError] = useState<string | null>(null);
+  const exportCsv = async () => {
+    setExportError(null);
+    const { cursor: _, limit: __, ...filtersOnly } = query;
+    try {
+      await download("/admin/audit-logs.csv", filtersOnly, "waypost-audit-log.csv");
+    } catch (err) {
+      setExportError(messageOf(err));
+    }
+  };
   const cursor = cursors[cursors.length - 1];
   const query = { ...filters, ...Object.fromEntries(Object.entries(narrowing).filter(([, v]) => v !== "")), status, cursor, limit: 50 };
   const key = JSON.stringify(query);
@@ -111,7 +121,11 @@ function AuditLog({ filters }: { filters: Record<string, string> }) {
           <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} />
           Live tail (newest page every {TAIL_SECONDS} s)
         </label>
+        <button type="button" onClick={exportCsv}>
+          Export the log as CSV
+        </button>
       </form>
+      <ErrorText error={exportError} />
       <Status loaded={page}>
         {(p) => (
           <>
