@@ -15,12 +15,13 @@ The load runs in a thread with its own event loop: the fake upstream answers in 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,8 +270,10 @@ class Answered:
     at: float  # time.monotonic() when the answer was complete
 
 
-async def keep_sending(urls: dict[int, str], stop_at: float, key: str | None, out: list[Answered]) -> int:
-    """Chat requests to every replica in ``urls`` (which the caller may shrink) until ``stop_at``;
+async def keep_sending(
+    urls: dict[int, str], done: Callable[[], bool], key: str | None, out: list[Answered]
+) -> int:
+    """Chat requests to every replica in ``urls`` (which the caller may shrink) until ``done()``;
     each 200's request id is appended to ``out``. Returns how many calls failed to connect."""
     failures = 0
     async with httpx.AsyncClient(timeout=10) as client:
@@ -278,7 +281,7 @@ async def keep_sending(urls: dict[int, str], stop_at: float, key: str | None, ou
         async def worker(n: int) -> None:
             nonlocal failures
             i = n
-            while time.monotonic() < stop_at:
+            while not done():
                 live = sorted(urls)
                 if not live:
                     return
@@ -313,9 +316,18 @@ async def test_killing_one_replica_loses_no_audit_row_of_the_others(tmp_path: Pa
             try:
                 with started(tmp_path, doc) as replicas:
                     urls = {i: r.url for i, r in enumerate(replicas)}
-                    began = time.monotonic()
-                    load = asyncio.create_task(in_thread(keep_sending, urls, began + 3.0, None, answered))
-                    await asyncio.sleep(1.5)
+                    # Counted, not timed: a loaded machine answers slowly, and the test needs
+                    # answers from every replica before and after the kill.
+                    deadline = time.monotonic() + 120
+                    killed_at = math.inf
+
+                    def enough() -> bool:
+                        after = sum(1 for a in answered if a.replica != 2 and a.at > killed_at)
+                        return after >= 40 or time.monotonic() > deadline
+
+                    load = asyncio.create_task(in_thread(keep_sending, urls, enough, None, answered))
+                    while sum(1 for a in answered if a.replica == 2) < 15 and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
                     victim = replicas[2]
                     os.killpg(victim.process.pid, signal.SIGKILL)
                     killed_at = time.monotonic()
