@@ -29,7 +29,7 @@ const PAGES: Page[] = [
   { route: "usage", title: "My usage", render: () => <MyUsagePage /> },
   { route: "snippets", title: "Snippets", render: () => <Snippets /> },
   { route: "account", title: "My account", render: (me) => <Account me={me} /> },
-  { route: "admin/users", title: "Users", needs: ["user.view"], render: () => <Users /> },
+  { route: "admin/users", title: "Users", needs: ["user.view"], render: (_, may) => <Users mayModify={may("user.modify")} /> },
   { route: "admin/tokens", title: "All tokens", needs: ["token.view"], render: (_, may) => <AdminTokens mayRevoke={may("token.delete")} /> },
   { route: "admin/rules", title: "Rules", needs: ["rule.view"], render: (_, may) => <Rules mayEdit={may("rule.modify")} mayCreate={may("rule.create")} mayDelete={may("rule.delete")} /> },
   { route: "admin/usage", title: "Usage", needs: ["usage.view"], render: (_, may) => <AdminUsage mayAudit={may("audit.view")} /> },

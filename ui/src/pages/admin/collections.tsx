@@ -2,6 +2,7 @@
 import { useState } from "preact/hooks";
 import { del, gatewayUrl, pathPart, post } from "../../api";
 import { asError, FieldError, usd } from "../../components";
+import { PermissionsEditor } from "./permissions";
 import { Resource } from "./resource";
 
 type Row = Record<string, unknown>;
@@ -79,7 +80,12 @@ export function Groups({ may }: { may: May }) {
       ]}
       template={{ name: "team-a", description: "" }}
       editable={(r) => ({ name: r.name, description: r.description })}
-      extra={(r, reload) => <Members group={r} mayModify={may("group.modify")} onChanged={reload} />}
+      extra={(r, reload) => (
+        <>
+          <Members group={r} mayModify={may("group.modify")} onChanged={reload} />
+          <PermissionsEditor base={`/admin/groups/${pathPart(String(r.name))}`} label={String(r.name)} mayModify={may("group.modify")} />
+        </>
+      )}
     />
   );
 }

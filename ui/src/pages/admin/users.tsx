@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { get, type User } from "../../api";
 import { Status, useLoad, when } from "../../components";
+import { PermissionsEditor } from "./permissions";
 
 const PAGE = 50;
 
@@ -11,11 +12,12 @@ interface UserPage {
 
 /** Searched and paged by the server (by id, ``after`` the previous page's last), so the page
  * stays fast with any number of users. */
-export function Users() {
+export function Users({ mayModify }: { mayModify: boolean }) {
   const [draft, setDraft] = useState("");
   const [search, setSearch] = useState("");
   const [afters, setAfters] = useState<(number | null)[]>([null]);
   const after = afters[afters.length - 1];
+  const [open, setOpen] = useState<number | null>(null);
   const users = useLoad(() => get<UserPage>("/admin/users", { search, after, limit: PAGE }), JSON.stringify([search, after]));
   return (
     <>
@@ -50,18 +52,33 @@ export function Users() {
                   <th scope="col">Active</th>
                   <th scope="col">Groups</th>
                   <th scope="col">Last login</th>
+                  <th scope="col"><span class="visually-hidden">Permissions</span></th>
                 </tr>
               </thead>
               <tbody>
                 {page.data.map((u) => (
-                  <tr key={u.id}>
-                    <td>{u.email}</td>
-                    <td>{u.display_name}</td>
-                    <td>{u.role}</td>
-                    <td>{u.active ? "yes" : "no"}</td>
-                    <td>{u.groups.join(", ")}</td>
-                    <td>{when(u.last_login_at)}</td>
-                  </tr>
+                  <>
+                    <tr key={u.id}>
+                      <td>{u.email}</td>
+                      <td>{u.display_name}</td>
+                      <td>{u.role}</td>
+                      <td>{u.active ? "yes" : "no"}</td>
+                      <td>{u.groups.join(", ")}</td>
+                      <td>{when(u.last_login_at)}</td>
+                      <td>
+                        <button type="button" aria-expanded={open === u.id} onClick={() => setOpen(open === u.id ? null : u.id)}>
+                          Permissions of {u.email}
+                        </button>
+                      </td>
+                    </tr>
+                    {open === u.id && (
+                      <tr key={`${u.id}-permissions`}>
+                        <td colSpan={7}>
+                          <PermissionsEditor base={`/admin/users/${u.id}`} label={u.email} mayModify={mayModify} />
+                        </td>
+                      </tr>
+                    )}
+                  </>
                 ))}
               </tbody>
             </table>
