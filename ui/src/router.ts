@@ -43,6 +43,13 @@ export function interceptLinks(event: MouseEvent): void {
   if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
   const anchor = (event.target as Element).closest?.("a");
   if (!anchor || anchor.target || anchor.hasAttribute("download")) return;
+  const fragment = anchor.getAttribute("href") ?? "";
+  if (fragment.startsWith("#")) {
+    // An in-page link (the skip link): focus its target, as the browser would, without a route change.
+    event.preventDefault();
+    document.getElementById(fragment.slice(1))?.focus();
+    return;
+  }
   const url = new URL(anchor.href);
   if (url.origin !== uiBase.origin || !url.pathname.startsWith(uiBase.pathname)) return;
   event.preventDefault();
