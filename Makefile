@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= waypost.example.yaml
 
-.PHONY: run test lint bench setup clean ui browser codex
+.PHONY: run test lint bench setup clean ui browser codex axe
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ lint: setup
 DATABASE_SUITES := tests/store tests/identity tests/control tests/cli tests/metering tests/budgets tests/responses
 WORKERS ?= auto
 
-test: lint browser codex
+test: lint browser codex axe
 	$(BIN)/pytest -n $(WORKERS)
 	WAYPOST_TEST_DATABASE=postgresql $(BIN)/pytest -n $(WORKERS) $(DATABASE_SUITES)
 
@@ -42,6 +42,10 @@ browser:
 # (scripts/install-codex; nothing when that version is there).
 codex:
 	scripts/install-codex
+
+# The UI accessibility test's rules engine: npm's axe-core, pinned, under .tools/axe (scripts/install-axe).
+axe:
+	scripts/install-axe
 
 # The README's pictures of the UI (docs/screenshots/*.png), taken in that browser on made-up data.
 screenshots: setup browser

@@ -62,6 +62,7 @@ ROUTES = {
     ("delete", "/admin/secrets/{name}"),
     ("post", "/admin/secrets/rotate"),
     ("get", "/admin/usage/summary"),
+    ("get", "/admin/usage/summary.csv"),
     ("get", "/admin/usage/costs"),
     ("get", "/admin/usage/latency"),
     ("get", "/me/usage"),

@@ -16,6 +16,7 @@ AREA["rules"] = "rule"
 AREA["cache"] = "cache"
 AREA["usage"] = "usage"  # usage reports need usage.view
 AREA["audit-logs"] = "audit"  # the request audit log needs audit.view
+AREA["audit-logs.csv"] = "audit"  # its CSV export too
 EXAMPLES = {"user": "1", "group": "1", "name": "echo", "token_id": "1", "permission": "user.view"}
 EXAMPLES["budget"] = "1"
 EXAMPLES["limit"] = "1"

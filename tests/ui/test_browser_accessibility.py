@@ -1,16 +1,33 @@
 """Accessibility of every page, checked in the browser: every control has a label or a name, text
 has AA contrast against what is behind it, the keyboard reaches the skip link first and the
-focused element is visibly marked, and nothing is wider than a phone's screen."""
+focused element is visibly marked, and nothing is wider than a phone's screen. axe-core (npm's, pinned,
+installed under .tools/axe by scripts/install-axe, which ``make test`` runs) checks every page and
+opened panel against WCAG 2.1 A and AA; the keyboard closes panels with Escape and never loses focus."""
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("playwright")
 
+from playwright.async_api import expect
+
+from tests.control.client import Control
 from tests.ui.browser import Browsing
+from tests.usage_rows import insert, request_row
+
+AXE = Path(
+    os.environ.get(
+        "WAYPOST_AXE",
+        Path(__file__).parents[2] / ".tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js",
+    )
+)
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 # Every page of an administrator's navigation.
 PAGES = [
@@ -108,3 +125,85 @@ async def test_pages_fit_a_phones_width(tab: Browsing, title: str) -> None:
     await tab.settled()
     width = await tab.page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1] + 1, f"{title}: the page is {width[0]} px wide on a {width[1]} px screen"
+
+
+async def _axe(tab: Browsing) -> list[str]:
+    """axe-core's WCAG 2.1 A and AA violations on the page as it is now, one line per element."""
+    if not await tab.page.evaluate("() => typeof window.axe === 'object'"):
+        # Evaluated by the browser's debugging protocol, which the page's Content-Security-Policy
+        # (no inline script) does not govern; nothing is added to the page itself.
+        await tab.page.evaluate(AXE.read_text(encoding="utf-8"))
+    found: list[str] = await tab.page.evaluate(
+        """async (tags) => {
+          const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
+          return result.violations.flatMap((v) =>
+            v.nodes.map((n) => `${v.id} (${v.impact}): ${v.help} at ${n.target.join(" ")}`));
+        }""",
+        WCAG_AA,
+    )
+    return found
+
+
+async def _seed(api: Control) -> None:
+    """Something on every page: a group, a rule, a token, a budget and a request in the log."""
+    await api.login()
+    assert (await api.post("/admin/groups", {"name": "auditors"})).status_code == 201
+    rule = {"name": "no-red", "weight": 5, "conditions": [{"type": "header", "header": "X-Team", "operator": "exact",
+            "value": "red"}], "action": {"type": "block", "message": "paused"}}  # fmt: skip
+    assert (await api.post("/admin/rules", rule)).status_code == 201
+    assert (await api.post("/me/tokens", {"name": "laptop"})).status_code == 201
+    await insert(api.container.store, [request_row(request_id="req-a11y", created_at=datetime.now(UTC))])
+
+
+# A panel that a page's button opens, looked at by axe too: (page, the button's name).
+PANELS = [
+    ("Users", "Permissions of dana@example.com"),
+    ("Groups", "Open auditors"),
+    ("Rules", "Edit no-red"),
+    ("Audit log", "Details of request req-a11y"),
+]
+
+
+async def test_axe_finds_no_wcag_aa_violation_on_any_page_or_panel(tab: Browsing, api: Control) -> None:
+    if not AXE.is_file():
+        pytest.skip(f"no axe-core at {AXE}: run scripts/install-axe (make test does)")
+    await _seed(api)
+    await api.person("dana@example.com")
+    await tab.open()
+    violations = {"Sign in": await _axe(tab)}
+    await tab.log_in()
+    for title in PAGES:
+        await tab.go(title)
+        violations[title] = await _axe(tab)
+    for title, button in PANELS:
+        await tab.go(title)
+        await tab.page.get_by_role("button", name=button).click()
+        await tab.settled()
+        violations[f"{title}, {button}"] = await _axe(tab)
+    found = {where: lines for where, lines in violations.items() if lines}
+    assert not found, found
+
+
+async def test_escape_closes_an_opened_panel_and_focus_returns_to_its_button(
+    tab: Browsing, api: Control
+) -> None:
+    await _seed(api)
+    await tab.log_in()
+    await tab.go("Groups")
+    opener = tab.page.get_by_role("button", name="Open auditors")
+    await opener.focus()
+    await tab.page.keyboard.press("Enter")
+    editor = tab.page.get_by_label("group auditors as JSON")
+    await editor.focus()  # inside the panel, as after tabbing into it
+    await tab.page.keyboard.press("Escape")
+    await expect(editor).to_have_count(0)
+    await expect(opener).to_be_focused()
+    await expect(opener).to_have_attribute("aria-expanded", "false")
+
+
+async def test_moving_to_another_page_puts_the_focus_on_its_content(tab: Browsing) -> None:
+    await tab.log_in()
+    await tab.nav.get_by_role("link", name="Users", exact=True).focus()
+    await tab.page.keyboard.press("Enter")
+    await expect(tab.page.get_by_role("heading", level=1)).to_have_text("Users")
+    await expect(tab.page.locator("#main")).to_be_focused()  # the page's effect runs after it is drawn

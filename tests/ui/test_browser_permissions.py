@@ -26,6 +26,7 @@ from tests.ui.browser import Browsing, open_tab
 PEOPLE: dict[str, tuple[str, ...]] = {
     "nobody": (),
     "user-viewer": ("user.view",),
+    "user-granter": ("user.view", "user.modify"),
     "token-viewer": ("token.view",),
     "token-revoker": ("token.view", "token.delete"),
     "rule-viewer": ("rule.view",),
@@ -36,9 +37,14 @@ PEOPLE: dict[str, tuple[str, ...]] = {
     "auditor": ("audit.view",),
     "model-viewer": ("model.view",),
     "group-viewer": ("group.view",),
+    "group-granter": ("group.view", "group.modify"),
     "secret-viewer": ("secret.view",),
     "budget-and-limit-viewer": ("budget.view", "limit.view"),
 }
+GRANTEE = (
+    "grantee@example.com"  # granted permissions by the matrix: not the victim, whose acts it would change
+)
+GROUP = "matrix-group"
 RULE = {
     "name": "no-red",
     "weight": 5,
@@ -53,6 +59,7 @@ class World:
 
     api: Control
     victim: Person
+    grantee: Person
     victim_tokens: dict[str, str]  # person -> id of a token of the victim's, named "of-<person>"
 
 
@@ -77,6 +84,25 @@ async def _revoke_button(tab: Browsing, person: str) -> bool:
 async def _rule_delete_button(tab: Browsing) -> bool:
     await tab.page.get_by_role("cell", name="no-red", exact=True).wait_for()
     return await tab.page.get_by_role("button", name="Delete no-red").count() > 0
+
+
+async def _user_grant_button(tab: Browsing) -> bool:
+    await tab.page.get_by_role("button", name=f"Permissions of {GRANTEE}").click()
+    editor = tab.page.get_by_role("region", name=f"Permissions of {GRANTEE}")
+    await editor.get_by_role("list", name=f"Granted directly to {GRANTEE}").wait_for()
+    return await editor.get_by_role("button", name=f"Grant to {GRANTEE}").count() > 0
+
+
+async def _group_grant_button(tab: Browsing) -> bool:
+    await tab.page.get_by_role("button", name=f"Open {GROUP}").click()
+    editor = tab.page.get_by_role("region", name=f"Permissions of {GROUP}")
+    await editor.get_by_role("list", name=f"Granted directly to {GROUP}").wait_for()
+    return await editor.get_by_role("button", name=f"Grant to {GROUP}").count() > 0
+
+
+def _one_held(person: str) -> list[str]:
+    """A permission ``person`` holds (granting needs holding it), or one for those who hold none."""
+    return list(PEOPLE.get(person, ())[:1]) or ["user.view"]
 
 
 async def _rule_save_button(tab: Browsing) -> bool:
@@ -135,6 +161,24 @@ CONTROLS = [
         lambda w, _, token: _status(w.api.delete("/admin/rules/no-such-rule", token=token)),
     ),
     AdminControl(
+        "granting a user a permission",
+        lambda tab, _: _on_page(tab, "Users", _user_grant_button),
+        lambda w, person, token: _status(
+            w.api.post(
+                f"/admin/users/{w.grantee.id}/permissions",
+                {"permissions": _one_held(person)},
+                token=token,
+            )
+        ),
+    ),
+    AdminControl(
+        "granting a group a permission",
+        lambda tab, _: _on_page(tab, "Groups", _group_grant_button),
+        lambda w, person, token: _status(
+            w.api.post(f"/admin/groups/{GROUP}/permissions", {"permissions": _one_held(person)}, token=token)
+        ),
+    ),
+    AdminControl(
         "reading the audit log",
         lambda tab, _: _on_page(tab, "Audit log", _audit_log),
         lambda w, _, token: _status(w.api.get("/admin/audit-logs", token=token)),
@@ -153,8 +197,9 @@ def _allowed(status: int) -> bool:
 
 async def test_the_ui_shows_exactly_the_controls_the_api_allows(browser: Browser, api: Control) -> None:
     assert (await api.post("/admin/rules", RULE)).status_code == 201
+    assert (await api.post("/admin/groups", {"name": GROUP})).status_code == 201
     victim = await api.person("victim@example.com")
-    world = World(api, victim, {})
+    world = World(api, victim, await api.person(GRANTEE), {})
     people: dict[str, Person | None] = {
         "admin": None,
         **{name: await api.person(f"{name}@example.com", permissions=held) for name, held in PEOPLE.items()},

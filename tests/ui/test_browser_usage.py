@@ -105,3 +105,20 @@ async def test_the_audit_log_is_exported_as_csv_by_the_server(tab: Browsing, api
     lines = saved.read_text().splitlines()
     assert lines[0].startswith("id,") or "request_id" in lines[0]
     assert len(lines) == 2 and "exported-model" in lines[1]
+
+
+async def test_the_usage_report_is_exported_as_csv_by_the_server_with_its_filters(
+    tab: Browsing, api: Control
+) -> None:
+    await _seed(api)
+    await tab.log_in()
+    await tab.open("admin/usage?group_by=model&model=gpt")
+    await tab.signed_in()
+    await expect(tab.page.get_by_text("3 requests, $0.75 in total")).to_be_visible()
+    async with tab.page.expect_download() as waiting:
+        await tab.page.get_by_role("button", name="Export CSV").click()
+    download = await waiting.value
+    assert download.suggested_filename == "waypost-usage.csv"
+    lines = (await download.path()).read_text().splitlines()
+    assert lines[0].startswith("model,") and len(lines) == 2
+    assert lines[1].startswith("gpt,3,")

@@ -37,7 +37,7 @@ export function clearSession(): void {
   sessionStorage.removeItem(REFRESH);
 }
 
-type Query = Record<string, string | number | string[] | null | undefined>;
+export type Query = Record<string, string | number | string[] | null | undefined>;
 
 function withQuery(path: string, query?: Query): URL {
   const url = gatewayUrl(path);

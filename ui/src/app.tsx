@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { accessToken, get, logOut, onSignedOut, takeFragmentTokens, type User } from "./api";
 import { ErrorText, messageOf } from "./components";
 import { Account } from "./pages/account";
@@ -29,13 +29,13 @@ const PAGES: Page[] = [
   { route: "usage", title: "My usage", render: () => <MyUsagePage /> },
   { route: "snippets", title: "Snippets", render: () => <Snippets /> },
   { route: "account", title: "My account", render: (me) => <Account me={me} /> },
-  { route: "admin/users", title: "Users", needs: ["user.view"], render: (_, may) => <Users mayModify={may("user.modify")} /> },
+  { route: "admin/users", title: "Users", needs: ["user.view"], render: (me, may) => <Users me={me} may={may} /> },
   { route: "admin/tokens", title: "All tokens", needs: ["token.view"], render: (_, may) => <AdminTokens mayRevoke={may("token.delete")} /> },
   { route: "admin/rules", title: "Rules", needs: ["rule.view"], render: (_, may) => <Rules mayEdit={may("rule.modify")} mayCreate={may("rule.create")} mayDelete={may("rule.delete")} /> },
   { route: "admin/usage", title: "Usage", needs: ["usage.view"], render: (_, may) => <AdminUsage mayAudit={may("audit.view")} /> },
   { route: "admin/audit-log", title: "Audit log", needs: ["audit.view"], render: () => <AuditLogPage /> },
   { route: "admin/models", title: "Models", needs: ["model.view"], render: (_, may) => <Models may={may} /> },
-  { route: "admin/groups", title: "Groups", needs: ["group.view"], render: (_, may) => <Groups may={may} /> },
+  { route: "admin/groups", title: "Groups", needs: ["group.view"], render: (me, may) => <Groups may={may} held={new Set(me.permissions ?? [])} /> },
   { route: "admin/secrets", title: "Secrets", needs: ["secret.view"], render: (_, may) => <Secrets may={may} /> },
   { route: "admin/budgets", title: "Budgets", needs: ["budget.view"], render: (_, may) => <Budgets may={may} /> },
   { route: "admin/limits", title: "Rate limits", needs: ["limit.view"], render: (_, may) => <Limits may={may} /> },
@@ -75,9 +75,14 @@ function Shell({ me, route, onSignOut }: { me: User; route: string; onSignOut: (
   const may = (permission: string) => granted.has(permission);
   const pages = PAGES.filter((p) => !p.needs || p.needs.some(may));
   const page = pages.find((p) => p.route === route);
+  const shown = useRef<Page | undefined>(undefined);
   useEffect(() => {
-    if (!page) navigate("tokens", undefined, true);
-    else document.title = `${page.title} · Waypost`;
+    if (!page) return navigate("tokens", undefined, true);
+    document.title = `${page.title} · Waypost`;
+    // After a move to another page (not the first load), the focus goes to the new content, as a
+    // page load would put a keyboard or screen reader user at its start, not on the old link.
+    if (shown.current && shown.current !== page) document.getElementById("main")?.focus();
+    shown.current = page;
   }, [page]);
   const mine = pages.filter((p) => !p.needs);
   const admin = pages.filter((p) => p.needs);

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { ApiError } from "./api";
+import { ApiError, download, type Query } from "./api";
 
 export interface Loaded<T> {
   data: T | null;
@@ -95,3 +95,47 @@ export function parseJson(text: string, what: string): unknown {
 }
 
 export const asError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
+
+/** Downloads an export the server builds for ``query`` (the page's filters): all the rows, not
+ * the ones the page happens to show. A refusal is shown beside the button. */
+export function ExportButton({ path, query, filename, label }: { path: string; query: Query; filename: string; label: string }) {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const run = async () => {
+    setError(null);
+    setBusy(true);
+    try {
+      await download(path, query, filename);
+    } catch (err) {
+      setError(messageOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <button type="button" onClick={run} disabled={busy} aria-busy={busy ? "true" : undefined}>
+        {label}
+      </button>
+      <ErrorText error={error} />
+    </>
+  );
+}
+
+/** The row under a table row that one of its buttons (``aria-expanded``) opened. Escape anywhere
+ * inside closes it and puts the focus back on that button, so a keyboard user is not left on
+ * nothing (the focused control inside is gone). */
+export function OpenedRow({ colSpan, onClose, children }: { colSpan: number; onClose: () => void; children: ComponentChildren }) {
+  const onKeyDown = (event: KeyboardEvent) => {
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    const opener = (event.currentTarget as HTMLElement).previousElementSibling?.querySelector<HTMLElement>("[aria-expanded=true]");
+    event.preventDefault();
+    onClose();
+    opener?.focus();
+  };
+  return (
+    <tr class="opened" onKeyDown={onKeyDown}>
+      <td colSpan={colSpan}>{children}</td>
+    </tr>
+  );
+}

@@ -31,6 +31,7 @@ from waypost.api.control import (
     rules,
     status,
     usage,
+    usage_export,
 )
 from waypost.api.control.dependencies import current_principal
 from waypost.api.control.schemas import ErrorBody
@@ -93,6 +94,7 @@ def build_control_app(container: Container) -> FastAPI:
         app.include_router(module.router, responses=ERRORS)
     app.include_router(usage.router, responses=ERRORS)
     app.include_router(audit_export.router, responses=ERRORS)
+    app.include_router(usage_export.router, responses=ERRORS)
     app.include_router(audit_trail.router, responses=ERRORS)
     app.include_router(budgets.router, responses=ERRORS)
     app.include_router(rules.router, responses=ERRORS)

@@ -27,13 +27,14 @@ PAGE = 1000
 MAX_ROWS = 1_000_000
 
 
-def _cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: lists joined with ``;``, nothing for null."""
     if isinstance(value, list | tuple):
         return ";".join(str(v) for v in value)
     return "" if value is None else value
 
 
-def _lines(rows: list[list[Any]]) -> str:
+def csv_lines(rows: list[list[Any]]) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerows(rows)
     return out.getvalue()
@@ -70,9 +71,9 @@ async def export_audit_log(
             rows = [{**r, "cost_usd": r["cost_micros"] / 1_000_000} for r in page.rows]
             if header is None:
                 header = list(rows[0]) if rows else ["request_id"]
-                yield _lines([header])
+                yield csv_lines([header])
             if rows:
-                yield _lines([[_cell(r.get(k)) for k in header] for r in rows])
+                yield csv_lines([[csv_cell(r.get(k)) for k in header] for r in rows])
             sent += len(rows)
             if page.next is None:
                 return

@@ -65,7 +65,7 @@ function Members({ group, mayModify, onChanged }: { group: Row; mayModify: boole
   );
 }
 
-export function Groups({ may }: { may: May }) {
+export function Groups({ may, held }: { may: May; held: ReadonlySet<string> }) {
   return (
     <Resource
       title="Groups"
@@ -83,7 +83,14 @@ export function Groups({ may }: { may: May }) {
       extra={(r, reload) => (
         <>
           <Members group={r} mayModify={may("group.modify")} onChanged={reload} />
-          <PermissionsEditor base={`/admin/groups/${pathPart(String(r.name))}`} label={String(r.name)} mayModify={may("group.modify")} />
+          <PermissionsEditor
+            base={`/admin/groups/${pathPart(String(r.name))}`}
+            label={String(r.name)}
+            held={held}
+            mayModify={may("group.modify")}
+            needsAllOfTarget={false}
+            describe={may("user.view")}
+          />
         </>
       )}
     />

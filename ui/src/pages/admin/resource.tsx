@@ -1,10 +1,10 @@
 // One admin collection (groups, secrets, budgets, rate limits, models): its table, a create form
 // (JSON, or plain fields where the body is flat), edit as JSON, delete; each control only when the
 // caller holds its permission. The API's validation message is shown next to the field it names.
-import type { ComponentChildren } from "preact";
+import { Fragment, type ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { del, get, patch, pathPart, post, type List } from "../../api";
-import { asError, ErrorText, FieldError, messageOf, parseJson, Status, useLoad } from "../../components";
+import { asError, ErrorText, FieldError, messageOf, OpenedRow, parseJson, Status, useLoad } from "../../components";
 
 type Row = Record<string, unknown>;
 
@@ -156,8 +156,8 @@ export function Resource(props: ResourceProps) {
               {list.data.map((row) => {
                 const name = keyOf(row);
                 return (
-                  <>
-                    <tr key={name}>
+                  <Fragment key={name}>
+                    <tr>
                       {props.columns.map((c) => (
                         <td key={c.label}>{c.value(row)}</td>
                       ))}
@@ -173,14 +173,12 @@ export function Resource(props: ResourceProps) {
                       </td>
                     </tr>
                     {open === name && (
-                      <tr key={`${name}-open`}>
-                        <td colSpan={width}>
-                          <EditForm props={props} row={row} onSaved={rows.reload} />
-                          {props.extra?.(row, rows.reload)}
-                        </td>
-                      </tr>
+                      <OpenedRow colSpan={width} onClose={() => setOpen(null)}>
+                        <EditForm props={props} row={row} onSaved={rows.reload} />
+                        {props.extra?.(row, rows.reload)}
+                      </OpenedRow>
                     )}
-                  </>
+                  </Fragment>
                 );
               })}
             </tbody>

@@ -1,7 +1,8 @@
+import { Fragment } from "preact";
 import { useState } from "preact/hooks";
 import { del, get, patch, pathPart, post, type List } from "../../api";
 import { CreateForm } from "./resource";
-import { ErrorText, FieldError, messageOf, parseJson as parse, Status, useLoad } from "../../components";
+import { ErrorText, FieldError, messageOf, OpenedRow, parseJson as parse, Status, useLoad } from "../../components";
 
 interface Rule {
   id: number | null;
@@ -109,8 +110,8 @@ export function Rules({ mayEdit, mayCreate, mayDelete }: { mayEdit: boolean; may
             </thead>
             <tbody>
               {list.data.map((r) => (
-                <>
-                  <tr key={r.name}>
+                <Fragment key={r.name}>
+                  <tr>
                     <td>{r.name}</td>
                     <td>{r.weight}</td>
                     <td>{r.mode}</td>
@@ -129,13 +130,11 @@ export function Rules({ mayEdit, mayCreate, mayDelete }: { mayEdit: boolean; may
                     </td>
                   </tr>
                   {open === r.name && (
-                    <tr key={`${r.name}-editor`}>
-                      <td colSpan={7}>
-                        <RuleEditor rule={r} mayEdit={mayEdit} onSaved={rules.reload} />
-                      </td>
-                    </tr>
+                    <OpenedRow colSpan={7} onClose={() => setOpen(null)}>
+                      <RuleEditor rule={r} mayEdit={mayEdit} onSaved={rules.reload} />
+                    </OpenedRow>
                   )}
-                </>
+                </Fragment>
               ))}
             </tbody>
           </table>

@@ -2,9 +2,10 @@
 // reproduces the view): the summary table, usage over time, the top users and models, the response
 // cache, errors and latency (usage_trends.tsx, usage_quality.tsx); and the audit log paged on the
 // server by cursor.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { Fragment } from "preact";
+import { useEffect, useState } from "preact/hooks";
 import { download, get, pathPart } from "../../api";
-import { count, ErrorText, messageOf, Status, usd, useLoad, when } from "../../components";
+import { count, ErrorText, ExportButton, messageOf, OpenedRow, Status, usd, useLoad, when } from "../../components";
 import { navigate, useLocation } from "../../router";
 import { CacheReport, ErrorsAndLatency } from "./usage_quality";
 import { FILTERS, MEASURES, PERIODS, periodsOf, SPLITS, type Period, type Row, type Summary } from "./usage_series";
@@ -19,24 +20,6 @@ interface LogPage {
 }
 
 const METRICS = ["requests", "errors", "input_tokens", "output_tokens", "cost_usd"];
-
-function csvOf(keys: string[], rows: Row[]): string {
-  const cell = (v: unknown) => {
-    const text = v === null || v === undefined ? "" : String(v);
-    return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-  };
-  return [keys, ...rows.map((r) => keys.map((k) => r[k]))].map((line) => line.map(cell).join(",")).join("\r\n") + "\r\n";
-}
-
-function CsvLink({ keys, rows }: { keys: string[]; rows: Row[] }) {
-  const href = useMemo(() => URL.createObjectURL(new Blob([csvOf(keys, rows)], { type: "text/csv" })), [keys, rows]);
-  useEffect(() => () => URL.revokeObjectURL(href), [href]);
-  return (
-    <a href={href} download="waypost-usage.csv">
-      Export CSV
-    </a>
-  );
-}
 
 function AuditDetail({ requestId }: { requestId: string }) {
   const entry = useLoad(() => get<unknown>(`/admin/audit-logs/${pathPart(requestId)}`), requestId);
@@ -146,8 +129,8 @@ function AuditLog({ filters }: { filters: Record<string, string> }) {
                 {p.data.map((r) => {
                   const id = String(r.request_id);
                   return (
-                    <>
-                      <tr key={id}>
+                    <Fragment key={id}>
+                      <tr>
                         <td>{when(r.created_at as string)}</td>
                         <td>{String(r.user_email ?? r.user_id ?? "")}</td>
                         <td>{String(r.model ?? r.requested_model ?? "")}</td>
@@ -162,13 +145,11 @@ function AuditLog({ filters }: { filters: Record<string, string> }) {
                         </td>
                       </tr>
                       {open === id && (
-                        <tr key={`${id}-detail`}>
-                          <td colSpan={7}>
-                            <AuditDetail requestId={id} />
-                          </td>
-                        </tr>
+                        <OpenedRow colSpan={7} onClose={() => setOpen(null)}>
+                          <AuditDetail requestId={id} />
+                        </OpenedRow>
                       )}
-                    </>
+                    </Fragment>
                   );
                 })}
               </tbody>
@@ -293,7 +274,8 @@ export function AdminUsage({ mayAudit }: { mayAudit: boolean }) {
             <>
               <p>
                 {count(s.totals.requests as number)} requests, {usd(s.totals.cost_usd as number)} in total
-                {s.truncated && " (more groups matched than shown)"}. <CsvLink keys={keys} rows={s.data} />
+                {s.truncated && " (more groups matched than shown)"}.{" "}
+                <ExportButton path="/admin/usage/summary.csv" query={{ ...filters, group_by: groupBy }} filename="waypost-usage.csv" label="Export CSV" />
               </p>
               <table>
                 <caption>Usage by {s.group_by.join(", ")}</caption>

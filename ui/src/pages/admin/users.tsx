@@ -1,6 +1,7 @@
+import { Fragment } from "preact";
 import { useState } from "preact/hooks";
 import { get, type User } from "../../api";
-import { Status, useLoad, when } from "../../components";
+import { OpenedRow, Status, useLoad, when } from "../../components";
 import { PermissionsEditor } from "./permissions";
 
 const PAGE = 50;
@@ -12,7 +13,8 @@ interface UserPage {
 
 /** Searched and paged by the server (by id, ``after`` the previous page's last), so the page
  * stays fast with any number of users. */
-export function Users({ mayModify }: { mayModify: boolean }) {
+export function Users({ me, may }: { me: User; may: (permission: string) => boolean }) {
+  const held = new Set(me.permissions ?? []);
   const [draft, setDraft] = useState("");
   const [search, setSearch] = useState("");
   const [afters, setAfters] = useState<(number | null)[]>([null]);
@@ -57,8 +59,8 @@ export function Users({ mayModify }: { mayModify: boolean }) {
               </thead>
               <tbody>
                 {page.data.map((u) => (
-                  <>
-                    <tr key={u.id}>
+                  <Fragment key={u.id}>
+                    <tr>
                       <td>{u.email}</td>
                       <td>{u.display_name}</td>
                       <td>{u.role}</td>
@@ -72,13 +74,19 @@ export function Users({ mayModify }: { mayModify: boolean }) {
                       </td>
                     </tr>
                     {open === u.id && (
-                      <tr key={`${u.id}-permissions`}>
-                        <td colSpan={7}>
-                          <PermissionsEditor base={`/admin/users/${u.id}`} label={u.email} mayModify={mayModify} />
-                        </td>
-                      </tr>
+                      <OpenedRow colSpan={7} onClose={() => setOpen(null)}>
+                          <PermissionsEditor
+                            base={`/admin/users/${u.id}`}
+                            label={u.email}
+                            held={held}
+                            mayModify={may("user.modify")}
+                            needsAllOfTarget
+                            describe
+                            refusal={u.id === me.id ? "Nobody can change their own permissions: ask another administrator." : u.role === "gateway" ? "Gateway accounts hold no permissions: they only call models." : undefined}
+                          />
+                      </OpenedRow>
                     )}
-                  </>
+                  </Fragment>
                 ))}
               </tbody>
             </table>
