@@ -140,7 +140,12 @@ def test_images_and_files_become_parts() -> None:
         ),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
         ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
+        (
+            {"input": [{"type": "function_call", "call_id": "c1", "name": "w", "arguments": 5}]},
+            "input[0].arguments",
+        ),
         ({"text": {"format": {"type": "yaml"}}}, "text.format.type"),
+        ({"text": {"format": {"type": "json_schema", "name": "s"}}}, "text.format.schema"),
         ({"tool_choice": "sometimes"}, "tool_choice"),
         ({"max_output_tokens": 0}, "max_output_tokens"),
         ({"background": True}, "background"),

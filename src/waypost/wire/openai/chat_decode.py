@@ -12,8 +12,6 @@ import base64
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes
 
-import orjson
-
 from waypost.core.errors import BadRequest
 from waypost.core.passthrough import Passthrough
 from waypost.core.types import (
@@ -32,6 +30,7 @@ from waypost.core.types import (
     ToolResultPart,
 )
 from waypost.wire.openai.fields import (
+    arguments_field,
     bad_type,
     bool_field,
     dict_field,
@@ -41,6 +40,7 @@ from waypost.wire.openai.fields import (
     list_field,
     missing,
     object_value,
+    response_format_value,
     stop_field,
     str_field,
 )
@@ -52,7 +52,6 @@ _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required"]] = {
     "none": "none",
     "required": "required",
 }
-_RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
 MAX_TOP_LOGPROBS = 20  # the API's own bound
 
 
@@ -149,17 +148,6 @@ def _decode_content(value: Any, param: str, notes: list[str]) -> list[Part]:
     return parts
 
 
-def _arguments_text(fn: dict[str, Any], param: str) -> str:
-    args = fn.get("arguments")
-    if args is None:
-        return "{}"
-    if isinstance(args, str):
-        return args
-    if isinstance(args, dict):  # some clients send the parsed object
-        return orjson.dumps(args).decode()
-    raise bad_type(param, "a string", args)
-
-
 class _Decoder:
     """Per-request state: notes, and ids for legacy ``function_call`` turns (which have none)."""
 
@@ -229,7 +217,9 @@ class _Decoder:
             name = str_field(legacy, "name", f"{fparam}.name", required=True) or ""
             call_id = f"call_{name}_{i}"
             self._pending_functions.setdefault(name, []).append(call_id)
-            parts.append(ToolCallPart(id=call_id, name=name, arguments=_arguments_text(legacy, fparam)))
+            parts.append(
+                ToolCallPart(id=call_id, name=name, arguments=arguments_field(legacy, f"{fparam}.arguments"))
+            )
         return parts
 
     def _reasoning(self, m: dict[str, Any], param: str) -> list[Part]:
@@ -264,7 +254,7 @@ class _Decoder:
         fn = dict_field(call, "function", f"{param}.function", required=True) or {}
         name = str_field(fn, "name", f"{param}.function.name", required=True) or ""
         return ToolCallPart(
-            id=call_id, name=name, arguments=_arguments_text(fn, f"{param}.function.arguments")
+            id=call_id, name=name, arguments=arguments_field(fn, f"{param}.function.arguments")
         )
 
 
@@ -332,24 +322,7 @@ def _decode_tool_choice(body: dict[str, Any], notes: list[str]) -> ToolChoice | 
 
 def _decode_response_format(body: dict[str, Any]) -> ResponseFormat | None:
     spec = dict_field(body, "response_format", "response_format")
-    if spec is None:
-        return None
-    kind = spec.get("type")
-    if kind not in _RESPONSE_FORMAT_TYPES:
-        raise BadRequest(
-            f"Invalid value for 'response_format.type': {kind!r}. Supported values are: 'text', "
-            "'json_object' and 'json_schema'.",
-            param="response_format.type",
-        )
-    if kind != "json_schema":
-        return ResponseFormat(type=kind)
-    js = dict_field(spec, "json_schema", "response_format.json_schema", required=True) or {}
-    return ResponseFormat(
-        type="json_schema",
-        name=str_field(js, "name", "response_format.json_schema.name"),
-        schema=dict_field(js, "schema", "response_format.json_schema.schema"),
-        strict=bool_field(js, "strict", "response_format.json_schema.strict"),
-    )
+    return None if spec is None else response_format_value(spec, "response_format", nested=True)
 
 
 def _decode_thinking(body: dict[str, Any]) -> Thinking | None:

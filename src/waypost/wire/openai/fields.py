@@ -1,5 +1,5 @@
 """Readers of the fields of an OpenAI-format client body, shared by the Chat Completions,
-legacy Completions and Embeddings decoders.
+legacy Completions, Embeddings and Responses decoders.
 
 Each reads one field and answers its value, ``None`` when it is absent or null, or raises a
 ``BadRequest`` worded as OpenAI words it, with ``param`` naming the field the way OpenAI does
@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from waypost.core.errors import BadRequest
+from waypost.core.types import ResponseFormat
+
+_FORMAT_TYPES = ("text", "json_object", "json_schema")
 
 
 def kind_of(value: Any) -> str:
@@ -136,3 +141,39 @@ def stop_field(body: dict[str, Any]) -> list[str]:
                 raise bad_type(f"stop[{i}]", "a string", s)
         return list(value)
     raise bad_type("stop", "one of a string or array of strings", value)
+
+
+def arguments_field(obj: dict[str, Any], param: str) -> str:
+    """A tool call's ``arguments`` as JSON text (``{}`` when absent); some clients send the object."""
+    args = obj.get("arguments")
+    if args is None:
+        return "{}"
+    if isinstance(args, str):
+        return args
+    if isinstance(args, dict):
+        return orjson.dumps(args).decode()
+    raise bad_type(param, "a string", args)
+
+
+def response_format_value(spec: dict[str, Any], param: str, *, nested: bool) -> ResponseFormat:
+    """A structured-output spec: Chat's ``response_format`` nests the schema under ``json_schema``
+    (``nested``, the schema optional), the Responses API's ``text.format`` holds it flat (required)."""
+    kind = spec.get("type")
+    if kind not in _FORMAT_TYPES:
+        raise BadRequest(
+            f"Invalid value for '{param}.type': {kind!r}. Supported values are: 'text', "
+            "'json_object' and 'json_schema'.",
+            param=f"{param}.type",
+        )
+    if kind != "json_schema":
+        return ResponseFormat(type=kind)
+    holder, hparam = spec, param
+    if nested:
+        hparam = f"{param}.json_schema"
+        holder = dict_field(spec, "json_schema", hparam, required=True) or {}
+    return ResponseFormat(
+        type="json_schema",
+        name=str_field(holder, "name", f"{hparam}.name"),
+        schema=dict_field(holder, "schema", f"{hparam}.schema", required=not nested),
+        strict=bool_field(holder, "strict", f"{hparam}.strict"),
+    )

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from waypost.core.errors import BadRequest
 from waypost.core.types import (
     DocumentPart,
@@ -32,7 +30,7 @@ from waypost.core.types import (
     ToolResultPart,
 )
 from waypost.wire.openai.chat_decode import parse_data_url
-from waypost.wire.openai.fields import bad_type, list_field, missing, object_value, str_field
+from waypost.wire.openai.fields import arguments_field, bad_type, list_field, missing, object_value, str_field
 from waypost.wire.openai.responses_output import NAMESPACE_SEPARATOR, encrypted_content, thinking_part
 
 _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
@@ -111,17 +109,6 @@ def content_parts(value: Any, param: str, notes: list[str]) -> list[TextPart | I
     return parts
 
 
-def _arguments(item: dict[str, Any], param: str) -> str:
-    args = item.get("arguments")
-    if args is None:
-        return "{}"
-    if isinstance(args, str):
-        return args
-    if isinstance(args, dict):
-        return orjson.dumps(args).decode()
-    raise bad_type(f"{param}.arguments", "a string", args)
-
-
 def _reasoning(item: dict[str, Any], param: str) -> ThinkingPart | None:
     texts: list[str] = []
     for key in ("content", "summary"):
@@ -170,7 +157,7 @@ class _Turns:
                 name = f"{namespace}{NAMESPACE_SEPARATOR}{name}"
             call = str_field(item, "call_id", f"{param}.call_id", required=True) or ""
             self._open("assistant").content.append(
-                ToolCallPart(id=call, name=name, arguments=_arguments(item, param))
+                ToolCallPart(id=call, name=name, arguments=arguments_field(item, f"{param}.arguments"))
             )
         elif kind == "function_call_output":
             call = str_field(item, "call_id", f"{param}.call_id", required=True) or ""

@@ -27,6 +27,7 @@ from waypost.wire.openai.fields import (
     kind_of,
     list_field,
     object_value,
+    response_format_value,
     str_field,
 )
 from waypost.wire.openai.responses_input import items_to_messages
@@ -38,7 +39,6 @@ _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required"]] = {
     "none": "none",
     "required": "required",
 }
-_FORMAT_TYPES = ("text", "json_object", "json_schema")
 # Features that need OpenAI's own storage or a job queue this gateway does not run.
 _UNSUPPORTED = {
     "background": "background responses are not supported by this gateway; send the request without it",
@@ -130,23 +130,7 @@ def _tool_choice(body: dict[str, Any], notes: list[str]) -> ToolChoice | None:
 def _response_format(body: dict[str, Any]) -> ResponseFormat | None:
     text = dict_field(body, "text", "text")
     spec = dict_field(text, "format", "text.format") if text is not None else None
-    if spec is None:
-        return None
-    kind = spec.get("type")
-    if kind not in _FORMAT_TYPES:
-        raise BadRequest(
-            f"Invalid value for 'text.format.type': {kind!r}. Supported values are: 'text', "
-            "'json_object' and 'json_schema'.",
-            param="text.format.type",
-        )
-    if kind != "json_schema":
-        return ResponseFormat(type=kind)
-    return ResponseFormat(
-        type="json_schema",
-        name=str_field(spec, "name", "text.format.name"),
-        schema=dict_field(spec, "schema", "text.format.schema", required=True),
-        strict=bool_field(spec, "strict", "text.format.strict"),
-    )
+    return None if spec is None else response_format_value(spec, "text.format", nested=False)
 
 
 def _thinking(body: dict[str, Any]) -> Thinking | None:
