@@ -135,6 +135,7 @@ class PresetSettings(_Strict):
     default_model: str | None = None
     features: list[str] = Field(default_factory=list)
     max_tokens_field: TokenLimitField | None = None  # see docs/providers/openai-compatible.md
+    responses_api: bool | None = None  # its server takes /responses (docs/responses.md)
     prices: dict[str, Prices] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
 
@@ -441,21 +442,13 @@ class Settings(_Strict):
 def _with_preset(
     entry: dict[str, Any], name: str, preset: dict[str, Any], environ: Mapping[str, str]
 ) -> dict[str, Any]:
-    out = {**entry, "provider": "openai", "preset": name}
-    out.setdefault("base_url", preset.get("base_url"))
-    key_env = preset.get("api_key_env")
-    if out.get("api_key") is None and key_env and environ.get(key_env):
-        out["api_key"] = environ[key_env]
+    out = _preset_endpoint(entry, name, preset, environ)
     if out.get("upstream_model") is None and out.get("match") is None and out.get("name") == name:
         out["upstream_model"] = preset.get("default_model")
     target = out.get("upstream_model") or out.get("name")
     prices = preset.get("prices") or {}
     if out.get("prices") is None and isinstance(prices, dict) and target in prices:
         out["prices"] = prices[target]
-    if preset.get("headers"):
-        out["headers"] = {**preset["headers"], **(out.get("headers") or {})}
-    if preset.get("max_tokens_field"):
-        out.setdefault("max_tokens_field", preset["max_tokens_field"])
     return out
 
 
@@ -463,8 +456,15 @@ def _deployment_preset(entry: Any, presets: Mapping[str, Any], environ: Mapping[
     """A deployment whose provider names a preset: an ``openai`` one with the preset's endpoint."""
     name = entry.get("provider") if isinstance(entry, dict) else None
     preset = presets.get(name) if isinstance(name, str) and name not in PROVIDER_TYPES else None
-    if not isinstance(preset, dict):
+    if not isinstance(preset, dict) or not isinstance(name, str):
         return entry
+    return _preset_endpoint(entry, name, preset, environ)
+
+
+def _preset_endpoint(
+    entry: dict[str, Any], name: str, preset: dict[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """``entry`` (a model or a deployment) as an ``openai`` one with the preset's endpoint."""
     out = {**entry, "provider": "openai", "preset": name}
     out.setdefault("base_url", preset.get("base_url"))
     key_env = preset.get("api_key_env")
@@ -472,9 +472,8 @@ def _deployment_preset(entry: Any, presets: Mapping[str, Any], environ: Mapping[
         out["api_key"] = environ[key_env]
     if preset.get("headers"):
         out["headers"] = {**preset["headers"], **(out.get("headers") or {})}
-    if preset.get("max_tokens_field"):
-        out.setdefault("max_tokens_field", preset["max_tokens_field"])
-    return out
+    defaults = {k: preset[k] for k in ("max_tokens_field", "responses_api") if preset.get(k) is not None}
+    return {**defaults, **out}  # the entry's own values first
 
 
 def cross_check_problems(doc: Mapping[str, Any]) -> list[str]:

@@ -4,6 +4,7 @@ per-deployment choice between ``/responses`` and chat completions."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,9 @@ async def gateway(upstream: OpenAIResponsesUpstream) -> AsyncIterator[str]:
     config = settings(
         model("native", "openai", upstream.url, KEY, upstream_model="gpt-up", responses_api=True),
         model("via-chat", "openai", upstream.url, KEY, upstream_model="gpt-up"),
+        model("chat-first", "openai", upstream.url, KEY, upstream_model="gpt-first", fallbacks=["native"]),
+        # Never called: the router refuses built-in tools before trying it.
+        model("claude", "anthropic", "http://127.0.0.1:9", "sk-ant-unused"),
     )
     async with serve(config) as url:
         yield url
@@ -71,9 +75,7 @@ async def test_a_stream_is_relayed_event_for_event(gateway: str, upstream: OpenA
     answer = await post(gateway, {"model": "native", "input": "count", "stream": True})
 
     assert answer.status_code == 200, answer.text
-    events = [
-        __import__("json").loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: ")
-    ]
+    events = [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: ")]
     for event in events:
         validate_event(event)
     final = accumulate(events)
@@ -86,24 +88,24 @@ async def test_reasoning_and_tool_calls_come_back_and_replay(
     client: openai.AsyncOpenAI, upstream: OpenAIResponsesUpstream
 ) -> None:
     upstream.enqueue(Reply(thinking=("plan it", "gAAAA-blob"), tool_calls=[("call_1", "w", {"c": "Oslo"})]))
-    tools = [{"type": "function", "name": "w", "parameters": {"type": "object", "properties": {}}}]
+    tools: Any = [{"type": "function", "name": "w", "parameters": {"type": "object", "properties": {}}}]
     first = await client.responses.create(
         model="native",
         input="weather?",
-        tools=tools,  # type: ignore[arg-type]
+        tools=tools,
         reasoning={"effort": "low", "summary": "auto"},
         include=["reasoning.encrypted_content"],
         store=False,
     )
-    validate_response(first.model_dump(mode="json", exclude_unset=True))
+    validate_response(first.model_dump(mode="json", exclude_unset=True, warnings=False))
     reasoning = [i for i in first.output if i.type == "reasoning"]
     assert reasoning and reasoning[0].encrypted_content == "gAAAA-blob"
-    history = [
+    history: Any = [
         {"role": "user", "content": "weather?"},
-        *[i.model_dump(exclude_none=True) for i in first.output],
+        *[i.model_dump(exclude_none=True, warnings=False) for i in first.output],
         {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
     ]
-    await client.responses.create(model="native", input=history, tools=tools, store=False)  # type: ignore[arg-type]
+    await client.responses.create(model="native", input=history, tools=tools, store=False)
 
     replayed = upstream.last.json["input"]
     assert any(i.get("encrypted_content") == "gAAAA-blob" for i in replayed)
@@ -152,18 +154,22 @@ async def test_an_upstream_error_mid_stream_ends_with_an_error_event(
     assert "response.completed" not in answer.text
 
 
-async def test_the_fake_speaks_what_the_sdk_reads(upstream: OpenAIResponsesUpstream) -> None:
-    """The fake itself, straight to the official SDK: every event and the final response strict."""
-    upstream.enqueue(Reply(thinking=("t", "sig"), text="hi there", tool_calls=[("c", "f", {"a": 1})]))
-    sdk = openai.AsyncOpenAI(
-        base_url=upstream.url + "/v1", api_key=KEY, max_retries=0, _strict_response_validation=True
-    )
-    async with sdk.responses.stream(
-        model="m", input="x", reasoning={"summary": "auto"}, include=["reasoning.encrypted_content"]
-    ) as stream:
-        async for event in stream:
-            validate_event(event.model_dump(mode="json", exclude_unset=True))
-        final = await stream.get_final_response()
-    await sdk.close()
-    assert final.output_text == "hi there"
-    assert [i.type for i in final.output] == ["reasoning", "message", "function_call"]
+async def test_built_in_tools_skip_fallback_deployments_that_cannot_run_them(
+    gateway: str, upstream: OpenAIResponsesUpstream
+) -> None:
+    plain = await post(gateway, {"model": "chat-first", "input": "hi"})
+    plain_path = upstream.last.path
+    served = await post(gateway, {"model": "chat-first", "input": "news?", "tools": [{"type": "web_search"}]})
+
+    assert plain.status_code == 200 and plain_path == "/v1/chat/completions"
+    assert served.status_code == 200, served.text
+    assert upstream.last.path == "/v1/responses" and upstream.last.json["model"] == "gpt-up"
+
+
+async def test_the_refusal_names_the_tools_and_the_provider(gateway: str) -> None:
+    tools = [{"type": "web_search"}, {"type": "code_interpreter", "container": {"type": "auto"}}]
+    refused = await post(gateway, {"model": "claude", "input": "x", "tools": tools})
+
+    assert refused.status_code == 400
+    message = refused.json()["error"]["message"]
+    assert "code_interpreter, web_search" in message and "anthropic" in message

@@ -1,72 +1,33 @@
 """A fake of OpenAI's Responses API (``POST /v1/responses``) beside the Chat Completions fake.
 
 It answers scripted ``Reply``s in the Responses wire format: a ``response`` object, or the typed
-event stream (``event:`` lines, ``sequence_number`` from 0) ending with ``response.completed`` or
-``response.incomplete``. Thinking is a ``reasoning`` item (its text as a summary, its signature
-as ``encrypted_content`` when ``include`` asks for it); ``max_output_tokens`` cuts the text by
-words and makes the response incomplete. It refuses what OpenAI refuses and a gateway may send
-wrongly: unknown top-level parameters, a missing model or input, bad input items.
+event stream (``event:`` lines, ``sequence_number`` from 0, an ``obfuscation`` field on deltas
+unless ``stream_options.include_obfuscation`` is false) ending with ``response.completed`` or
+``response.incomplete``. Thinking is a ``reasoning`` item (its text as a summary when
+``reasoning.summary`` is set, its signature as ``encrypted_content`` when ``include`` asks for
+it); tool calls are ``function_call`` items (only the first with ``parallel_tool_calls: false``);
+``max_output_tokens`` cuts the text by words and makes the response incomplete. A scripted
+error status answers OpenAI's error JSON; ``error_event_after_chunks`` ends a stream with an
+``error`` event, or with ``response.failed`` when ``failure`` says so (the error's code is the
+reply's ``error_type``, ``server_error`` by default). It refuses what OpenAI refuses and a
+gateway may send wrongly: unknown top-level parameters, a missing model or input, bad input
+items, tools or ``include`` values.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
 from tests.fakes.base import Reply, compact_json, estimate_tokens, new_id, split_text
+from tests.fakes.openai_responses_validation import validate_responses_request
 from tests.fakes.openai_upstream import InvalidRequest, OpenAIUpstream, error_body
 
-KNOWN_PARAMS = frozenset(
-    {
-        "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
-        "reasoning", "max_output_tokens", "max_tool_calls", "temperature", "top_p", "top_logprobs",
-        "metadata", "user", "include", "store", "previous_response_id", "truncation", "stream",
-        "stream_options", "prompt_cache_key", "prompt_cache_retention", "service_tier",
-        "safety_identifier", "background", "prompt", "conversation", "client_metadata",
-    }
-)  # fmt: skip
-_ITEM_TYPES = frozenset(
-    {
-        "message",
-        "function_call",
-        "function_call_output",
-        "reasoning",
-        "item_reference",
-        "web_search_call",
-        "additional_tools",
-    }
-)
-
-
-def validate_responses_request(body: Any) -> None:
-    if not isinstance(body, dict):
-        raise InvalidRequest("We could not parse the JSON body of your request.")
-    for key in body:
-        if key not in KNOWN_PARAMS:
-            raise InvalidRequest(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidRequest(
-            "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
-        )
-    value = body.get("input")
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            kind = item.get("type", "message") if isinstance(item, dict) else None
-            if kind not in _ITEM_TYPES:
-                raise InvalidRequest(f"Invalid value: '{kind}'.", param=f"input[{i}].type")
-            if kind == "function_call_output" and not isinstance(item.get("output"), str | list):
-                raise InvalidRequest("Missing required parameter.", param=f"input[{i}].output")
-    elif not isinstance(value, str):
-        raise InvalidRequest("Missing required parameter: 'input'.", param="input")
-    limit = body.get("max_output_tokens")
-    if limit is not None and (not isinstance(limit, int) or limit < 16):
-        raise InvalidRequest(
-            f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got {limit}.",
-            param="max_output_tokens",
-            code="integer_below_min_value",
-        )
+Failure = Literal["error", "response.failed"]
+"""How a stream fails after its first events: OpenAI's ``error`` event or ``response.failed``."""
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -82,6 +43,12 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def obfuscation() -> str:
+    """What OpenAI pads delta events with (``stream_options.include_obfuscation``, on by default)
+    so that their sizes do not reveal the tokens: random characters of a random length."""
+    return secrets.token_urlsafe(12)[: 1 + secrets.randbelow(16)]
+
+
 class _Answer:
     """One scripted reply as a Responses API answer."""
 
@@ -95,19 +62,11 @@ class _Answer:
         limit = body.get("max_output_tokens")
         self.cut = reply.finish_reason == "length" or (limit is not None and len(words) > limit)
         self.text = " ".join(words[:limit] if limit is not None else words)
-        reasoning = body.get("reasoning") or {}
-        self.encrypted = "reasoning.encrypted_content" in (body.get("include") or [])
+        options = body.get("stream_options") or {}
+        self.obfuscate = options.get("include_obfuscation", True) is not False
         self.items: list[dict[str, Any]] = []
         if reply.thinking is not None:
-            text, signature = reply.thinking
-            item: dict[str, Any] = {
-                "id": new_id("rs_"),
-                "type": "reasoning",
-                "summary": [{"type": "summary_text", "text": text}] if reasoning.get("summary") else [],
-            }
-            if self.encrypted:
-                item["encrypted_content"] = signature
-            self.items.append(item)
+            self.items.append(self._reasoning(*reply.thinking))
         if self.text:
             self.items.append(
                 {
@@ -120,7 +79,9 @@ class _Answer:
                     ],
                 }
             )
-        for call_id, name, args in reply.tool_calls:
+        calls = list(reply.tool_calls)
+        # Without parallel tool calls the model makes one call per turn.
+        for call_id, name, args in calls[:1] if body.get("parallel_tool_calls") is False else calls:
             self.items.append(
                 {
                     "id": new_id("fc_"),
@@ -131,6 +92,19 @@ class _Answer:
                     "arguments": compact_json(args).decode(),
                 }
             )
+
+    def _reasoning(self, text: str, signature: str) -> dict[str, Any]:
+        """A reasoning item: a summary only when ``reasoning.summary`` asks for one, the encrypted
+        reasoning only when ``include`` names ``reasoning.encrypted_content``."""
+        summary = (self.body.get("reasoning") or {}).get("summary")
+        item: dict[str, Any] = {
+            "id": new_id("rs_"),
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": text}] if summary else [],
+        }
+        if "reasoning.encrypted_content" in (self.body.get("include") or []):
+            item["encrypted_content"] = signature
+        return item
 
     def usage(self) -> dict[str, Any]:
         reply = self.reply
@@ -151,48 +125,69 @@ class _Answer:
             "total_tokens": inputs + outputs,
         }
 
-    def response(self, *, done: bool) -> dict[str, Any]:
+    @property
+    def final_status(self) -> str:
+        return "incomplete" if self.cut else "completed"
+
+    def response(self, status: str = "in_progress", error: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The response object at ``status``: with its output and usage once it has ended."""
         body = self.body
-        status = ("incomplete" if self.cut else "completed") if done else "in_progress"
+        ended = status in ("completed", "incomplete")
+        reasoning = body.get("reasoning") or {}
         return {
             "id": self.id,
             "object": "response",
             "created_at": self.created,
             "status": status,
             "background": False,
-            "error": None,
-            "incomplete_details": {"reason": "max_output_tokens"} if done and self.cut else None,
+            "completed_at": int(time.time()) if status == "completed" else None,
+            "error": error,
+            "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
             "instructions": body.get("instructions"),
             "max_output_tokens": body.get("max_output_tokens"),
+            "max_tool_calls": body.get("max_tool_calls"),
             "model": self.reply.model or body["model"],
-            "output": self.items if done else [],
+            "output": self.items if ended else [],
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
-            "previous_response_id": None,
-            "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
+            "previous_response_id": body.get("previous_response_id"),
+            "prompt_cache_key": body.get("prompt_cache_key"),
+            "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+            "safety_identifier": body.get("safety_identifier"),
+            "service_tier": "default",
             "store": body.get("store", True),
             "temperature": body.get("temperature", 1.0),
             "text": body.get("text") or {"format": {"type": "text"}},
             "tool_choice": body.get("tool_choice", "auto"),
             "tools": body.get("tools", []),
+            "top_logprobs": body.get("top_logprobs", 0),
             "top_p": body.get("top_p", 1.0),
             "truncation": body.get("truncation", "disabled"),
-            "usage": self.usage() if done else None,
+            "usage": self.usage() if ended else None,
             "user": body.get("user"),
             "metadata": body.get("metadata", {}),
         }
 
     def events(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [
-            {"type": "response.created", "response": self.response(done=False)},
-            {"type": "response.in_progress", "response": self.response(done=False)},
+            {"type": "response.created", "response": self.response()},
+            {"type": "response.in_progress", "response": self.response()},
         ]
         for index, item in enumerate(self.items):
             out += self._item_events(index, item)
-        final = "response.incomplete" if self.cut else "response.completed"
-        out.append({"type": final, "response": self.response(done=True)})
+        out.append({"type": f"response.{self.final_status}", "response": self.response(self.final_status)})
         for n, event in enumerate(out):
             event["sequence_number"] = n
+            if self.obfuscate and event["type"].endswith(".delta"):
+                event["obfuscation"] = obfuscation()
         return out
+
+    def failure(self, kind: Failure, sequence_number: int, code: str, message: str) -> dict[str, Any]:
+        """The event that ends a stream which fails after ``sequence_number`` events."""
+        if kind == "error":
+            return {"type": "error", "code": code, "message": message, "param": None,
+                    "sequence_number": sequence_number}  # fmt: skip
+        failed = self.response("failed", {"code": code, "message": message})
+        return {"type": "response.failed", "response": failed, "sequence_number": sequence_number}
 
     def _item_events(self, index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         at = {"item_id": item["id"], "output_index": index}
@@ -249,7 +244,15 @@ def sse(event: dict[str, Any]) -> bytes:
 
 
 class OpenAIResponsesUpstream(OpenAIUpstream):
-    """OpenAI's API with ``/v1/responses`` (and ``/responses``) besides Chat Completions."""
+    """OpenAI's API with ``/v1/responses`` (and ``/responses``) besides Chat Completions.
+
+    ``failure`` is how its streams fail mid-way (``Reply.error_event_after_chunks``): OpenAI's
+    ``error`` event (the default) or a ``response.failed`` event carrying the failed response.
+    """
+
+    def __init__(self, *, failure: Failure = "error", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failure: Failure = failure
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -268,20 +271,18 @@ class OpenAIResponsesUpstream(OpenAIUpstream):
             return self._error(400, error_body(exc.message, "invalid_request_error", exc.param, exc.code))
         reply = self.take_reply()
         answer = _Answer(reply, body)
-        message = reply.error_message or "The server had an error while processing your request."
-        error = {
-            "type": "error",
-            "code": "server_error",
-            "message": message,
-            "param": None,
-            "sequence_number": 0,
-        }
+        failure = answer.failure(
+            self.failure,
+            reply.error_event_after_chunks or 0,
+            reply.error_type or "server_error",
+            reply.error_message or "An error occurred while processing your request.",
+        )
         return await self.respond(
             request,
             reply,
             stream=body.get("stream") is True,
-            body=lambda: answer.response(done=True),
+            body=lambda: answer.response(answer.final_status),
             frames=lambda: [sse(e) for e in answer.events()],
-            error_frame=sse(error),
+            error_frame=sse(failure),
             headers={"x-request-id": new_id("req_"), "openai-processing-ms": "1"},
         )

@@ -102,7 +102,7 @@ class AnthropicProvider:
         # JSONPath transformations (docs/policy.md) apply to generation, not to token counts.
         body = self.http.outbound.body(dep, self._body(req, dep, ctx, False))
         decode = anthropic_messages.decode_response
-        if not same_format(self, ctx.client_format):
+        if not same_format(self, ctx.client_format, dep):
             result, _ = await self.http.post_json(url, body, headers, decode, dep=dep, provider=NAME)
             return result
         (result, answer), data = await self.http.post_json(
@@ -130,7 +130,7 @@ class AnthropicProvider:
     ) -> AsyncIterator[list[StreamEvent]]:
         url, headers = self._request(dep, ctx)
         headers["accept"] = "text/event-stream"
-        relay = same_format(self, ctx.client_format)
+        relay = same_format(self, ctx.client_format, dep)
         body = self.http.outbound.body(dep, self._body(req, dep, ctx, True))
         return read_stream(
             self.http.post(url, orjson.dumps(body), headers, provider=NAME, dep=dep),

@@ -58,11 +58,12 @@ class Provider(Protocol):
         ...
 
 
-def same_format(provider: Provider, client_format: str, dep: Deployment | None = None) -> bool:
+def same_format(provider: Provider, client_format: str, dep: Deployment) -> bool:
     """Whether ``provider`` forwards and relays bodies of ``client_format`` as they are (the
-    same-format fast path): its own dialect, or one of its ``native_formats`` (OpenAI-compatible
-    servers: legacy completions). The one place this is decided: the provider's encoder forwards
-    the client's body (``core.passthrough``) and its stream adds ``RawFrame``s exactly when this
+    same-format fast path) on deployment ``dep``: its own dialect, or one of its
+    ``native_formats`` (OpenAI-compatible servers: legacy completions; the Responses API where
+    ``dep`` serves it). The one place this is decided: the provider's encoder forwards the
+    client's body (``core.passthrough``) and its stream adds ``RawFrame``s exactly when this
     holds, and the data plane then relays those bytes."""
     if provider.dialect == client_format:
         return True
@@ -70,7 +71,7 @@ def same_format(provider: Provider, client_format: str, dep: Deployment | None =
         return False
     # A native format a provider speaks only on some deployments (the Responses API).
     speaks = getattr(provider, "speaks", None)
-    return speaks is None or dep is None or bool(speaks(client_format, dep))
+    return speaks is None or bool(speaks(client_format, dep))
 
 
 # Optional capabilities: a provider has one when it implements the method. The router skips
