@@ -18,7 +18,7 @@ from starlette.responses import StreamingResponse
 
 from waypost.api.control import usage_params as params
 from waypost.api.control.dependencies import ContainerDep, requires
-from waypost.api.control.usage import usage_filter
+from waypost.api.control.usage import Endpoints, MinCost, MinLatency, Statuses, usage_filter
 from waypost.security.principal import Principal
 from waypost.store.usage_reports import UsageFilter
 
@@ -52,10 +52,10 @@ async def export_audit_log(
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("audit.view"))],
     where: Annotated[UsageFilter, Depends(usage_filter)],
-    endpoint: Annotated[list[str] | None, Query(description="Only these endpoints")] = None,
-    status: Annotated[list[str] | None, Query(description="ok, error, or HTTP status codes")] = None,
-    min_cost_usd: Annotated[float | None, Query(ge=0, le=1_000_000)] = None,
-    min_latency_ms: Annotated[float | None, Query(ge=0, le=86_400_000)] = None,
+    endpoint: Endpoints = None,
+    status: Statuses = None,
+    min_cost_usd: MinCost = None,
+    min_latency_ms: MinLatency = None,
     max_rows: Annotated[int, Query(ge=1, le=MAX_ROWS, description="Rows at most")] = 100_000,
 ) -> StreamingResponse:
     params.only(request, (*params.AUDIT_FILTERS, "max_rows"))

@@ -54,6 +54,15 @@ Sort = Annotated[
 ]
 Order = Annotated[str | None, Query(description="asc or desc (default: desc for a metric, else asc)")]
 RowLimit = Annotated[int, Query(ge=1, le=10000, description="At most this many rows")]
+# The audit log's own filters (the listing, its CSV export and the latency report share them).
+Endpoints = Annotated[list[str] | None, Query(description="Only these endpoints (chat, messages, ...)")]
+Statuses = Annotated[list[str] | None, Query(description="ok, error, or HTTP status codes (repeatable)")]
+MinCost = Annotated[
+    float | None, Query(ge=0, le=1_000_000, description="Only requests that cost at least this (USD)")
+]
+MinLatency = Annotated[
+    float | None, Query(ge=0, le=86_400_000, description="Only requests that took at least this long")
+]
 
 
 def usage_filter(
@@ -274,12 +283,8 @@ async def usage_latency(
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("usage.view"))],
     where: Annotated[UsageFilter, Depends(usage_filter)],
-    endpoint: Annotated[
-        list[str] | None, Query(description="Only these endpoints (chat, messages, ...)")
-    ] = None,
-    status: Annotated[
-        list[str] | None, Query(description="ok, error, or HTTP status codes (repeatable)")
-    ] = None,
+    endpoint: Endpoints = None,
+    status: Statuses = None,
     group_by: GroupBy = None,
     sort: Annotated[
         str | None, Query(description="Sort rows by a figure (e.g. latency_p95_ms) or a grouping key")
@@ -349,18 +354,10 @@ async def audit_logs(
     container: ContainerDep,
     _: Annotated[Principal, Depends(requires("audit.view"))],
     where: Annotated[UsageFilter, Depends(usage_filter)],
-    endpoint: Annotated[
-        list[str] | None, Query(description="Only these endpoints (chat, messages, ...)")
-    ] = None,
-    status: Annotated[
-        list[str] | None, Query(description="ok, error, or HTTP status codes (repeatable)")
-    ] = None,
-    min_cost_usd: Annotated[
-        float | None, Query(ge=0, le=1_000_000, description="Only requests that cost at least this (USD)")
-    ] = None,
-    min_latency_ms: Annotated[
-        float | None, Query(ge=0, le=86_400_000, description="Only requests that took at least this long")
-    ] = None,
+    endpoint: Endpoints = None,
+    status: Statuses = None,
+    min_cost_usd: MinCost = None,
+    min_latency_ms: MinLatency = None,
     cursor: Annotated[str | None, Query(description="The next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Rows per page")] = 50,
 ) -> dict[str, Any]:
