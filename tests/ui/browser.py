@@ -97,7 +97,7 @@ class Browsing:
 
     async def settled(self) -> None:
         """Wait until nothing on the page is loading (the UI marks loading parts ``aria-busy``)."""
-        await expect(self.page.locator("[aria-busy=true]")).to_have_count(0)
+        await expect(self.page.locator("[aria-busy=true]")).to_have_count(0, timeout=SETTLE_TIMEOUT_MS)
 
     async def snap(self, label: str) -> Path:
         """A full-page screenshot in tests/ui/artifacts, named after the test and ``label``."""
@@ -106,6 +106,13 @@ class Browsing:
         path = ARTIFACTS / f"{self.name}-{self.shots:02d}-{slug(label)}.png"
         await self.page.screenshot(path=path, full_page=True)
         return path
+
+
+# How long a page may take to load everything it shows. A wait, not a measurement: a page with several
+# reports behind it (Usage) on a machine running the rest of the suite on both cores can take seconds.
+SETTLE_TIMEOUT_MS = 30_000
+# Every other expectation waits as long as the browser's own actions do (``set_default_timeout`` below).
+expect.set_options(timeout=10_000)
 
 
 def slug(text: str) -> str:
