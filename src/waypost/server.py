@@ -39,7 +39,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import ChangeReload, Multiprocess
 
-from waypost.api.asgi_io import header_map, request_id
+from waypost.api.asgi_io import DISCONNECT, Disconnect, header_map, request_id
 from waypost.api.drain import BACKSTOP
 from waypost.api.errors import error_parts
 from waypost.api.formats import ANTHROPIC, OPENAI
@@ -114,6 +114,11 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            hook = cycle.scope.get(DISCONNECT)
+            if hook is not None:
+                hook.fire()  # the request's DisconnectWatch cancels its work (api/asgi_io.py)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -170,6 +175,7 @@ class GatewayProtocol(HttpToolsProtocol):
             if problem is not None:
                 raise problem  # stops the parser; data_received answers it
         self._phase = _BODY
+        self.scope[DISCONNECT] = Disconnect()  # the scope's own: a pipelined request gets another
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

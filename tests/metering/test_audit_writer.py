@@ -101,6 +101,36 @@ async def test_record_returns_at_once_and_the_rows_are_written_within_the_flush_
     assert writer.counts.written == 3
 
 
+async def test_json_columns_given_as_json_text_are_stored_as_json(store: Store, tmp_path: Path) -> None:
+    """The metering stage hands JSON columns as their text (store/usage_log.py): stored as the
+    values themselves, whether the rows take the driver's fast path (every column) or
+    SQLAlchemy's (some columns left to their defaults)."""
+    whole = request_row(request_id="text-1", tags='["a", "b"]', cost_breakdown='{"input": 5, "source": "x"}')
+    partial = {
+        k: v
+        for k, v in request_row(request_id="text-2", rules='[{"rule": "r"}]').items()
+        if k != "saved_micros"
+    }
+    writer = make_writer(store, tmp_path, flush_interval=0.05)
+    writer.start()
+    try:
+        writer.record(whole, (), ())
+        writer.record(partial, (), ())
+    finally:
+        await writer.stop()
+    log = tables.request_log
+    async with store.engine.connect() as conn:
+        rows = {
+            r.request_id: r
+            for r in await conn.execute(
+                sa.select(log.c.request_id, log.c.tags, log.c.cost_breakdown, log.c.rules)
+            )
+        }
+    assert rows["text-1"].tags == ["a", "b"]
+    assert rows["text-1"].cost_breakdown == {"input": 5, "source": "x"}
+    assert rows["text-2"].rules == [{"rule": "r"}]
+
+
 async def test_a_full_batch_is_written_without_waiting_for_the_interval(store: Store, tmp_path: Path) -> None:
     writer = make_writer(store, tmp_path, flush_interval=60, batch_size=5)
     writer.start()

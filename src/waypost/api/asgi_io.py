@@ -11,6 +11,7 @@ import random
 import re
 import time
 from types import TracebackType
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -105,18 +106,44 @@ async def send_body(
     await send({"type": "http.response.body", "body": body})
 
 
+# The scope key under which Waypost's own server (``server.GatewayProtocol``) hands a request a
+# ``Disconnect``: the server tells it when the connection drops, so no task need wait for that.
+DISCONNECT = "waypost.disconnect"
+
+
+class Disconnect:
+    """Told by the server the moment the connection drops before the answer is complete; cancels
+    the task that watches it (``DisconnectWatch``), if one does."""
+
+    __slots__ = ("gone", "task")
+
+    def __init__(self) -> None:
+        self.gone = False
+        self.task: asyncio.Task[Any] | None = None
+
+    def fire(self) -> None:
+        self.gone = True
+        if self.task is not None:
+            self.task.cancel()
+
+
 class DisconnectWatch:
     """Cancels the current task the moment the client disconnects; on exit turns that
-    cancellation into ``ClientGone``. One watcher task serves the whole request."""
+    cancellation into ``ClientGone``.
 
-    __slots__ = ("_gone", "_receive", "_task", "_watcher")
+    Under Waypost's own server the scope carries a ``Disconnect`` that the server fires from
+    ``connection_lost``: nothing else runs per request. Under any other ASGI server one watcher
+    task waits on ``receive`` for ``http.disconnect`` (and is cancelled at the end)."""
 
-    def __init__(self, receive: Receive) -> None:
+    __slots__ = ("_gone", "_hook", "_receive", "_task", "_watcher")
+
+    def __init__(self, receive: Receive, scope: Scope) -> None:
         self._receive = receive
         self._gone = False
         task = asyncio.current_task()
         assert task is not None
         self._task = task
+        self._hook: Disconnect | None = scope.get(DISCONNECT)
         self._watcher: asyncio.Task[None] | None = None
 
     async def _watch(self) -> None:
@@ -126,14 +153,27 @@ class DisconnectWatch:
         self._task.cancel()
 
     def __enter__(self) -> DisconnectWatch:
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        hook = self._hook
+        if hook is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        elif hook.gone:  # dropped already: cancelled at its first wait, as a watcher would
+            self._task.cancel()
+        else:
+            hook.task = self._task
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._watcher is not None:
+        hook = self._hook
+        if hook is not None:
+            hook.task = None
+            self._gone = hook.gone
+        elif self._watcher is not None:
             self._watcher.cancel()
+            # The cancelled watcher's exception holds its frame, whose ``self`` is this object:
+            # without this, watcher and watch are a reference cycle (left to the collector).
+            self._watcher = None
         if self._gone:
             if self._task.cancelling():
                 self._task.uncancel()

@@ -113,7 +113,7 @@ async def serve(container: Container, endpoint: Endpoint, scope: Scope, receive:
         if ctx.stream and metrics.enabled:
             metrics.streams += 1
         ctx.passthrough_headers = {h: v for h in PASSTHROUGH_HEADERS if (v := headers.get(h))}
-        with DisconnectWatch(receive):
+        with DisconnectWatch(receive, scope):
             reply = await container.pipeline.before(ctx)
             kept = ctx.state.get(KEPT_BODIES)  # logging.bodies: the answer's bytes, as sent
             await endpoint.run(ctx, container, reply, send if kept is None else keeping(send, kept))

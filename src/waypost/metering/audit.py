@@ -46,7 +46,7 @@ from waypost.settings import AuditSettings, Settings
 log = logging.getLogger("waypost.audit")
 
 Row = dict[str, Any]
-Record = tuple[Row, list[Row], list[Row]]  # a request's row, its attempts' rows, its labels
+Record = tuple[Row, Sequence[Row], Sequence[Row]]  # a request's row, its attempts' rows, its labels
 
 WRITE_TIMEOUT = 15.0  # seconds a batch's transaction may take before the batch is spooled
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds before the database is tried again after a failure
@@ -130,7 +130,7 @@ class AuditWriter:
 
     # -- the hot path ---------------------------------------------------------------------------
 
-    def record(self, request: Row, attempts: list[Row], labels: list[Row]) -> None:
+    def record(self, request: Row, attempts: Sequence[Row], labels: Sequence[Row]) -> None:
         """Queue a request's rows for the next write. Never blocks, never raises."""
         try:
             self.counts.recorded += 1

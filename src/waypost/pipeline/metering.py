@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,9 +36,11 @@ NOTHING_USED = Cost(0, {}, True, "nothing used")
 
 
 class AuditSink(Protocol):
-    def record(
-        self, request: dict[str, Any], attempts: list[dict[str, Any]], labels: list[dict[str, Any]]
-    ) -> None: ...
+    def record(self, request: dict[str, Any], attempts: Sequence[Row], labels: Sequence[Row]) -> None: ...
+
+
+Row = dict[str, Any]
+EMPTY_JSON_LIST = "[]"
 
 
 def parse_tags(ctx: RequestContext, settings: MeteringSettings) -> tuple[str, ...]:
@@ -161,8 +163,13 @@ class MeteringStage(BaseStage):
 
     # -- the audit row ------------------------------------------------------------------------
 
-    def rows(self, ctx: RequestContext) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-        """The request's row, its attempts' rows and its labels, keyed by column name."""
+    def rows(self, ctx: RequestContext) -> tuple[Row, tuple[Row, ...], tuple[Row, ...]]:
+        """The request's row, its attempts' rows and its labels, keyed by column name.
+
+        Every value is atomic (JSON columns as their JSON text, ``store/usage_log.py``), and the
+        rows are in tuples: the audit writer holds a second's requests until it writes them, and
+        the garbage collector need not walk objects that hold no containers (dicts of atomic values
+        are never tracked, such tuples are untracked at the first collection)."""
         now = time.perf_counter()
         arrived = datetime.fromtimestamp(ctx.arrived_at, UTC)
         principal = ctx.principal
@@ -172,9 +179,10 @@ class MeteringStage(BaseStage):
         usage = ctx.usage or Usage()
         cost = ctx.cost or UNPRICED
         err = ctx.error
-        groups = list(principal.groups) if principal is not None else []
+        groups = principal.groups if principal is not None else ()
         breakdown: dict[str, Any] = dict(cost.breakdown)
         breakdown["source"] = cost.source
+        dumps = orjson.dumps
         key = ctx.audit_id or ctx.request_id
         row: dict[str, Any] = {
             "request_id": key,
@@ -183,8 +191,8 @@ class MeteringStage(BaseStage):
             "user_id": principal.user_id if principal is not None else None,
             "user_email": principal.email if principal is not None else None,
             "token_id": principal.token_id if principal is not None else None,
-            "groups": groups,
-            "tags": list(ctx.tags),
+            "groups": dumps(list(groups)).decode() if groups else EMPTY_JSON_LIST,
+            "tags": dumps(list(ctx.tags)).decode() if ctx.tags else EMPTY_JSON_LIST,
             "endpoint": ctx.endpoint,
             "client_format": ctx.client_format,
             "requested_model": req.model if req is not None else None,
@@ -203,11 +211,11 @@ class MeteringStage(BaseStage):
             **usage_columns(usage),
             "usage_estimated": ctx.counted_with is not None,
             "cost_micros": cost.total_micros,
-            "cost_breakdown": breakdown,
+            "cost_breakdown": dumps(breakdown).decode(),
             "priced": cost.priced,
             "cache_status": ctx.cache_status,
             "saved_micros": ctx.saved_micros,
-            "rules": ctx.rules or None,
+            "rules": dumps(ctx.rules).decode() if ctx.rules else None,
             "client_ip": ctx.client_ip,
             "user_agent": (ctx.headers.get("user-agent") or "")[:512] or None,
             "request_body": None,
@@ -217,7 +225,7 @@ class MeteringStage(BaseStage):
             row["request_body"] = self._masker.mask(_text(ctx.body))
             if ctx.response_body is not None:
                 row["response_body"] = self._masker.mask(ctx.response_body.decode("utf-8", "replace"))
-        attempts = [
+        attempts = tuple(
             {
                 "request_id": key,
                 "attempt": a.number,
@@ -232,13 +240,13 @@ class MeteringStage(BaseStage):
                 "cost_micros": a.cost_micros,
             }
             for a in ctx.attempts
-        ]
-        labels = [
+        )
+        labels = tuple(
             {"request_id": key, "kind": kind, "value": value, "created_at": arrived}
             for kind, values in (("tag", ctx.tags), ("group", groups))
             if values
             for value in _unique(values)
-        ]
+        )
         return row, attempts, labels
 
 

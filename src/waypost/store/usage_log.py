@@ -1,6 +1,10 @@
 """Writing the audit log: request rows, their upstream attempts and their labels (tags, groups),
 inserted in batches by the audit writer (``metering/audit.py``), and deleted past retention.
 
+A JSON column's value in a row may be its JSON text (a ``str``: what the metering stage hands
+over, so that the rows it queues hold no containers) or the value itself. No JSON column of these
+tables holds a bare string, so the two cannot be confused.
+
 Inserts are idempotent on both backends (``INSERT ... ON CONFLICT DO NOTHING`` on the unique
 ``request_id``, ``(request_id, attempt)`` and the labels' primary key): a batch written again —
 replayed from the spool after a commit whose answer was lost — adds nothing the second time.
@@ -52,7 +56,7 @@ class UsageLogRepo(Repository):
                             driver = (await conn.get_raw_connection()).driver_connection
                         await fast.execute(driver, conn.dialect.name, group)
                     else:
-                        await conn.execute(insert_ignoring_duplicates(conn, table), group)
+                        await conn.execute(insert_ignoring_duplicates(conn, table), _decoded(table, group))
 
     async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
         """Delete up to ``limit`` requests that arrived before ``cutoff``, with their attempts and
@@ -128,7 +132,8 @@ class _FastInsert:
                 if value is None:
                     continue
                 if kind == _JSON:
-                    out[i] = orjson.dumps(value).decode()
+                    if type(value) is not str:  # else JSON text already (see the module's doc)
+                        out[i] = orjson.dumps(value).decode()
                 elif kind == _WHEN:
                     zone = value.tzinfo
                     if zone is not UTC:  # the metering stage's are UTC already
@@ -144,6 +149,16 @@ class _FastInsert:
 
 _PLAIN, _JSON, _WHEN, _BOOL = range(4)
 _FAST = {table.name: _FastInsert(table) for table in (_log, _attempts, _labels)}
+
+
+def _decoded(table: sa.Table, rows: Sequence[Row]) -> list[Row]:
+    """``rows`` for SQLAlchemy's insert, whose JSON type encodes values itself: JSON text decoded."""
+    names = [c.name for c in table.c if isinstance(c.type, sa.JSON)]
+    out = []
+    for row in rows:
+        text = {n: orjson.loads(row[n]) for n in names if type(row.get(n)) is str}
+        out.append({**row, **text} if text else row)
+    return out
 
 
 def _by_keys(table: sa.Table, rows: Sequence[Row]) -> list[list[Row]]:
