@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import uvicorn
@@ -116,7 +116,7 @@ class GatewayProtocol(HttpToolsProtocol):
         self._disarm()
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            hook = cycle.scope.get(DISCONNECT)
+            hook: Disconnect | None = cast(dict[str, Any], cycle.scope).get(DISCONNECT)
             if hook is not None:
                 hook.fire()  # the request's DisconnectWatch cancels its work (api/asgi_io.py)
         super().connection_lost(exc)
@@ -175,7 +175,9 @@ class GatewayProtocol(HttpToolsProtocol):
             if problem is not None:
                 raise problem  # stops the parser; data_received answers it
         self._phase = _BODY
-        self.scope[DISCONNECT] = Disconnect()  # the scope's own: a pipelined request gets another
+        cast(dict[str, Any], self.scope)[DISCONNECT] = (
+            Disconnect()
+        )  # the scope's own: a pipelined request gets another
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
