@@ -14,7 +14,7 @@ encoded as events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from waypost.core.types import (
     ChatResponse,
@@ -128,45 +128,55 @@ class Folder:
         self._blocks: dict[int, Part] = {}
 
     def feed(self, ev: StreamEvent) -> None:
+        # By exact type (events are final classes), the most frequent first: a chain of
+        # ``isinstance`` tests ran up to eight of them per event.
         r = self.response
-        if isinstance(ev, TextDelta):
-            part = self._blocks.get(ev.index)
+        kind = type(ev)
+        if kind is TextDelta:
+            text = cast(TextDelta, ev)
+            part = self._blocks.get(text.index)
             if isinstance(part, TextPart):
-                part.text += ev.text
-        elif isinstance(ev, ToolArgsDelta):
-            part = self._blocks.get(ev.index)
+                part.text += text.text
+        elif kind is ToolArgsDelta:
+            args = cast(ToolArgsDelta, ev)
+            part = self._blocks.get(args.index)
             if isinstance(part, ToolCallPart):
-                part.arguments += ev.fragment
-        elif isinstance(ev, ThinkingDelta):
-            part = self._blocks.get(ev.index)
+                part.arguments += args.fragment
+        elif kind is ThinkingDelta:
+            thought = cast(ThinkingDelta, ev)
+            part = self._blocks.get(thought.index)
             if isinstance(part, ThinkingPart):
-                part.text += ev.text
-        elif isinstance(ev, SignatureDelta):
-            part = self._blocks.get(ev.index)
+                part.text += thought.text
+        elif kind is SignatureDelta:
+            sig = cast(SignatureDelta, ev)
+            part = self._blocks.get(sig.index)
             if isinstance(part, ThinkingPart):
-                part.signature = (part.signature or "") + ev.signature
-        elif isinstance(ev, BlockStart):
+                part.signature = (part.signature or "") + sig.signature
+        elif kind is BlockStart:
+            start = cast(BlockStart, ev)
             new: Part
-            if ev.kind == "text":
+            if start.kind == "text":
                 new = TextPart(text="")
-            elif ev.kind == "tool_call":
-                new = ToolCallPart(id=ev.tool_call_id or "", name=ev.tool_name or "", arguments="")
-            elif ev.kind == "redacted_thinking":
-                new = ThinkingPart(redacted=True, data=ev.data)
+            elif start.kind == "tool_call":
+                new = ToolCallPart(id=start.tool_call_id or "", name=start.tool_name or "", arguments="")
+            elif start.kind == "redacted_thinking":
+                new = ThinkingPart(redacted=True, data=start.data)
             else:
                 new = ThinkingPart()
-            self._blocks[ev.index] = new
+            self._blocks[start.index] = new
             r.content.append(new)
-        elif isinstance(ev, UsageUpdate):
-            r.usage.merge(ev.usage)
-        elif isinstance(ev, Finish):
-            r.finish_reason = ev.reason
-            r.stop_sequence = ev.stop_sequence
-        elif isinstance(ev, MessageStart):
-            r.id = ev.id
-            r.model = ev.model
-            r.created = ev.created
-            r.usage.merge(ev.usage)
+        elif kind is UsageUpdate:
+            r.usage.merge(cast(UsageUpdate, ev).usage)
+        elif kind is Finish:
+            finish = cast(Finish, ev)
+            r.finish_reason = finish.reason
+            r.stop_sequence = finish.stop_sequence
+        elif kind is MessageStart:
+            begin = cast(MessageStart, ev)
+            r.id = begin.id
+            r.model = begin.model
+            r.created = begin.created
+            r.usage.merge(begin.usage)
 
     def result(self) -> ChatResponse:
         for part in self.response.content:

@@ -241,12 +241,19 @@ class Usage:
 
     def merge(self, other: Usage) -> None:
         """Merge a later snapshot: providers report cumulative counts, so keep the maximum."""
-        self.input_tokens = max(self.input_tokens, other.input_tokens)
-        self.output_tokens = max(self.output_tokens, other.output_tokens)
-        self.cache_read_tokens = max(self.cache_read_tokens, other.cache_read_tokens)
-        self.cache_write_tokens = max(self.cache_write_tokens, other.cache_write_tokens)
-        self.reasoning_tokens = max(self.reasoning_tokens, other.reasoning_tokens)
-        self.cache_write_1h_tokens = max(self.cache_write_1h_tokens, other.cache_write_1h_tokens)
+        # Comparisons, not ``max``: merged for every usage a stream reports.
+        if other.input_tokens > self.input_tokens:
+            self.input_tokens = other.input_tokens
+        if other.output_tokens > self.output_tokens:
+            self.output_tokens = other.output_tokens
+        if other.cache_read_tokens > self.cache_read_tokens:
+            self.cache_read_tokens = other.cache_read_tokens
+        if other.cache_write_tokens > self.cache_write_tokens:
+            self.cache_write_tokens = other.cache_write_tokens
+        if other.reasoning_tokens > self.reasoning_tokens:
+            self.reasoning_tokens = other.reasoning_tokens
+        if other.cache_write_1h_tokens > self.cache_write_1h_tokens:
+            self.cache_write_1h_tokens = other.cache_write_1h_tokens
 
 
 @dataclass(slots=True)

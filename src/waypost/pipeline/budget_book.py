@@ -46,6 +46,7 @@ class LiveBudget:
     webhook: str | None
     key: str
     _span: Span | None = field(default=None, repr=False)
+    _window: Window | None = field(default=None, repr=False)  # of ``_span``
 
     @property
     def id(self) -> int:
@@ -60,11 +61,17 @@ class LiveBudget:
         if current is None or now >= current.valid_until:
             rec = self.record
             current = self._span = span(rec.period, rec.rolling, self.tz, now)
+            self._window = Window(self.key, current.bucket, current.first, current.expires_at)
         return current
 
     def window(self, now: float) -> Window:
-        s = self.span(now)
-        return Window(self.key, s.bucket, s.first, s.expires_at)
+        """The counter's window at ``now``: one object for as long as its span holds."""
+        current = self._span
+        if current is None or now >= current.valid_until:
+            self.span(now)
+        window = self._window
+        assert window is not None
+        return window
 
     def line(self, now: float, micros: int, tokens: int) -> Line:
         rec = self.record

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 NO_BUCKET = -1
 
+# Windows, lines and tallies are made for every request that a budget or a limit counts: named
+# tuples, several times cheaper to make than frozen dataclasses, and as immutable.
 
-@dataclass(frozen=True, slots=True)
-class Window:
+
+class Window(NamedTuple):
     """One counter, and which of its buckets count now."""
 
     key: str  # e.g. "budget:12:0" (the backend adds its prefix)
@@ -31,8 +33,7 @@ class Window:
     expires_at: int = 0  # Unix seconds after which the whole counter may be dropped; 0: kept
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One counter's part in a reservation or a settlement."""
 
     window: Window
@@ -42,8 +43,7 @@ class Line:
     limit_tokens: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Tally:
+class Tally(NamedTuple):
     """A counter as it stands: spent in its window, held by reservations, and the oldest bucket
     with spend in it (``NO_BUCKET``: none)."""
 
