@@ -328,6 +328,12 @@ async def test_killing_one_replica_loses_no_audit_row_of_the_others(tmp_path: Pa
                     load = asyncio.create_task(in_thread(keep_sending, urls, enough, None, answered))
                     while sum(1 for a in answered if a.replica == 2) < 15 and time.monotonic() < deadline:
                         await asyncio.sleep(0.05)
+                    # Killed once it has written some of its rows (a flush every FLUSH seconds): a
+                    # fast replica answers 15 requests well within its first flush interval.
+                    while time.monotonic() < deadline and not await _written(
+                        database, {a.request_id for a in answered if a.replica == 2}
+                    ):
+                        await asyncio.sleep(0.05)
                     victim = replicas[2]
                     os.killpg(victim.process.pid, signal.SIGKILL)
                     killed_at = time.monotonic()
@@ -354,6 +360,15 @@ async def test_killing_one_replica_loses_no_audit_row_of_the_others(tmp_path: Pa
     # (the flush interval plus scheduling slack on a loaded two-core machine).
     assert all(a.at >= killed_at - FLUSH - 1.0 for a in lost), [killed_at - a.at for a in lost]
     assert len(lost) < len(victims)
+
+
+async def _written(database: dict[str, Any], request_ids: set[str]) -> bool:
+    """Whether any of ``request_ids`` is in the audit log."""
+    store = Store.from_settings(DatabaseSettings.model_validate(database))
+    try:
+        return bool(await _request_ids(store) & request_ids)
+    finally:
+        await store.close()
 
 
 async def _request_ids(store: Store) -> set[str]:

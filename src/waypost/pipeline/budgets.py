@@ -30,7 +30,7 @@ from waypost.core.context import RequestContext
 from waypost.core.errors import BudgetExceeded, GatewayError, Overloaded
 from waypost.core.types import ChatRequest, EmbeddingRequest, Usage
 from waypost.metering.estimate import estimate_input_tokens, estimate_tokens
-from waypost.metering.pricing import PriceBook
+from waypost.metering.pricing import PriceBook, Quote
 from waypost.pipeline.bounds import output_caps
 from waypost.pipeline.budget_alerts import BudgetAlerts
 from waypost.pipeline.budget_book import BudgetBook, LiveBudget, usd_text
@@ -47,6 +47,7 @@ STATE = "budgets"  # ctx.state key: the request's Hold
 MAX_FALLBACKS = 3  # budget fallbacks followed for one request
 DOWN_SECONDS = 5.0  # after the state backend failed, requests skip it this long
 LOOKAHEAD = 4  # a stream asks for more this many usage reports before it needs it (Redis)
+QUOTES_KEPT = 4096  # models whose deployments' prices are remembered (cleared when full)
 HELD_RETRY_AFTER = 1.0  # seconds: a refusal only for what requests in flight hold
 FREE_ENDPOINTS = frozenset({"count_tokens"})  # nothing billed: no budget applies
 
@@ -95,6 +96,8 @@ class BudgetStage(BaseStage):
         self._down_until = 0.0
         # The memory backend answers at once, so a stream's ``progress`` may ask it synchronously.
         self._immediate = counters if isinstance(counters, MemoryCounters) else None
+        self._quotes_of: object = None  # the registry ``_quotes_by_model`` was made from
+        self._quotes_by_model: dict[str, list[tuple[Quote, str]]] = {}
 
     # -- before routing -------------------------------------------------------------------------
 
@@ -115,9 +118,13 @@ class BudgetStage(BaseStage):
             ctx.prompt_estimate = tokens - step_tokens  # what a stream's usage so far starts from
             now = time.time()
             rid = f"{random.getrandbits(64):016x}"  # unique, not secret: no system call
+            lines = [b.line(now, micros, tokens) for b in budgets]
             try:
-                refused = await self.counters.reserve(
-                    rid, [b.line(now, micros, tokens) for b in budgets], now=now, ttl=self._ttl
+                memory = self._immediate  # answers at once: no coroutine per request
+                refused = (
+                    memory.reserve_now(rid, lines, now=now, ttl=self._ttl)
+                    if memory is not None
+                    else await self.counters.reserve(rid, lines, now=now, ttl=self._ttl)
                 )
             except Exception as exc:
                 self._state_failed(exc)
@@ -187,11 +194,28 @@ class BudgetStage(BaseStage):
     def _cost(self, model: str, usage: Usage) -> int:
         """What ``usage`` costs at the dearest deployment ``model`` may go to."""
         micros = 0
-        for dep in self._deployments(model):
-            quote = self.prices.quote(dep.settings, dep.upstream_model)
-            if quote is not None:
-                micros = max(micros, self.prices.micros(usage, quote, dep.provider))
+        prices = self.prices
+        for quote, provider in self._quotes(model):
+            micros = max(micros, prices.micros(usage, quote, provider))
         return micros
+
+    def _quotes(self, model: str) -> list[tuple[Quote, str]]:
+        """The prices of the deployments ``model`` may go to (those that have one), remembered
+        for as long as the router's registry (and the price book's answers) stay the same."""
+        registry = self._router.registry
+        if registry is not self._quotes_of:
+            self._quotes_of, self._quotes_by_model = registry, {}
+        known = self._quotes_by_model.get(model)
+        if known is None:
+            known = []
+            for dep in self._deployments(model):
+                quote = self.prices.quote(dep.settings, dep.upstream_model)
+                if quote is not None:
+                    known.append((quote, dep.provider))
+            if len(self._quotes_by_model) >= QUOTES_KEPT:
+                self._quotes_by_model.clear()
+            self._quotes_by_model[model] = known
+        return known
 
     def _deployments(self, model: str) -> list[Deployment]:
         try:
@@ -386,7 +410,12 @@ class BudgetStage(BaseStage):
         now = time.time()
         lines: list[Line] = [b.line(now, micros, tokens) for b in budgets]
         try:
-            before = await self.counters.settle(hold.rid, lines, now=now)
+            memory = self._immediate
+            before = (
+                memory.settle_now(hold.rid, lines, now=now)
+                if memory is not None
+                else await self.counters.settle(hold.rid, lines, now=now)
+            )
         except Exception as exc:
             self._state_failed(exc)
             log.error(

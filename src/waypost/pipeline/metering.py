@@ -166,10 +166,10 @@ class MeteringStage(BaseStage):
     def rows(self, ctx: RequestContext) -> tuple[Row, tuple[Row, ...], tuple[Row, ...]]:
         """The request's row, its attempts' rows and its labels, keyed by column name.
 
-        Every value is atomic (JSON columns as their JSON text, ``store/usage_log.py``), and the
-        rows are in tuples: the audit writer holds a second's requests until it writes them, and
-        the garbage collector need not walk objects that hold no containers (dicts of atomic values
-        are never tracked, such tuples are untracked at the first collection)."""
+        Every value is atomic (JSON columns as their JSON text, ``store/usage_log.py``): the audit
+        writer holds a second's requests until it writes them, and a dict of atomic values is never
+        tracked by the garbage collector, so collections do not walk them (only the two tuples
+        that hold the attempts and the labels are)."""
         now = time.perf_counter()
         arrived = datetime.fromtimestamp(ctx.arrived_at, UTC)
         principal = ctx.principal
