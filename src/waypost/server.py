@@ -48,6 +48,7 @@ from waypost.core.errors import BadRequest, GatewayError, HeadersTooLarge, Reque
 from waypost.observability.access import AccessLog
 from waypost.observability.metrics_files import MULTIPROC_ENV, prepare_metrics_directory
 from waypost.security.generated_secrets import resolve_secrets
+from waypost.server_writes import HeadWithBody
 from waypost.settings import ConfigError, ServerSettings, Settings, is_loopback, load_settings
 from waypost.settings_loading import local_override_path
 
@@ -110,6 +111,8 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # An answer's head leaves with its body, in one write (server_writes.py).
+        self.transport = cast(asyncio.Transport, HeadWithBody(transport, self.loop))
         self._arm(self._limits.header_timeout)  # a connection that never sends a request is closed
 
     def connection_lost(self, exc: Exception | None) -> None:
