@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import cast
 
 from waypost.core.context import Cost, RequestContext
@@ -268,11 +268,15 @@ class CacheStage(BaseStage):
             self._router.bounds.admit_chat(req)
             # A copy of its own per answer, with a fresh id (clients may tell answers apart by it).
             stored = entry.response
-            resp = replace(
-                stored,
+            resp = ChatResponse(  # not dataclasses.replace: half the cost, on every hit
                 id=f"cache-{random.getrandbits(96):024x}",
+                model=stored.model,
                 content=list(stored.content),
+                finish_reason=stored.finish_reason,
+                stop_sequence=stored.stop_sequence,
+                usage=stored.usage,
                 created=int(time.time()),
+                raw=stored.raw,
             )
             lookup.hit = True
             ctx.cache_status = "hit"
