@@ -109,6 +109,35 @@ async def test_a_request_within_the_budget_holds_its_reservation_until_it_settle
     assert (after["spent_usd"], after["reserved_usd"]) == (0.002, 0)
 
 
+async def test_a_models_new_price_applies_to_the_next_reservation(
+    api: Control, upstream: OpenAIUpstream
+) -> None:
+    """The stage remembers each model's deployment prices while the registry stays the same: a
+    model changed through the API (a new registry) is priced again at once."""
+    created = await api.post(
+        "/admin/models",
+        {
+            "name": "stored",
+            "provider": "openai",
+            "base_url": upstream.url + "/v1",
+            "api_key": "sk-x",
+            "prices": PRICES,
+            "public": True,
+        },
+    )
+    assert created.status_code == 201, created.text
+    # 1000 output tokens reserved: $0.02 at $20/M fits in $0.05; at ten times the price it does not.
+    await create(api, limit_usd="0.05")
+    assert (await api.post("/v1/chat/completions", chat("stored", max_tokens=1000))).status_code == 200
+    changed = await api.patch("/admin/models/stored", {"prices": BIG_PRICES})
+    assert changed.status_code == 200, changed.text
+
+    refused = await api.post("/v1/chat/completions", chat("stored", max_tokens=1000))
+
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+
+
 async def test_a_budget_with_a_fallback_model_serves_the_request_with_it_instead(
     api: Control, upstream: OpenAIUpstream
 ) -> None:
