@@ -178,9 +178,8 @@ class GatewayProtocol(HttpToolsProtocol):
             if problem is not None:
                 raise problem  # stops the parser; data_received answers it
         self._phase = _BODY
-        cast(dict[str, Any], self.scope)[DISCONNECT] = (
-            Disconnect()
-        )  # the scope's own: a pipelined request gets another
+        # The scope's own (a pipelined request has its own scope, and gets another).
+        cast(dict[str, Any], self.scope)[DISCONNECT] = Disconnect()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

@@ -65,13 +65,11 @@ class LiveBudget:
         return current
 
     def window(self, now: float) -> Window:
-        """The counter's window at ``now``: one object for as long as its span holds."""
-        current = self._span
-        if current is None or now >= current.valid_until:
-            self.span(now)
-        window = self._window
-        assert window is not None
-        return window
+        """The counter's window at ``now``: one object for as long as its span holds (``span``
+        makes it with each new span)."""
+        self.span(now)
+        assert self._window is not None
+        return self._window
 
     def line(self, now: float, micros: int, tokens: int) -> Line:
         rec = self.record

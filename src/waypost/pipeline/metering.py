@@ -181,9 +181,6 @@ class MeteringStage(BaseStage):
         err = ctx.error
         groups = principal.groups if principal is not None else ()
         dumps = orjson.dumps
-        started = ctx.started
-        first_byte_at = ctx.first_byte_at
-        read, write = usage.cache_read_tokens, usage.cache_write_tokens
         key = ctx.audit_id or ctx.request_id
         row: dict[str, Any] = {
             "request_id": key,
@@ -205,17 +202,11 @@ class MeteringStage(BaseStage):
             "error_class": type(err).__name__ if err is not None else None,
             "error_message": err.message[:2000] if err is not None else None,
             "attempts": len(ctx.attempts),
-            "latency_ms": round((now - started) * 1000, 2),
-            "ttft_ms": round((first_byte_at - started) * 1000, 2)
-            if first_byte_at is not None and ctx.stream
+            "latency_ms": ctx.latency_ms(now),
+            "ttft_ms": ctx.latency_ms(ctx.first_byte_at)
+            if ctx.first_byte_at is not None and ctx.stream
             else None,
-            # The usage columns (``usage_columns``), written out: one dict literal is the
-            # cheapest dict to make, and this one is made for every request.
-            "input_tokens": max(0, usage.input_tokens - read - write),
-            "output_tokens": usage.output_tokens,
-            "cache_read_tokens": read,
-            "cache_write_tokens": write,
-            "reasoning_tokens": usage.reasoning_tokens,
+            **usage_columns(usage),
             "usage_estimated": ctx.counted_with is not None,
             "cost_micros": cost.total_micros,
             "cost_breakdown": dumps({**cost.breakdown, "source": cost.source}).decode(),

@@ -29,6 +29,10 @@ Row = Mapping[str, Any]
 
 _log, _attempts, _labels = tables.request_log, tables.request_attempts, tables.request_labels
 _COLUMNS = {table.name: frozenset(c.name for c in table.c) for table in (_log, _attempts, _labels)}
+_JSON_COLUMNS = {
+    table.name: [c.name for c in table.c if isinstance(c.type, sa.JSON)]
+    for table in (_log, _attempts, _labels)
+}
 PING_TIMEOUT = 3.0  # seconds
 SLICE = 64  # rows converted and handed to the driver at a time
 
@@ -153,7 +157,7 @@ _FAST = {table.name: _FastInsert(table) for table in (_log, _attempts, _labels)}
 
 def _decoded(table: sa.Table, rows: Sequence[Row]) -> list[Row]:
     """``rows`` for SQLAlchemy's insert, whose JSON type encodes values itself: JSON text decoded."""
-    names = [c.name for c in table.c if isinstance(c.type, sa.JSON)]
+    names = _JSON_COLUMNS[table.name]
     out = []
     for row in rows:
         text = {n: orjson.loads(row[n]) for n in names if type(row.get(n)) is str}
