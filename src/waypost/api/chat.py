@@ -100,6 +100,22 @@ def with_usage(raw: bytes, usage: dict[str, Any] | None, cost: Cost | None) -> b
     return orjson.dumps(body)
 
 
+def _with_cost(resp: ChatResponse, cost: Cost) -> bytes:
+    """The upstream's own body (``resp.raw``) with the cost in its usage object: from the body the
+    provider parsed when it kept it (no second parse), else from the bytes."""
+    body = resp.raw_json
+    if body is None:
+        assert resp.raw is not None
+        return with_usage(resp.raw, None, cost)
+    resp.raw_json = None  # edited here, once: no longer ``raw`` as it came
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        assert resp.raw is not None
+        return resp.raw
+    usage[COST_FIELD] = cost.reported_usd
+    return orjson.dumps(body)
+
+
 def cost_in_frames(data: bytes, cost: Cost) -> bytes:
     """SSE bytes with the cost added to each top-level ``usage`` object of their events (the
     final OpenAI chunk, Anthropic's ``message_delta``), or of the response an event carries (the
@@ -158,7 +174,7 @@ async def answer_chat(
     if ctx.answer_tap is not None:  # a stage keeps the answer (the cache)
         ctx.answer_tap.response(resp)
     if counted and resp.raw is not None:
-        resp.raw = with_usage(resp.raw, fmt.usage_object(resp.usage), None)
+        resp.raw, resp.raw_json = with_usage(resp.raw, fmt.usage_object(resp.usage), None), None
     await _send_response(ctx, container, fmt, resp, headers, send)
 
 
@@ -172,7 +188,7 @@ async def _send_response(
 ) -> None:
     cost = ctx.cost if container.settings.metering.cost_header else None
     if resp.raw is not None:
-        content = with_usage(resp.raw, None, cost) if cost is not None else resp.raw
+        content = resp.raw if cost is None else _with_cost(resp, cost)
     else:
         resp.created = resp.created or int(time.time())  # the wire modules have no clock
         body = fmt.encode_response(resp, ctx)

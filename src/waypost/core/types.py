@@ -267,6 +267,9 @@ class ChatResponse:
     created: int = 0
     # The upstream body, when it is already in the caller's wire format (same-format fast path).
     raw: bytes | None = field(default=None, compare=False, repr=False)
+    # ``raw`` as the provider parsed it, when it kept it: the cost goes into its usage object
+    # without parsing the body again (``api/chat.py``). Set with ``raw``, never edited elsewhere.
+    raw_json: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def text(self) -> str:
         return "".join(p.text for p in self.content if isinstance(p, TextPart))

@@ -128,6 +128,9 @@ class RateLimitStage(BaseStage):
 
     # -- before routing -------------------------------------------------------------------------
 
+    def idle(self) -> bool:
+        return not self.book.limits
+
     async def before(self, ctx: RequestContext) -> Reply | None:
         book = self.book
         req = ctx.req

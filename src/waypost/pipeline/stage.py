@@ -35,6 +35,7 @@ log = logging.getLogger("waypost.pipeline")
 Reply = ChatResponse | EmbeddingResponse
 
 ENTERED = "pipeline.entered"  # ctx.state key: how many stages' ``before`` ran
+SKIPPED = "pipeline.skipped"  # ctx.state key: of those, the idle ones (a bit per stage)
 
 
 class Stage(Protocol):
@@ -52,6 +53,11 @@ class BaseStage:
 
     name = "stage"
 
+    def idle(self) -> bool:
+        """Whether the stage has nothing to do for any request now (no rule, no limit defined):
+        the pipeline then skips both its hooks for a request, without calling them."""
+        return False
+
     async def before(self, ctx: RequestContext) -> Reply | None:
         return None
 
@@ -67,6 +73,10 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
+        # Stages that may be idle, by position: asked before each request (a call, not a coroutine).
+        self._may_idle = tuple(
+            getattr(type(s), "idle", BaseStage.idle) is not BaseStage.idle for s in self.stages
+        )
         # Only stages that override ``progress`` are called while a stream runs.
         self._watching = tuple(s for s in self.stages if type(s).progress is not BaseStage.progress)
 
@@ -76,8 +86,14 @@ class Pipeline:
     async def before(self, ctx: RequestContext) -> Reply | None:
         """Each stage's ``before`` in order; the first answer ends the walk."""
         state = ctx.state
+        skipped = 0
+        may_idle = self._may_idle
         for i, stage in enumerate(self.stages):
             state[ENTERED] = i + 1
+            if may_idle[i] and stage.idle():  # type: ignore[attr-defined]
+                skipped |= 1 << i
+                state[SKIPPED] = skipped
+                continue
             reply = await stage.before(ctx)
             if reply is not None:
                 ctx.answered_by = stage.name
@@ -98,7 +114,11 @@ class Pipeline:
     async def after(self, ctx: RequestContext) -> None:
         """``after`` of every stage whose ``before`` ran, in reverse order; never raises."""
         entered = ctx.state.get(ENTERED, 0)
-        for stage in reversed(self.stages[:entered]):
+        skipped = ctx.state.get(SKIPPED, 0)
+        for i in range(entered - 1, -1, -1):
+            if skipped & (1 << i):  # idle when the request came: nothing to settle
+                continue
+            stage = self.stages[i]
             try:
                 await stage.after(ctx)
             except Exception:

@@ -112,7 +112,7 @@ class AnthropicProvider:
         if req.model and answer.get("model") != req.model:
             answer["model"] = req.model
             data = orjson.dumps(answer)
-        result.raw = data
+        result.raw, result.raw_json = data, answer
         return result
 
     async def count_tokens(self, req: ChatRequest, dep: Deployment, ctx: RequestContext) -> int:

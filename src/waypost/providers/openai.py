@@ -156,6 +156,7 @@ class OpenAIProvider:
         (result, answer), data = await self._call(dep, path, body, lambda answer: (decode(answer), answer))
         # The client reads the body as it came, but for its model name and servers' quirks.
         result.raw = orjson.dumps(answer) if normalise_body(answer, req.model) else data
+        result.raw_json = answer
         return result
 
     def stream(

@@ -58,6 +58,10 @@ class RulesStage(BaseStage):
         except GatewayError:
             return None
 
+    def idle(self) -> bool:
+        rules = self.book.current
+        return not rules.active and rules.quotas is None
+
     async def before(self, ctx: RequestContext) -> Reply | None:
         rules = self.book.current
         if not rules.active or ctx.req is None:

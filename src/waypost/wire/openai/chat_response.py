@@ -57,7 +57,9 @@ def stop_reason_to_openai(reason: FinishReason | None) -> str:
 
 def _count(obj: dict[str, Any], key: str) -> int:
     value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if type(value) is int:  # the usual (a bool is not, by its exact type)
+        return value if value >= 0 else 0
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         return 0
     return int(value)
 

@@ -28,7 +28,7 @@ from waypost.core.events import (
     UsageUpdate,
     fold,
 )
-from waypost.core.types import ChatResponse, FinishReason, Usage
+from waypost.core.types import ChatResponse, FinishReason, TextPart, Usage
 from waypost.wire.openai.chat_response import (
     arguments_text,
     error_message,
@@ -457,13 +457,52 @@ class StreamEncoder:
         return encode_sse(orjson.dumps(chunk))
 
 
+# The message fields an answer of plain text may have: the decoder reads nothing else from it
+# (a refusal beside text is dropped, annotations are not modelled).
+_PLAIN_FIELDS = frozenset({"role", "content", "refusal", "annotations"})
+
+
 def decode_response(body: Any) -> ChatResponse:
     """An upstream ``chat.completion`` body -> ``ChatResponse``; raises ``UpstreamError`` if unusable.
 
     The body is read as the one chunk that says everything (its message as the delta) and the
     events are folded: a body and a stream of the same answer cannot decode differently (one
-    reasoning spelling, one rule for a legacy ``function_call`` beside ``tool_calls``)."""
+    reasoning spelling, one rule for a legacy ``function_call`` beside ``tool_calls``). The most
+    common answer, text alone, is built directly, as the fold would build it (tests compare the
+    two): a fifth of the cost."""
     choice, message = response_message(body)
+    plain = _plain_text(body, choice, message)
+    if plain is not None:
+        return plain
+    return _folded(body, choice, message)
+
+
+def _plain_text(body: dict[str, Any], choice: dict[str, Any], message: dict[str, Any]) -> ChatResponse | None:
+    """The response to an answer that is only text, or None for any other."""
+    text = message.get("content")
+    if type(text) is not str or not text:
+        return None
+    for key, value in message.items():
+        # Any other field is only read when it has something in it (tool calls, reasoning).
+        if key not in _PLAIN_FIELDS and value is not None and value != []:
+            return None
+    # What the fold merges into an empty usage: the reported one, whose counts are never negative.
+    usage = usage_from_openai(body.get("usage")) or Usage()
+    reason = choice.get("finish_reason")
+    created = body.get("created")
+    return ChatResponse(
+        id=_text_field(body, "id"),
+        model=_text_field(body, "model"),
+        content=[TextPart(text=text)],
+        finish_reason=finish_from_openai(
+            reason if isinstance(reason, str) and reason else None, has_tool_calls=False
+        ),
+        usage=usage,
+        created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
+    )
+
+
+def _folded(body: dict[str, Any], choice: dict[str, Any], message: dict[str, Any]) -> ChatResponse:
     delta = dict(message)
     text = message_text(message.get("content"))
     delta["content"] = text
