@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
+import pytest
 
 from waypost.core.types import (
     ChatRequest,
@@ -15,7 +18,14 @@ from waypost.core.types import (
     ToolCallPart,
     ToolResultPart,
 )
-from waypost.metering.estimate import MEDIA_TOKENS, MESSAGE_OVERHEAD, estimate_input_tokens, estimate_tokens
+from waypost.metering.estimate import (
+    MEDIA_TOKENS,
+    MESSAGE_OVERHEAD,
+    estimate_input_tokens,
+    estimate_tokens,
+    prompt_text,
+)
+from waypost.wire.openai import chat as openai_chat
 
 
 def request(*messages: Message, tools: list[Tool] | None = None) -> ChatRequest:
@@ -66,3 +76,33 @@ def test_chinese_japanese_and_korean_characters_count_one_token_each() -> None:
     assert estimate_tokens(["你好\uff0c世界 🌍🚀"]) == 6
     assert estimate_tokens(["こんにちは", "안녕"]) == 7
     assert estimate_tokens(["Привет, мир"]) == 3  # other scripts: a quarter of the characters
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "hello"}],
+        [{"role": "user", "content": ""}],
+        [
+            {"role": "system", "content": "你好 world, 日本語のテキスト"},
+            {"role": "user", "content": "hello there how are you"},
+            {"role": "assistant", "content": "fine"},
+        ],
+        [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "한국어"}]}],
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}],
+        [
+            {"role": "user", "content": "call it"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ],
+    ],
+)  # fmt: skip
+def test_a_text_prompt_is_estimated_as_its_gathered_texts(messages: list[dict[str, Any]]) -> None:
+    """Text alone is counted without ``prompt_text`` (the hot path): the same figure."""
+    req = openai_chat.decode_request({"model": "m", "messages": messages})
+    prompt = prompt_text(req)
+    gathered = (
+        estimate_tokens(prompt.texts) + prompt.messages * MESSAGE_OVERHEAD + prompt.media * MEDIA_TOKENS
+    )
+    assert estimate_input_tokens(req) == max(1, gathered)

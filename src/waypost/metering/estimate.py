@@ -88,6 +88,22 @@ def estimate_tokens(texts: Iterable[str]) -> int:
 
 def estimate_input_tokens(req: ChatRequest) -> int:
     """The estimated prompt tokens of ``req`` (system, messages and tools); at least 1."""
+    if not req.tools:  # the common prompt, text alone, counted without gathering it first
+        chars = cjk = 0
+        for message in req.messages:
+            for part in message.content:
+                if type(part) is not TextPart:
+                    break
+                text = part.text
+                chars += len(text)
+                if not text.isascii():
+                    cjk += len(_CJK.findall(text))
+            else:
+                continue
+            break  # a part of another kind: gathered below
+        else:
+            tokens = -(-(chars - cjk) // CHARS_PER_TOKEN) + cjk
+            return max(1, tokens + len(req.messages) * MESSAGE_OVERHEAD)
     prompt = prompt_text(req)
     return max(
         1, estimate_tokens(prompt.texts) + prompt.messages * MESSAGE_OVERHEAD + prompt.media * MEDIA_TOKENS

@@ -81,6 +81,8 @@ class MemoryCounters:
     def reserve_now(
         self, rid: str, lines: Sequence[Line], *, now: float, ttl: float, strict: bool = True
     ) -> Refused | None:
+        if len(lines) == 1:  # one budget applies: the usual request, without the loops
+            return self._reserve_one(rid, lines[0], now, ttl, strict)
         counters = [self._get(line.window.key, now) for line in lines]
         for counter in counters:
             counter.purge(now)
@@ -103,6 +105,34 @@ class MemoryCounters:
             counter.held_micros += line.micros
             counter.held_tokens += line.tokens
             counter.expire_at(expiry, rid)
+        return None
+
+    def _reserve_one(self, rid: str, line: Line, now: float, ttl: float, strict: bool) -> Refused | None:
+        """``reserve_now`` of one line, step for step."""
+        window = line.window
+        counter = self._counters.get(window.key)
+        if counter is None:
+            counter = self._counters[window.key] = _Counter(now)
+        counter.purge(now)
+        micros, tokens = line.micros, line.tokens
+        if strict:
+            spent_micros, spent_tokens, oldest = counter.spent(window.first)
+            limit_micros, limit_tokens = line.limit_micros, line.limit_tokens
+            if (limit_micros is not None and spent_micros + counter.held_micros + micros > limit_micros) or (
+                limit_tokens is not None and spent_tokens + counter.held_tokens + tokens > limit_tokens
+            ):
+                return Refused(
+                    0, Tally(spent_micros, spent_tokens, counter.held_micros, counter.held_tokens, oldest)
+                )
+        expiry = now + ttl
+        held = counter.holds.get(rid)
+        if held is None:
+            counter.holds[rid] = (micros, tokens, expiry)
+        else:
+            counter.holds[rid] = (held[0] + micros, held[1] + tokens, expiry)
+        counter.held_micros += micros
+        counter.held_tokens += tokens
+        counter.expire_at(expiry, rid)
         return None
 
     def settle_now(self, rid: str, lines: Sequence[Line], *, now: float) -> list[Tally]:
