@@ -182,6 +182,7 @@ class MeteringStage(BaseStage):
         groups = principal.groups if principal is not None else ()
         dumps = orjson.dumps
         key = ctx.audit_id or ctx.request_id
+        columns = usage_columns(usage)
         row: dict[str, Any] = {
             "request_id": key,
             "client_request_id": ctx.request_id if key != ctx.request_id else None,
@@ -206,7 +207,7 @@ class MeteringStage(BaseStage):
             "ttft_ms": ctx.latency_ms(ctx.first_byte_at)
             if ctx.first_byte_at is not None and ctx.stream
             else None,
-            **usage_columns(usage),
+            **columns,
             "usage_estimated": ctx.counted_with is not None,
             "cost_micros": cost.total_micros,
             "cost_breakdown": dumps({**cost.breakdown, "source": cost.source}).decode(),
@@ -234,7 +235,8 @@ class MeteringStage(BaseStage):
                 "status": a.status,
                 "error_class": a.error if a.ended is not None else (a.error or "Cancelled"),
                 "latency_ms": round(((a.ended or now) - a.started) * 1000, 2),
-                **usage_columns(a.usage or Usage()),
+                # The attempt that served usually has the request's own usage: its columns again.
+                **(columns if a.usage is usage else usage_columns(a.usage or Usage())),
                 "cost_micros": a.cost_micros,
             }
             for a in ctx.attempts

@@ -355,41 +355,60 @@ def decode_request(body: Any) -> ChatRequest:
     messages = decoder.messages(items)
     notes = decoder.notes
 
-    max_completion = int_field(body, "max_completion_tokens", "max_completion_tokens", minimum=1)
-    max_tokens = int_field(body, "max_tokens", "max_tokens", minimum=1)
-    tools = _decode_tools(body, notes)
-    tool_choice = _decode_tool_choice(body, notes)
-    parallel = bool_field(body, "parallel_tool_calls", "parallel_tool_calls")
+    # Each optional field is read only when present (absent, each takes the default its reader
+    # gives): a request that sends few pays for few.
+    has = body.__contains__
+    max_completion = (
+        int_field(body, "max_completion_tokens", "max_completion_tokens", minimum=1)
+        if has("max_completion_tokens")
+        else None
+    )
+    max_tokens = int_field(body, "max_tokens", "max_tokens", minimum=1) if has("max_tokens") else None
+    tools = _decode_tools(body, notes) if has("tools") or has("functions") else []
+    tool_choice = _decode_tool_choice(body, notes) if has("tool_choice") or has("function_call") else None
+    parallel = (
+        bool_field(body, "parallel_tool_calls", "parallel_tool_calls") if has("parallel_tool_calls") else None
+    )
     if parallel is not None and tools:
         tool_choice = tool_choice or ToolChoice(mode="auto")
         tool_choice.parallel = parallel
-    stream_options = dict_field(body, "stream_options", "stream_options") or {}
-    n = int_field(body, "n", "n", minimum=1) or 1  # its upper bound is a setting: see pipeline.bounds
+    stream_options = (
+        (dict_field(body, "stream_options", "stream_options") or {}) if has("stream_options") else {}
+    )
+    n = (int_field(body, "n", "n", minimum=1) or 1) if has("n") else 1  # its upper bound: pipeline.bounds
     if n > 1:
         _note(notes, "n > 1: only the first choice is returned")
-    # Not modelled (only same-format upstreams see it), but bounded as the API bounds it.
-    int_field(body, "top_logprobs", "top_logprobs", minimum=0, maximum=MAX_TOP_LOGPROBS)
-    metadata = dict_field(body, "metadata", "metadata")
+    if has(
+        "top_logprobs"
+    ):  # not modelled (only same-format upstreams see it), but bounded as the API bounds it
+        int_field(body, "top_logprobs", "top_logprobs", minimum=0, maximum=MAX_TOP_LOGPROBS)
+    metadata = dict_field(body, "metadata", "metadata") if has("metadata") else None
 
     return ChatRequest(
         model=model,
         messages=messages,
         max_tokens=max_completion if max_completion is not None else max_tokens,
         choices=n,
-        temperature=float_field(body, "temperature", "temperature"),
-        top_p=float_field(body, "top_p", "top_p"),
-        top_k=int_field(body, "top_k", "top_k", minimum=0),
-        stop=stop_field(body),
+        temperature=float_field(body, "temperature", "temperature") if has("temperature") else None,
+        top_p=float_field(body, "top_p", "top_p") if has("top_p") else None,
+        top_k=int_field(body, "top_k", "top_k", minimum=0) if has("top_k") else None,
+        stop=stop_field(body) if has("stop") else [],
         tools=tools,
         tool_choice=tool_choice,
-        response_format=_decode_response_format(body),
-        thinking=_decode_thinking(body),
-        stream=bool(bool_field(body, "stream", "stream")),
-        include_usage=bool(bool_field(stream_options, "include_usage", "stream_options.include_usage")),
-        seed=int_field(body, "seed", "seed"),
-        presence_penalty=float_field(body, "presence_penalty", "presence_penalty"),
-        frequency_penalty=float_field(body, "frequency_penalty", "frequency_penalty"),
-        user=str_field(body, "user", "user"),
+        response_format=_decode_response_format(body) if has("response_format") else None,
+        thinking=_decode_thinking(body) if has("reasoning_effort") or has("thinking") else None,
+        stream=bool(bool_field(body, "stream", "stream")) if has("stream") else False,
+        include_usage=bool(bool_field(stream_options, "include_usage", "stream_options.include_usage"))
+        if stream_options
+        else False,
+        seed=int_field(body, "seed", "seed") if has("seed") else None,
+        presence_penalty=float_field(body, "presence_penalty", "presence_penalty")
+        if has("presence_penalty")
+        else None,
+        frequency_penalty=float_field(body, "frequency_penalty", "frequency_penalty")
+        if has("frequency_penalty")
+        else None,
+        user=str_field(body, "user", "user") if has("user") else None,
         metadata=dict(metadata) if metadata else {},
         source_format=FORMAT,
         passthrough=Passthrough(body),
