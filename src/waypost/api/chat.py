@@ -244,6 +244,7 @@ async def stream_answer(
     answer = AnswerText()
     start: MessageStart | None = None
     reported = False  # the upstream sent usage (a UsageUpdate)
+    accounted = False  # ctx.cost is the price of ``usage`` as it stands
     # While no usage comes, stages watching the stream see the output estimated from what was said.
     estimated_out = 0
     marks = answer.marks()
@@ -270,7 +271,7 @@ async def stream_answer(
                     answer.tools.append(cast(ToolArgsDelta, ev).fragment)
                 elif kind is UsageUpdate:
                     usage.merge(cast(UsageUpdate, ev).usage)
-                    reported = priced = True
+                    reported = priced = accounted = True
                     metering.account(ctx, usage)
                     if watch and (stop := pipeline.progress(ctx, usage)) is not None:
                         raise stop
@@ -279,6 +280,7 @@ async def stream_answer(
                 elif kind is MessageStart:
                     start = cast(MessageStart, ev)
                     usage.merge(start.usage)
+                    accounted = False
                     ctx.response_model = start.model or None
                 elif kind is BlockStart:
                     if tool_name := cast(BlockStart, ev).tool_name:
@@ -286,10 +288,13 @@ async def stream_answer(
                 elif kind is MessageEnd:
                     if needs_count(usage):
                         usage = await count_missing_usage(ctx, container, usage, answer)
+                        accounted = False
                         # The encoders write the usage at the message's end, which follows.
                         if not same_format and (data := encoder.feed(UsageUpdate(usage))):
                             out.append(data)
-                    metering.account(ctx, usage)
+                    if not accounted:  # priced already when the usage came (the usual stream)
+                        metering.account(ctx, usage)
+                        accounted = True
                     priced = True
                 elif kind is Finish:
                     ctx.finish_reason = cast(Finish, ev).reason
