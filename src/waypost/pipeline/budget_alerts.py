@@ -27,12 +27,13 @@ WEBHOOK_TIMEOUT = 5.0  # seconds
 def percent(micros: int, tokens: int, budget: LiveBudget) -> float:
     """How much of the budget ``micros`` and ``tokens`` use: the larger share of its limits."""
     rec = budget.record
-    shares = [0.0]
+    share = 0.0
     if rec.limit_micros is not None:
-        shares.append(100.0 * micros / rec.limit_micros if rec.limit_micros else (100.0 if micros else 0.0))
+        share = 100.0 * micros / rec.limit_micros if rec.limit_micros else (100.0 if micros else 0.0)
     if rec.limit_tokens is not None:
-        shares.append(100.0 * tokens / rec.limit_tokens if rec.limit_tokens else (100.0 if tokens else 0.0))
-    return max(shares)
+        of_tokens = 100.0 * tokens / rec.limit_tokens if rec.limit_tokens else (100.0 if tokens else 0.0)
+        share = max(share, of_tokens)
+    return max(share, 0.0)
 
 
 class BudgetAlerts:
@@ -45,9 +46,11 @@ class BudgetAlerts:
         ``micros`` and ``tokens``."""
         if not budget.thresholds or (micros <= 0 and tokens <= 0):
             return
-        was = percent(before.spent_micros, before.spent_tokens, budget)
         spent_micros, spent_tokens = before.spent_micros + micros, before.spent_tokens + tokens
         now_at = percent(spent_micros, spent_tokens, budget)
+        if now_at < budget.thresholds[0]:  # (sorted) the usual request: no threshold reached yet
+            return
+        was = percent(before.spent_micros, before.spent_tokens, budget)
         for threshold in budget.thresholds:
             if was < threshold <= now_at:
                 self.alert(budget, threshold, spent_micros, spent_tokens, now)

@@ -72,8 +72,12 @@ class LiveBudget:
         return self._window
 
     def line(self, now: float, micros: int, tokens: int) -> Line:
+        current = self._span
+        if current is None or now >= current.valid_until:
+            self.span(now)  # a new span: its window with it
         rec = self.record
-        return Line(self.window(now), micros, tokens, rec.limit_micros, rec.limit_tokens)
+        assert self._window is not None
+        return Line(self._window, micros, tokens, rec.limit_micros, rec.limit_tokens)
 
     def describe(self) -> str:
         """``'team-a' (group team-a, $50.00 per month)``."""

@@ -71,6 +71,10 @@ class Hold:
     asked_micros: int = 0  # what the pending request asks for
     asked_tokens: int = 0
     refused: bool = False  # a request for more was refused: the budget is full
+    # The reservation's own prompt and output tokens: usage within both costs no more than it
+    # holds (priced at the dearest deployment the request may go to; prices grow with tokens).
+    covered_input: int = 0
+    covered_output: int = 0
 
 
 class BudgetStage(BaseStage):
@@ -138,6 +142,8 @@ class BudgetStage(BaseStage):
                     tokens,
                     max(1, step_tokens),
                     any(b.cut_off for b in budgets),
+                    covered_input=tokens - step_tokens,
+                    covered_output=step_tokens,
                 )
                 return None
             budget = budgets[refused.index]
@@ -293,6 +299,14 @@ class BudgetStage(BaseStage):
         hold: Hold | None = ctx.state.get(STATE)
         if hold is None:
             return None
+        if (
+            ctx.usage is not usage  # an estimate of the output so far (no cache tokens in it)
+            and usage.input_tokens <= hold.covered_input
+            and usage.output_tokens + (LOOKAHEAD + 1) * hold.pace_tokens <= hold.covered_output
+        ):
+            # Well within what the reservation was made for, even a few reports ahead: it costs
+            # less than the hold, and nothing need be priced or asked for yet.
+            return None
         cost = ctx.cost if ctx.usage is usage else None
         micros = cost.total_micros if cost is not None else self._price(ctx, usage)
         tokens = usage.input_tokens + usage.output_tokens
@@ -384,9 +398,8 @@ class BudgetStage(BaseStage):
         if served is None:
             return 0
         dep = served.deployment
-        return self.prices.cost(
-            usage, self.prices.quote(dep.settings, dep.upstream_model), dep.provider
-        ).total_micros
+        quote = self.prices.quote(dep.settings, dep.upstream_model)
+        return 0 if quote is None else self.prices.micros(usage, quote, dep.provider)
 
     # -- after the answer -----------------------------------------------------------------------
 

@@ -225,21 +225,23 @@ class MeteringStage(BaseStage):
             if ctx.response_body is not None:
                 row["response_body"] = self._masker.mask(ctx.response_body.decode("utf-8", "replace"))
         attempts = tuple(
-            {
-                "request_id": key,
-                "attempt": a.number,
-                "created_at": datetime.fromtimestamp(ctx.arrived_at + (a.started - ctx.started), UTC),
-                "model": a.model,
-                "provider": a.provider,
-                "upstream_model": a.upstream_model,
-                "status": a.status,
-                "error_class": a.error if a.ended is not None else (a.error or "Cancelled"),
-                "latency_ms": round(((a.ended or now) - a.started) * 1000, 2),
-                # The attempt that served usually has the request's own usage: its columns again.
-                **(columns if a.usage is usage else usage_columns(a.usage or Usage())),
-                "cost_micros": a.cost_micros,
-            }
-            for a in ctx.attempts
+            [  # a list, not a generator: one attempt, usually
+                {
+                    "request_id": key,
+                    "attempt": a.number,
+                    "created_at": datetime.fromtimestamp(ctx.arrived_at + (a.started - ctx.started), UTC),
+                    "model": a.model,
+                    "provider": a.provider,
+                    "upstream_model": a.upstream_model,
+                    "status": a.status,
+                    "error_class": a.error if a.ended is not None else (a.error or "Cancelled"),
+                    "latency_ms": round(((a.ended or now) - a.started) * 1000, 2),
+                    # The attempt that served usually has the request's own usage: its columns again.
+                    **(columns if a.usage is usage else usage_columns(a.usage or Usage())),
+                    "cost_micros": a.cost_micros,
+                }
+                for a in ctx.attempts
+            ]
         )
         if not ctx.tags and not groups:
             return row, attempts, ()

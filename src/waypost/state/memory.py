@@ -50,13 +50,20 @@ class _Counter:
         micros = tokens = 0
         oldest = NO_BUCKET
         buckets = self.buckets
-        for bucket in [b for b in buckets if b < first]:
-            del buckets[bucket]
+        stale: list[int] | None = None
         for bucket, (m, t) in buckets.items():
+            if bucket < first:
+                if stale is None:
+                    stale = []
+                stale.append(bucket)
+                continue
             micros += m
             tokens += t
             if (m or t) and (oldest == NO_BUCKET or bucket < oldest):
                 oldest = bucket
+        if stale is not None:
+            for bucket in stale:
+                del buckets[bucket]
         return micros, tokens, oldest
 
     def tally(self, first: int) -> Tally:
