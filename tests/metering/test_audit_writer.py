@@ -412,3 +412,20 @@ async def _true(value: bool) -> bool:
 
 def _parts() -> list[Callable[[Any], list[dict[str, Any]]]]:
     return [lambda r: [r[0]], lambda r: r[1], lambda r: r[2]]
+
+
+async def test_sqlite_rows_split_over_statements_by_its_parameter_limit(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite takes a slice of rows in as few statements as its parameter limit allows (one row
+    per statement here), each row once, duplicates within the batch included."""
+    from waypost.store import usage_log
+
+    monkeypatch.setattr(usage_log, "SQLITE_VARIABLES", 80)  # fewer than two rows' columns
+    writer = make_writer(store, tmp_path, flush_interval=60, batch_size=500)
+    writer.start()
+    for i in range(70):
+        writer.record(*one_request(f"r-{i:03d}"))
+    writer.record(*one_request("r-005"))  # again, in the same batch
+    await writer.stop()
+    assert await counts(store) == (70, 140, 140)

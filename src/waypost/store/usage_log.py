@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,8 @@ _JSON_COLUMNS = {
 }
 PING_TIMEOUT = 3.0  # seconds
 SLICE = 64  # rows converted and handed to the driver at a time
+# Parameters one SQLite statement may have (SQLITE_MAX_VARIABLE_NUMBER: 999 before 3.32).
+SQLITE_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 
 
 class UsageLogRepo(Repository):
@@ -115,6 +118,21 @@ class _FastInsert:
                 kinds.append(_PLAIN)
         self._special = [(i, kind) for i, kind in enumerate(kinds) if kind != _PLAIN]
         self._take = operator.itemgetter(*self.columns)
+        self._names = names
+        self._table = table.name
+        self._multi: dict[int, str] = {}  # SQLite: the statement inserting that many rows
+
+    def _sqlite_rows(self, count: int) -> str:
+        """One SQLite statement inserting ``count`` rows: the driver steps it once, where an
+        executemany steps (and hands the interpreter lock back and forth) once per row."""
+        sql = self._multi.get(count)
+        if sql is None:
+            one = f"({', '.join('?' for _ in self.columns)})"
+            sql = self._multi[count] = (
+                f"INSERT INTO {self._table} ({self._names}) VALUES {', '.join([one] * count)} "
+                "ON CONFLICT DO NOTHING"
+            )
+        return sql
 
     async def execute(self, driver: Any, dialect: str, rows: Sequence[Row]) -> None:
         """Insert ``rows`` in slices of ``SLICE``: converting a slice holds the event loop for
@@ -148,7 +166,13 @@ class _FastInsert:
                 else:
                     out[i] = int(value) if sqlite else bool(value)
             values.append(out)
-        await driver.executemany(self._sql[dialect], values)
+        if sqlite:
+            per = max(1, SQLITE_VARIABLES // len(self.columns))
+            for start in range(0, len(values), per):
+                part = values[start : start + per]
+                await driver.execute(self._sqlite_rows(len(part)), [v for row in part for v in row])
+        else:
+            await driver.executemany(self._sql[dialect], values)
 
 
 _PLAIN, _JSON, _WHEN, _BOOL = range(4)
