@@ -41,6 +41,8 @@ SKIPPED = "pipeline.skipped"  # ctx.state key: of those, the idle ones (a bit pe
 class Stage(Protocol):
     name: str
 
+    def idle(self) -> bool: ...
+
     async def before(self, ctx: RequestContext) -> Reply | None: ...
 
     def progress(self, ctx: RequestContext, usage: Usage) -> GatewayError | None: ...
@@ -74,9 +76,7 @@ class Pipeline:
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
         # Stages that may be idle, by position: asked before each request (a call, not a coroutine).
-        self._may_idle = tuple(
-            getattr(type(s), "idle", BaseStage.idle) is not BaseStage.idle for s in self.stages
-        )
+        self._may_idle = tuple(type(s).idle is not BaseStage.idle for s in self.stages)
         # Only stages that override ``progress`` are called while a stream runs.
         self._watching = tuple(s for s in self.stages if type(s).progress is not BaseStage.progress)
 
@@ -90,7 +90,7 @@ class Pipeline:
         may_idle = self._may_idle
         for i, stage in enumerate(self.stages):
             state[ENTERED] = i + 1
-            if may_idle[i] and stage.idle():  # type: ignore[attr-defined]
+            if may_idle[i] and stage.idle():
                 skipped |= 1 << i
                 state[SKIPPED] = skipped
                 continue

@@ -66,6 +66,26 @@ class _Counter:
                 del buckets[bucket]
         return micros, tokens, oldest
 
+    def over(self, line: Line) -> Tally | None:
+        """Where this counter stands when ``line`` does not fit in its limits, else None."""
+        micros, tokens, oldest = self.spent(line.window.first)
+        if (
+            line.limit_micros is not None and micros + self.held_micros + line.micros > line.limit_micros
+        ) or (line.limit_tokens is not None and tokens + self.held_tokens + line.tokens > line.limit_tokens):
+            return Tally(micros, tokens, self.held_micros, self.held_tokens, oldest)
+        return None
+
+    def hold(self, rid: str, line: Line, expiry: float) -> None:
+        """Hold ``line`` for ``rid`` (added to what it holds already) until ``expiry``."""
+        held = self.holds.get(rid)
+        if held is None:
+            self.holds[rid] = (line.micros, line.tokens, expiry)
+        else:
+            self.holds[rid] = (held[0] + line.micros, held[1] + line.tokens, expiry)
+        self.held_micros += line.micros
+        self.held_tokens += line.tokens
+        self.expire_at(expiry, rid)
+
     def tally(self, first: int) -> Tally:
         micros, tokens, oldest = self.spent(first)
         return Tally(micros, tokens, self.held_micros, self.held_tokens, oldest)
@@ -89,57 +109,23 @@ class MemoryCounters:
         self, rid: str, lines: Sequence[Line], *, now: float, ttl: float, strict: bool = True
     ) -> Refused | None:
         if len(lines) == 1:  # one budget applies: the usual request, without the loops
-            return self._reserve_one(rid, lines[0], now, ttl, strict)
+            line = lines[0]
+            counter = self._get(line.window.key, now)
+            counter.purge(now)
+            if strict and (tally := counter.over(line)) is not None:
+                return Refused(0, tally)
+            counter.hold(rid, line, now + ttl)
+            return None
         counters = [self._get(line.window.key, now) for line in lines]
         for counter in counters:
             counter.purge(now)
         if strict:
             for i, (line, counter) in enumerate(zip(lines, counters, strict=True)):
-                micros, tokens, oldest = counter.spent(line.window.first)
-                over_micros = line.limit_micros is not None and (
-                    micros + counter.held_micros + line.micros > line.limit_micros
-                )
-                over_tokens = line.limit_tokens is not None and (
-                    tokens + counter.held_tokens + line.tokens > line.limit_tokens
-                )
-                if over_micros or over_tokens:
-                    return Refused(i, Tally(micros, tokens, counter.held_micros, counter.held_tokens, oldest))
+                if (tally := counter.over(line)) is not None:
+                    return Refused(i, tally)
         expiry = now + ttl
         for line, counter in zip(lines, counters, strict=True):
-            held = counter.holds.get(rid)
-            micros, tokens = (held[0], held[1]) if held is not None else (0, 0)
-            counter.holds[rid] = (micros + line.micros, tokens + line.tokens, expiry)
-            counter.held_micros += line.micros
-            counter.held_tokens += line.tokens
-            counter.expire_at(expiry, rid)
-        return None
-
-    def _reserve_one(self, rid: str, line: Line, now: float, ttl: float, strict: bool) -> Refused | None:
-        """``reserve_now`` of one line, step for step."""
-        window = line.window
-        counter = self._counters.get(window.key)
-        if counter is None:
-            counter = self._counters[window.key] = _Counter(now)
-        counter.purge(now)
-        micros, tokens = line.micros, line.tokens
-        if strict:
-            spent_micros, spent_tokens, oldest = counter.spent(window.first)
-            limit_micros, limit_tokens = line.limit_micros, line.limit_tokens
-            if (limit_micros is not None and spent_micros + counter.held_micros + micros > limit_micros) or (
-                limit_tokens is not None and spent_tokens + counter.held_tokens + tokens > limit_tokens
-            ):
-                return Refused(
-                    0, Tally(spent_micros, spent_tokens, counter.held_micros, counter.held_tokens, oldest)
-                )
-        expiry = now + ttl
-        held = counter.holds.get(rid)
-        if held is None:
-            counter.holds[rid] = (micros, tokens, expiry)
-        else:
-            counter.holds[rid] = (held[0] + micros, held[1] + tokens, expiry)
-        counter.held_micros += micros
-        counter.held_tokens += tokens
-        counter.expire_at(expiry, rid)
+            counter.hold(rid, line, expiry)
         return None
 
     def settle_now(self, rid: str, lines: Sequence[Line], *, now: float) -> list[Tally]:
