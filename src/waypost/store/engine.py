@@ -47,7 +47,13 @@ def create_engine(db: DatabaseSettings) -> AsyncEngine:
             # One shared connection, or each connection would see a database of its own.
             engine = create_async_engine(url, hide_parameters=True, poolclass=pool.StaticPool)
         else:
-            engine = create_async_engine(url, hide_parameters=True, pool_size=db.pool_size, max_overflow=0)
+            # Last in, first out: a quiet moment's queries (the audit log's flushes among them)
+            # reuse the connection used last, whose page cache is warm. Taken in turn, each
+            # connection would find its cache invalidated by the others' writes and read the
+            # pages again (and each wakes a thread of its own).
+            engine = create_async_engine(
+                url, hide_parameters=True, pool_size=db.pool_size, max_overflow=0, pool_use_lifo=True
+            )
         _configure_sqlite(engine)
         return engine
     connect_args: dict[str, Any] = {"timeout": PG_CONNECT_TIMEOUT}

@@ -1,0 +1,137 @@
+"""What writing the audit log costs SQLite itself, per request (a request row and an attempt row),
+apart from the gateway: the rows a streamed chat request leaves, inserted the way the audit
+writer inserts them (``store.usage_log``'s multi-row statements, one transaction per flush) into
+a database migrated by the gateway's own code.
+
+    .venv/bin/python -m bench.audit_insert [--flushes 400] [--per-flush 64] [--connections 1]
+                                           [--without-indexes]
+
+It prints the CPU time of the inserts and of converting the rows for the driver, per request.
+The machine's speed drifts; compare the ratio of the two (the conversion is plain Python and
+moves with the machine), or variants run one after the other. ``--connections N`` takes the
+flushes on N connections in turn (as a pool handing out connections first in, first out does);
+``--without-indexes`` drops the log's secondary indexes first (what they cost to keep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from waypost.settings import DatabaseSettings
+from waypost.store import Store
+from waypost.store.usage_log import _FAST, SQLITE_VARIABLES
+
+SECONDARY = (
+    "ix_request_log_created_at",
+    "ix_request_log_client_request_id",
+    "ix_request_log_user_id_created_at",
+    "ix_request_log_model_created_at",
+    "ix_request_attempts_created_at",
+)
+
+# A streamed chat request's rows, as the metering stage leaves them (ids and times set per row).
+REQUEST: dict[str, Any] = {
+    "user_id": 1, "user_email": "bench@localhost", "token_id": 1, "groups": "[]", "tags": "[]",
+    "endpoint": "chat", "client_format": "openai", "requested_model": "bench-model",
+    "model": "bench-model", "provider": "openai", "upstream_model": "bench-model", "stream": True,
+    "status": 200, "attempts": 1, "latency_ms": 14.56, "ttft_ms": 14.06, "input_tokens": 8,
+    "output_tokens": 20, "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+    "usage_estimated": False, "cost_micros": 220, "priced": True, "saved_micros": 0,
+    "cost_breakdown": '{"input":20,"output":200,"source":"model config"}', "client_ip": "127.0.0.1",
+}  # fmt: skip
+ATTEMPT: dict[str, Any] = {
+    "attempt": 1, "model": "bench-model", "provider": "openai", "upstream_model": "bench-model",
+    "status": 200, "latency_ms": 1.56, "input_tokens": 8, "output_tokens": 20,
+    "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0, "cost_micros": 220,
+}  # fmt: skip
+
+
+def rows(count: int) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {"request_log": [], "request_attempts": []}
+    for table, template in (("request_log", REQUEST), ("request_attempts", ATTEMPT)):
+        blank = dict.fromkeys(_FAST[table].columns)
+        out[table] = [{**blank, **template} for _ in range(count)]
+    for log_row, attempt in zip(out["request_log"], out["request_attempts"], strict=True):
+        rid = f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
+        log_row["request_id"] = attempt["request_id"] = rid
+        log_row["created_at"] = attempt["created_at"] = datetime.now(UTC)
+    return out
+
+
+def values(table: str, batch: list[dict[str, Any]]) -> list[list[Any]]:
+    """The driver's values, converted as ``_FastInsert`` converts them for SQLite."""
+    fast = _FAST[table]
+    out = []
+    for row in batch:
+        converted = list(fast._take(row))
+        for i, _kind in fast._special:
+            value = converted[i]
+            if isinstance(value, datetime):
+                converted[i] = value.isoformat(" ", "microseconds")[:26]
+            elif isinstance(value, bool):
+                converted[i] = int(value)
+        out.append(converted)
+    return out
+
+
+async def migrated(path: Path) -> None:
+    store = Store.from_settings(DatabaseSettings(url=f"sqlite:///{path}"))
+    await store.upgrade()
+    user = await store.users.create("bench@localhost", "Benchmark", role="user")
+    await store.tokens.create(user.id, "bench", token_hash="0" * 64, prefix="bench")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--flushes", type=int, default=400)
+    parser.add_argument("--per-flush", type=int, default=64, help="requests per transaction")
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--without-indexes", action="store_true")
+    args = parser.parse_args()
+    path = Path(tempfile.mkdtemp()) / "audit.db"
+    asyncio.run(migrated(path))
+    conns = [sqlite3.connect(path, isolation_level=None) for _ in range(args.connections)]
+    for conn in conns:  # as store/engine.py configures each connection
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    if args.without_indexes:
+        for name in SECONDARY:
+            conns[0].execute(f"DROP INDEX {name}")
+    insert = convert = 0.0
+    for flush in range(args.flushes):
+        conn = conns[flush % len(conns)]
+        batch = rows(args.per_flush)
+        started = time.thread_time()
+        converted = {table: values(table, batch[table]) for table in batch}
+        converted_at = time.thread_time()
+        conn.execute("BEGIN")
+        for table, table_values in converted.items():
+            fast = _FAST[table]
+            per = max(1, SQLITE_VARIABLES // len(fast.columns))
+            for start in range(0, len(table_values), per):
+                part = table_values[start : start + per]
+                conn.execute(fast._sqlite_rows(len(part)), [v for row in part for v in row])
+        conn.execute("COMMIT")
+        insert += time.thread_time() - converted_at
+        convert += converted_at - started
+    requests = args.flushes * args.per_flush
+    print(
+        f"insert {insert / requests * 1e6:.1f} µs, conversion {convert / requests * 1e6:.1f} µs per request "
+        f"(ratio {insert / convert:.2f}); {requests} requests, {args.per_flush} per transaction, "
+        f"{args.connections} connection(s){', without the secondary indexes' if args.without_indexes else ''}"
+    )
+
+
+if __name__ == "__main__":
+    main()
