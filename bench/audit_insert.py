@@ -27,7 +27,7 @@ from typing import Any
 
 from waypost.settings import DatabaseSettings
 from waypost.store import Store
-from waypost.store.usage_log import _FAST, SQLITE_VARIABLES
+from waypost.store.usage_log import _FAST
 
 SECONDARY = (
     "ix_request_log_created_at",
@@ -66,22 +66,6 @@ def rows(count: int) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def values(table: str, batch: list[dict[str, Any]]) -> list[list[Any]]:
-    """The driver's values, converted as ``_FastInsert`` converts them for SQLite."""
-    fast = _FAST[table]
-    out = []
-    for row in batch:
-        converted = list(fast._take(row))
-        for i, _kind in fast._special:
-            value = converted[i]
-            if isinstance(value, datetime):
-                converted[i] = value.isoformat(" ", "microseconds")[:26]
-            elif isinstance(value, bool):
-                converted[i] = int(value)
-        out.append(converted)
-    return out
-
-
 async def migrated(path: Path) -> None:
     store = Store.from_settings(DatabaseSettings(url=f"sqlite:///{path}"))
     await store.upgrade()
@@ -113,15 +97,12 @@ def main() -> None:
         conn = conns[flush % len(conns)]
         batch = rows(args.per_flush)
         started = time.thread_time()
-        converted = {table: values(table, batch[table]) for table in batch}
+        converted = {table: _FAST[table].driver_values(batch[table], sqlite=True) for table in batch}
         converted_at = time.thread_time()
         conn.execute("BEGIN")
         for table, table_values in converted.items():
-            fast = _FAST[table]
-            per = max(1, SQLITE_VARIABLES // len(fast.columns))
-            for start in range(0, len(table_values), per):
-                part = table_values[start : start + per]
-                conn.execute(fast._sqlite_rows(len(part)), [v for row in part for v in row])
+            for sql, params in _FAST[table].sqlite_statements(table_values):
+                conn.execute(sql, params)
         conn.execute("COMMIT")
         insert += time.thread_time() - converted_at
         convert += converted_at - started

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,7 +143,15 @@ class _FastInsert:
             await self._execute(driver, dialect, rows[start : start + SLICE])
 
     async def _execute(self, driver: Any, dialect: str, rows: Sequence[Row]) -> None:
-        sqlite = dialect == "sqlite"
+        values = self.driver_values(rows, sqlite=dialect == "sqlite")
+        if dialect == "sqlite":
+            for sql, params in self.sqlite_statements(values):
+                await driver.execute(sql, params)
+        else:
+            await driver.executemany(self._sql[dialect], values)
+
+    def driver_values(self, rows: Sequence[Row], *, sqlite: bool) -> list[list[Any]]:
+        """Each row's values in column order, as the driver takes them."""
         special = self._special
         take = self._take
         values = []
@@ -166,13 +174,14 @@ class _FastInsert:
                 else:
                     out[i] = int(value) if sqlite else bool(value)
             values.append(out)
-        if sqlite:
-            per = max(1, SQLITE_VARIABLES // len(self.columns))
-            for start in range(0, len(values), per):
-                part = values[start : start + per]
-                await driver.execute(self._sqlite_rows(len(part)), [v for row in part for v in row])
-        else:
-            await driver.executemany(self._sql[dialect], values)
+        return values
+
+    def sqlite_statements(self, values: Sequence[list[Any]]) -> Iterator[tuple[str, list[Any]]]:
+        """SQLite: as many rows per statement as its parameter limit allows."""
+        per = max(1, SQLITE_VARIABLES // len(self.columns))
+        for start in range(0, len(values), per):
+            part = values[start : start + per]
+            yield self._sqlite_rows(len(part)), [v for row in part for v in row]
 
 
 _PLAIN, _JSON, _WHEN, _BOOL = range(4)
