@@ -27,6 +27,7 @@ from typing import Any
 
 from waypost.settings import DatabaseSettings
 from waypost.store import Store
+from waypost.store.engine import configure_sqlite_connection
 from waypost.store.usage_log import _FAST
 
 SECONDARY = (
@@ -84,11 +85,9 @@ def main() -> None:
     args = parser.parse_args()
     path = Path(tempfile.mkdtemp()) / "audit.db"
     asyncio.run(migrated(path))
-    conns = [sqlite3.connect(path, isolation_level=None) for _ in range(args.connections)]
-    for conn in conns:  # as store/engine.py configures each connection
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+    conns = [sqlite3.connect(path) for _ in range(args.connections)]
+    for conn in conns:
+        configure_sqlite_connection(conn)
     if args.without_indexes:
         for name in SECONDARY:
             conns[0].execute(f"DROP INDEX {name}")

@@ -71,18 +71,23 @@ def create_engine(db: DatabaseSettings) -> AsyncEngine:
     )
 
 
+def configure_sqlite_connection(dbapi_connection: Any) -> None:
+    """Every new SQLite connection's settings (a DB-API connection: the driver's, or sqlite3's)."""
+    # Take over transaction control from the sqlite3 module, which would otherwise not BEGIN
+    # before SELECTs or DDL (no consistent reads, no transactional migrations).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys = ON")  # off by default in SQLite; cascades need it
+    cursor.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
+    cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, far fewer fsyncs
+    cursor.close()
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take over transaction control from the sqlite3 module, which would otherwise not BEGIN
-        # before SELECTs or DDL (no consistent reads, no transactional migrations).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys = ON")  # off by default in SQLite; cascades need it
-        cursor.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
-        cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, far fewer fsyncs
-        cursor.close()
+        configure_sqlite_connection(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
