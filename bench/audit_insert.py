@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import sqlite3
 import tempfile
 import time
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from waypost.api.asgi_io import new_request_id
 from waypost.settings import DatabaseSettings
 from waypost.store import Store
 from waypost.store.engine import configure_sqlite_connection
@@ -56,13 +56,13 @@ ATTEMPT: dict[str, Any] = {
 
 
 def rows(count: int) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {"request_log": [], "request_attempts": []}
-    for table, template in (("request_log", REQUEST), ("request_attempts", ATTEMPT)):
-        blank = dict.fromkeys(_FAST[table].columns)
-        out[table] = [{**blank, **template} for _ in range(count)]
+    """``count`` requests' rows of each table, every column present (as the stage leaves them)."""
+    out = {
+        table: [{**dict.fromkeys(_FAST[table].columns), **template} for _ in range(count)]
+        for table, template in (("request_log", REQUEST), ("request_attempts", ATTEMPT))
+    }
     for log_row, attempt in zip(out["request_log"], out["request_attempts"], strict=True):
-        rid = f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
-        log_row["request_id"] = attempt["request_id"] = rid
+        log_row["request_id"] = attempt["request_id"] = new_request_id()
         log_row["created_at"] = attempt["created_at"] = datetime.now(UTC)
     return out
 

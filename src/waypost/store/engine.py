@@ -48,9 +48,8 @@ def create_engine(db: DatabaseSettings) -> AsyncEngine:
             engine = create_async_engine(url, hide_parameters=True, poolclass=pool.StaticPool)
         else:
             # Last in, first out: a quiet moment's queries (the audit log's flushes among them)
-            # reuse the connection used last, whose page cache is warm. Taken in turn, each
-            # connection would find its cache invalidated by the others' writes and read the
-            # pages again (and each wakes a thread of its own).
+            # reuse the connection used last, and so one driver thread. Taken in turn, five
+            # connections cost SQLite 5-7 % more per audit insert (bench/audit_insert.py).
             engine = create_async_engine(
                 url, hide_parameters=True, pool_size=db.pool_size, max_overflow=0, pool_use_lifo=True
             )
