@@ -119,25 +119,52 @@ def _with_cost(resp: ChatResponse, cost: Cost) -> bytes:
 def cost_in_frames(data: bytes, cost: Cost) -> bytes:
     """SSE bytes with the cost added to each top-level ``usage`` object of their events (the
     final OpenAI chunk, Anthropic's ``message_delta``), or of the response an event carries (the
-    Responses API's ``response.completed``); others are left byte for byte."""
-    if b'"usage"' not in data:
+    Responses API's ``response.completed``); others are left byte for byte.
+
+    Only the lines that name ``"usage"`` are looked at, found by searching the bytes: a relayed
+    batch may hold a whole stream's events, and walking each of its lines cost more than the
+    rest of the stream's metering."""
+    at = data.find(b'"usage"')
+    if at < 0:
         return data
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines):
-        if not line.startswith(b"data:") or b'"usage"' not in line:
-            continue
-        end = b"\r" if line.endswith(b"\r") else b""
-        try:
-            event = orjson.loads(line[5:])
-        except orjson.JSONDecodeError:
-            continue
-        usage = event.get("usage") if isinstance(event, dict) else None
-        if usage is None and isinstance(event, dict) and isinstance(event.get("response"), dict):
-            usage = event["response"].get("usage")
-        if isinstance(usage, dict):
-            usage[COST_FIELD] = cost.reported_usd
-            lines[i] = b"data: " + orjson.dumps(event) + end
-    return b"\n".join(lines)
+    parts: list[bytes] = []
+    done = 0  # data[:done] is in parts
+    size = len(data)
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        if end < 0:
+            end = size
+        line = _line_with_cost(data[start:end], cost)
+        if line is not None:
+            parts.append(data[done:start])
+            parts.append(line)
+            done = end
+        at = data.find(b'"usage"', end)
+    if not parts:
+        return data
+    parts.append(data[done:])
+    return b"".join(parts)
+
+
+def _line_with_cost(line: bytes, cost: Cost) -> bytes | None:
+    """An SSE ``data:`` line with the cost in its event's usage object; None when it has none."""
+    if not line.startswith(b"data:"):
+        return None
+    end = b"\r" if line.endswith(b"\r") else b""
+    try:
+        event = orjson.loads(line[5:])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    usage = event.get("usage")
+    if usage is None and isinstance(event.get("response"), dict):
+        usage = event["response"].get("usage")
+    if not isinstance(usage, dict):
+        return None
+    usage[COST_FIELD] = cost.reported_usd
+    return b"data: " + orjson.dumps(event) + end
 
 
 async def answer_chat(
