@@ -177,6 +177,12 @@ def start(
     raise SystemExit(f"{root.name} did not answer /health")
 
 
+def stop(started: list[tuple[subprocess.Popen[bytes], int]]) -> None:
+    for process, _ in started:
+        process.terminate()
+        process.wait(30)
+
+
 def drive(port: int, pid: int, stream: bool, args: argparse.Namespace, load_cpus: str) -> tuple[float, int]:
     """One run: (server CPU ms per request, requests per second)."""
     argv = [
@@ -213,6 +219,7 @@ def report(
 ) -> str:
     lines = [
         f"A/B at concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.duration:g} s"
+        f"{' (new server processes each round)' if args.fresh else ''}"
         f"{', catalogue scenario' if args.catalog else ''}{', a budget on everyone' if args.budget else ''}"
         f"{', on PostgreSQL' if args.postgres else ''}"
         f"{f', policy on the target ({args.policy} path)' if args.policy else ''}, "
@@ -270,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the target build with issue 11's policy (10 rules, a rate limit, the response cache): "
         "every request different (cache misses, for both builds) or every request the same (hits)",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start both servers anew (new databases) for each round: the medians then span as many "
+        "processes as rounds, not one per build (a process's own layout moves its CPU by several %%)",
+    )
     args = parser.parse_args(argv)
     target_env = dict(item.split("=", 1) for item in args.target_env)
     modes = MODES if args.mode == "both" else (args.mode,)
@@ -286,20 +299,27 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
         time.sleep(1.0)
-        started = [
-            start(
-                root,
-                mock_port,
-                server_cpu,
-                args.catalog,
-                args.budget,
-                args.postgres,
-                target_env if i else None,
-                policy_sections() if i and args.policy else None,
-            )
-            for i, root in enumerate(roots)
-        ]
+
+        def start_both() -> list[tuple[subprocess.Popen[bytes], int]]:
+            return [
+                start(
+                    root,
+                    mock_port,
+                    server_cpu,
+                    args.catalog,
+                    args.budget,
+                    args.postgres,
+                    target_env if i else None,
+                    policy_sections() if i and args.policy else None,
+                )
+                for i, root in enumerate(roots)
+            ]
+
+        started = start_both()
         for round_ in range(args.rounds):
+            if args.fresh and round_:
+                stop(started)
+                started = start_both()
             order = [0, 1] if round_ % 2 == 0 else [1, 0]
             for mode in modes:
                 for i in order:
@@ -311,9 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     finally:
-        for process, _ in started:
-            process.terminate()
-            process.wait(30)
+        stop(started)
         mock.terminate()
         mock.wait(30)
     text = report(names, runs, args, modes)
