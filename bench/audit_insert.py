@@ -20,7 +20,6 @@ import asyncio
 import sqlite3
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +62,7 @@ def rows(count: int) -> dict[str, list[dict[str, Any]]]:
     }
     for log_row, attempt in zip(out["request_log"], out["request_attempts"], strict=True):
         log_row["request_id"] = attempt["request_id"] = new_request_id()
-        log_row["created_at"] = attempt["created_at"] = datetime.now(UTC)
+        log_row["created_at"] = attempt["created_at"] = time.time()  # a Unix time, as the stage's
     return out
 
 
@@ -96,12 +95,14 @@ def main() -> None:
         conn = conns[flush % len(conns)]
         batch = rows(args.per_flush)
         started = time.thread_time()
-        converted = {table: _FAST[table].driver_values(batch[table], sqlite=True) for table in batch}
+        # The rows' keys are the columns in order, as the stage's (``rows``): taken as they are.
+        statements = [
+            s for table in batch for s in _FAST[table].sqlite_statements(batch[table], ordered=True)
+        ]
         converted_at = time.thread_time()
         conn.execute("BEGIN")
-        for table, table_values in converted.items():
-            for sql, params in _FAST[table].sqlite_statements(table_values):
-                conn.execute(sql, params)
+        for sql, params in statements:
+            conn.execute(sql, params)
         conn.execute("COMMIT")
         insert += time.thread_time() - converted_at
         convert += converted_at - started

@@ -8,12 +8,14 @@ import gc
 from typing import Any, cast
 
 import orjson
+import sqlalchemy as sa
 
 from waypost.core.context import Attempt, Cost, RequestContext
 from waypost.core.types import Usage
 from waypost.pipeline.metering import MeteringStage
 from waypost.security.principal import Principal
 from waypost.settings import AuditSettings, MeteringSettings
+from waypost.store import tables
 
 
 def _context() -> RequestContext:
@@ -44,3 +46,17 @@ def test_the_rows_are_untracked_by_the_garbage_collector() -> None:
     assert orjson.loads(request["tags"]) == ["team-a"]
     assert orjson.loads(request["rules"]) == [{"rule": "r", "action": "allow", "mode": "enforce"}]
     assert orjson.loads(request["cost_breakdown"]) == {"input": 10, "output": 20, "source": "config"}
+
+
+def test_the_rows_hold_every_column_in_the_tables_order() -> None:
+    """What lets the writer take a row's values as they are (``store/usage_log.py``); a column
+    added to a table and not to the stage fails here, not just slows every insert down."""
+    stage = MeteringStage(MeteringSettings(), AuditSettings(), cast(Any, None), cast(Any, None), None)
+    request, attempts, labels = stage.rows(_context())
+
+    def order(table: sa.Table) -> tuple[str, ...]:
+        return tuple(c.name for c in table.c if c.name != "id")
+
+    assert tuple(request) == order(tables.request_log)
+    assert all(tuple(a) == order(tables.request_attempts) for a in attempts)
+    assert all(tuple(label) == order(tables.request_labels) for label in labels)

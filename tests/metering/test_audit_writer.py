@@ -429,3 +429,46 @@ async def test_sqlite_rows_split_over_statements_by_its_parameter_limit(
     writer.record(*one_request("r-005"))  # again, in the same batch
     await writer.stop()
     assert await counts(store) == (70, 140, 140)
+
+
+async def test_unix_times_are_stored_as_the_times_they_are(store: Store, tmp_path: Path) -> None:
+    """The metering stage hands times over as Unix times; each is stored as the instant it is
+    (to the microsecond, rounded as ``datetime.fromtimestamp`` rounds), through the driver's fast
+    path and through SQLAlchemy's (a row without every column), and one whose microseconds round
+    up into the next second is in that second."""
+    times = [1_767_225_599.9999996, 1_767_225_600.25, 1_767_225_600.0000004, 1_764_900_000.123456]
+    writer = make_writer(store, tmp_path, flush_interval=60)
+    writer.start()
+    for i, when in enumerate(times):
+        request, attempts, labels = one_request(f"t-{i}", created_at=when)
+        writer.record(request, [{**a, "created_at": when + 0.5} for a in attempts], labels)
+    partial = {
+        k: v for k, v in request_row(request_id="t-partial", created_at=times[1]).items() if k != "rules"
+    }
+    writer.record(partial, [], [])
+    await writer.stop()
+    async with store.engine.connect() as conn:
+        stored = dict(
+            (
+                await conn.execute(
+                    sa.select(tables.request_log.c.request_id, tables.request_log.c.created_at)
+                )
+            ).all()
+        )
+        tried = (
+            await conn.execute(
+                sa.select(tables.request_attempts.c.request_id, tables.request_attempts.c.created_at)
+            )
+        ).all()
+        labelled = (
+            await conn.execute(
+                sa.select(tables.request_labels.c.request_id, tables.request_labels.c.created_at)
+            )
+        ).all()
+    expected = {f"t-{i}": datetime.fromtimestamp(when, UTC) for i, when in enumerate(times)}
+    assert stored == {**expected, "t-partial": datetime.fromtimestamp(times[1], UTC)}
+    assert stored["t-0"] == datetime(2026, 1, 1, tzinfo=UTC)  # .9999996 rounds up into the new year
+    assert {(rid, at) for rid, at in tried} == {
+        (rid, datetime.fromtimestamp(times[int(rid[2:])] + 0.5, UTC)) for rid in expected
+    }
+    assert all(at == expected[rid] for rid, at in labelled) and len(labelled) == 2 * len(times)

@@ -188,6 +188,13 @@ def test_the_reservations_total_alone_is_the_costs_total() -> None:
             )
             for provider in ("anthropic", "groq", "openai"):
                 assert pb.micros(usage, quote, provider) == pb.cost(usage, quote, provider).total_micros
+            # A reservation's prompt and output alone (no cache tokens), without a Usage.
+            prompt, output = usage.input_tokens, usage.output_tokens
+            plain = Usage(input_tokens=prompt, output_tokens=output)
+            for provider in ("anthropic", "groq", "openai"):
+                assert pb.reservation_micros(prompt, output, quote, provider) == pb.micros(
+                    plain, quote, provider
+                )
 
 
 def test_inconsistent_counts_never_bill_a_negative_part() -> None:

@@ -409,8 +409,17 @@ class PriceBook:
         return self.markup_percent.get(provider, 0.0)
 
     def micros(self, usage: Usage, quote: Quote, provider: str) -> int:
-        """``cost(...).total_micros`` without the breakdown: what a reservation needs, per request."""
-        total = quote.exact_total(usage)
+        """``cost(...).total_micros`` without the breakdown."""
+        return self._marked(quote.exact_total(usage), quote, provider)
+
+    def reservation_micros(self, prompt: int, output: int, quote: Quote, provider: str) -> int:
+        """``micros`` of ``prompt`` uncached input tokens and ``output`` tokens, without a
+        ``Usage``: what a budget's reservation needs, per request."""
+        rates = quote.rates_for(prompt)
+        return self._marked(max(0, prompt) * rates[0] + max(0, output) * rates[4], quote, provider)
+
+    def _marked(self, total: int, quote: Quote, provider: str) -> int:
+        """An exact total (1e-12 micro-dollars) in micro-dollars, with the markup that applies."""
         factor = self._factor_of(quote, provider)
         if factor is None:
             return _round(total, SCALE)

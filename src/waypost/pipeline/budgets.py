@@ -192,17 +192,19 @@ class BudgetStage(BaseStage):
             prompt = estimate_tokens(req.inputs) + sum(len(ids) for ids in req.token_inputs or ())
             output = 0
         return (
-            self._cost(req.model, Usage(input_tokens=prompt, output_tokens=output)),
+            self._cost(req.model, prompt, output),
             prompt + output,
             output,
         )
 
-    def _cost(self, model: str, usage: Usage) -> int:
-        """What ``usage`` costs at the dearest deployment ``model`` may go to."""
+    def _cost(self, model: str, prompt: int, output: int) -> int:
+        """What ``prompt`` and ``output`` tokens cost at the dearest deployment ``model`` may go to."""
         micros = 0
         prices = self.prices
         for quote, provider in self._quotes(model):
-            micros = max(micros, prices.micros(usage, quote, provider))
+            cost = prices.reservation_micros(prompt, output, quote, provider)
+            if cost > micros:
+                micros = cost
         return micros
 
     def _quotes(self, model: str) -> list[tuple[Quote, str]]:
@@ -352,7 +354,7 @@ class BudgetStage(BaseStage):
             return
         if hold.step_micros is None:
             model = ctx.req.model if ctx.req is not None else ""
-            hold.step_micros = max(1, self._cost(model, Usage(output_tokens=hold.step_tokens)))
+            hold.step_micros = max(1, self._cost(model, 0, hold.step_tokens))
         micros = max(micros, hold.step_micros, 0)
         tokens = max(tokens, hold.step_tokens, 0)
         now = time.time()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -164,14 +163,16 @@ class MeteringStage(BaseStage):
     # -- the audit row ------------------------------------------------------------------------
 
     def rows(self, ctx: RequestContext) -> tuple[Row, tuple[Row, ...], tuple[Row, ...]]:
-        """The request's row, its attempts' rows and its labels, keyed by column name.
+        """The request's row, its attempts' rows and its labels, keyed by column name, every
+        column in the table's order (the writer then takes the values as they are).
 
-        Every value is atomic (JSON columns as their JSON text, ``store/usage_log.py``): the audit
+        Every value is atomic (JSON columns as their JSON text, times as Unix times: both as
+        ``store/usage_log.py`` takes them, which converts times a batch at a time): the audit
         writer holds a second's requests until it writes them, and a dict of atomic values is never
         tracked by the garbage collector, so collections do not walk them (only the two tuples
         that hold the attempts and the labels are)."""
         now = time.perf_counter()
-        arrived = datetime.fromtimestamp(ctx.arrived_at, UTC)
+        arrived = ctx.arrived_at  # times are Unix times: the writer converts them (in batches)
         principal = ctx.principal
         req = ctx.req
         served = ctx.served
@@ -213,12 +214,12 @@ class MeteringStage(BaseStage):
             "cost_breakdown": dumps({**cost.breakdown, "source": cost.source}).decode(),
             "priced": cost.priced,
             "cache_status": ctx.cache_status,
-            "saved_micros": ctx.saved_micros,
             "rules": dumps(ctx.rules).decode() if ctx.rules else None,
             "client_ip": ctx.client_ip,
             "user_agent": (ctx.headers.get("user-agent") or "")[:512] or None,
             "request_body": None,
             "response_body": None,
+            "saved_micros": ctx.saved_micros,
         }
         if self._masker is not None:
             row["request_body"] = self._masker.mask(_text(ctx.body))
@@ -229,7 +230,7 @@ class MeteringStage(BaseStage):
                 {
                     "request_id": key,
                     "attempt": a.number,
-                    "created_at": datetime.fromtimestamp(ctx.arrived_at + (a.started - ctx.started), UTC),
+                    "created_at": arrived + (a.started - ctx.started),
                     "model": a.model,
                     "provider": a.provider,
                     "upstream_model": a.upstream_model,
