@@ -47,6 +47,11 @@ class BudgetAlerts:
         if not budget.thresholds or (micros <= 0 and tokens <= 0):
             return
         spent_micros, spent_tokens = before.spent_micros + micros, before.spent_tokens + tokens
+        rec, first = budget.record, budget.thresholds[0]
+        if (rec.limit_micros is None or 100 * spent_micros < (first - 1) * rec.limit_micros) and (
+            rec.limit_tokens is None or 100 * spent_tokens < (first - 1) * rec.limit_tokens
+        ):
+            return  # the usual request: a whole percent short of the first threshold, in integers
         now_at = percent(spent_micros, spent_tokens, budget)
         if now_at < budget.thresholds[0]:  # (sorted) the usual request: no threshold reached yet
             return

@@ -141,7 +141,7 @@ class BudgetStage(BaseStage):
                     micros,
                     tokens,
                     max(1, step_tokens),
-                    any(b.cut_off for b in budgets),
+                    budgets[0].cut_off if len(budgets) == 1 else any(b.cut_off for b in budgets),
                     covered_input=tokens - step_tokens,
                     covered_output=step_tokens,
                 )
@@ -186,7 +186,10 @@ class BudgetStage(BaseStage):
         if isinstance(req, ChatRequest):
             prompt = estimate_input_tokens(req)
             caps = output_caps(req)
-            asked = max(value for _, value in caps) if caps else self._cap
+            if not caps:
+                asked = self._cap
+            else:
+                asked = caps[0][1] if len(caps) == 1 else max(value for _, value in caps)
             output = min(asked, self._cap) * max(1, req.choices)
         else:
             prompt = estimate_tokens(req.inputs) + sum(len(ids) for ids in req.token_inputs or ())
@@ -419,7 +422,8 @@ class BudgetStage(BaseStage):
         else:
             micros = self._price(ctx, usage) if usage is not None else 0
         tokens = usage.input_tokens + usage.output_tokens if usage is not None else 0
-        budgets = hold.budgets + self._served_model_budgets(ctx, hold.budgets)
+        extra = self._served_model_budgets(ctx, hold.budgets)
+        budgets = hold.budgets + extra if extra else hold.budgets
         if not budgets:
             return
         now = time.time()
