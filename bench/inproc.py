@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import subprocess
@@ -262,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--include-usage", action="store_true", help="streams ask for their usage chunk")
     args = parser.parse_args(argv)
     variants = [parse_variant(v) for v in args.variants]
+    # Several gateways share one event loop here: its lag warnings say nothing about a server.
+    logging.getLogger("waypost.loop").setLevel(logging.ERROR)
     if len({v.label for v in variants}) != len(variants):
         raise SystemExit("each variant needs its own label")
     sys.path.insert(0, str(args.src.resolve()))
