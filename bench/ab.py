@@ -289,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [args.base, args.target or "working-tree"]
     if args.target_env:
         names[1] += " " + " ".join(args.target_env)
+    if args.policy:
+        names[1] += f" (policy, {args.policy})"
+    if names[0] == names[1]:  # one ref against itself: each build's runs under its own name
+        names = [f"{names[0]} (A)", f"{names[1]} (B)"]
     server_cpu, load_cpus = _cpus()
     roots = [extract(ref, OUT / f"ab-{i}") for i, ref in enumerate((args.base, args.target))]
     mock_port = servers.free_port()
