@@ -14,10 +14,12 @@ import yaml
 from waypost.core.types import Usage
 from waypost.metering.pricing import (
     CATALOGUE_FILE,
+    COMPONENTS,
     Catalogue,
     CatalogueError,
     PriceBook,
     Quote,
+    _counts,
     bundled_catalogue,
 )
 from waypost.providers.presets import builtin_presets
@@ -195,6 +197,26 @@ def test_the_reservations_total_alone_is_the_costs_total() -> None:
                 assert pb.reservation_micros(prompt, output, quote, provider) == pb.micros(
                     plain, quote, provider
                 )
+
+
+def test_usage_without_cache_tokens_costs_what_the_components_say() -> None:
+    """``Quote.exact`` takes a shortcut for usage with no cache tokens; it must agree with the
+    component counts, negative and odd counts included."""
+    rng = random.Random(5)
+    tiered = {**SONNET, "tiers": [{"above_input_tokens": 200_000, "input": 6, "output": 22.5}]}
+    for prices in (SONNET, tiered):
+        quote = Quote(Prices.model_validate(prices), "test")
+        for _ in range(500):
+            usage = Usage(
+                input_tokens=rng.randrange(-5, 400_000),
+                output_tokens=rng.randrange(-5, 30_000),
+                cache_read_tokens=rng.choice([0, -3]),
+                cache_write_tokens=rng.choice([0, -1]),
+                cache_write_1h_tokens=rng.choice([0, 7, -2]),
+            )
+            rates = quote.rates_for(usage.input_tokens)
+            parts = [(n, c * r) for n, c, r in zip(COMPONENTS, _counts(usage), rates, strict=True) if c]
+            assert quote.exact(usage) == (sum(p for _, p in parts), parts)
 
 
 def test_inconsistent_counts_never_bill_a_negative_part() -> None:

@@ -127,6 +127,16 @@ class Quote:
         rates = self.rates_for(usage.input_tokens)
         parts: list[tuple[str, int]] = []
         total = 0
+        if usage.cache_read_tokens <= 0 and usage.cache_write_tokens <= 0:
+            # The usual usage, no cache tokens: ``_counts`` gives the input and output alone.
+            if usage.input_tokens > 0:
+                total = usage.input_tokens * rates[0]
+                parts.append(("input", total))
+            if usage.output_tokens > 0:
+                part = usage.output_tokens * rates[4]
+                parts.append(("output", part))
+                total += part
+            return total, parts
         for name, n, rate in zip(COMPONENTS, _counts(usage), rates):  # noqa: B905 (both have 5)
             if n:
                 part = n * rate
