@@ -304,26 +304,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         time.sleep(1.0)
 
-        def start_both() -> list[tuple[subprocess.Popen[bytes], int]]:
-            return [
-                start(
-                    root,
-                    mock_port,
-                    server_cpu,
-                    args.catalog,
-                    args.budget,
-                    args.postgres,
-                    target_env if i else None,
-                    policy_sections() if i and args.policy else None,
+        def start_both() -> None:
+            """Both servers, each in ``started`` as soon as it runs (stopped however this ends)."""
+            started.clear()
+            for i, root in enumerate(roots):
+                started.append(
+                    start(
+                        root,
+                        mock_port,
+                        server_cpu,
+                        args.catalog,
+                        args.budget,
+                        args.postgres,
+                        target_env if i else None,
+                        policy_sections() if i and args.policy else None,
+                    )
                 )
-                for i, root in enumerate(roots)
-            ]
 
-        started = start_both()
+        start_both()
         for round_ in range(args.rounds):
             if args.fresh and round_:
                 stop(started)
-                started = start_both()
+                start_both()
             order = [0, 1] if round_ % 2 == 0 else [1, 0]
             for mode in modes:
                 for i in order:

@@ -48,8 +48,13 @@ class BudgetAlerts:
             return
         spent_micros, spent_tokens = before.spent_micros + micros, before.spent_tokens + tokens
         rec, first = budget.record, budget.thresholds[0]
-        if (rec.limit_micros is None or 100 * spent_micros < (first - 1) * rec.limit_micros) and (
-            rec.limit_tokens is None or 100 * spent_tokens < (first - 1) * rec.limit_tokens
+        # A zero limit is left to ``percent`` (any spend against it is 100 %, even a negative one).
+        if (
+            rec.limit_micros is None
+            or (rec.limit_micros and 100 * spent_micros < (first - 1) * rec.limit_micros)
+        ) and (
+            rec.limit_tokens is None
+            or (rec.limit_tokens and 100 * spent_tokens < (first - 1) * rec.limit_tokens)
         ):
             return  # the usual request: a whole percent short of the first threshold, in integers
         now_at = percent(spent_micros, spent_tokens, budget)
