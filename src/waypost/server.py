@@ -35,7 +35,7 @@ import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 from uvicorn.supervisors import ChangeReload, Multiprocess
 
@@ -48,7 +48,7 @@ from waypost.core.errors import BadRequest, GatewayError, HeadersTooLarge, Reque
 from waypost.observability.access import AccessLog
 from waypost.observability.metrics_files import MULTIPROC_ENV, prepare_metrics_directory
 from waypost.security.generated_secrets import resolve_secrets
-from waypost.server_writes import HeadWithBody
+from waypost.server_writes import GatewayCycle, HeadWithBody
 from waypost.settings import ConfigError, ServerSettings, Settings, is_loopback, load_settings
 from waypost.settings_loading import local_override_path
 
@@ -181,6 +181,12 @@ class GatewayProtocol(HttpToolsProtocol):
         # The scope's own (a pipelined request has its own scope, and gets another).
         cast(dict[str, Any], self.scope)[DISCONNECT] = Disconnect()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and type(cycle) is RequestResponseCycle:
+            # uvicorn builds the cycle by its own class; its task has not run yet, so every
+            # ``send`` of the request is ``GatewayCycle``'s (server_writes.py), whose cheaper
+            # head is the only change: same attributes, no state of its own.
+            cycle.__class__ = GatewayCycle
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
