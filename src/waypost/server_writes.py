@@ -12,8 +12,8 @@ every write goes out after what was held, and closing writes what is held first.
 ``GatewayCycle`` is uvicorn's request-response cycle with a cheaper response head: uvicorn checks
 each header with two regular expressions and lower-cases its name, one at a time (about half a
 microsecond per header, and an answer has a dozen or more); here all names are checked at once,
-and all values, by the same rules. A head the expression does not accept (a name
-with capitals or bytes outside a token, an invalid value) or one naming ``transfer-encoding`` or
+and all values, by the same rules. A head these checks do not accept (a name with
+capitals or bytes outside a token, an invalid value) or one naming ``transfer-encoding`` or
 ``connection`` is left to uvicorn's own path, which lower-cases, handles or refuses it as always.
 """
 

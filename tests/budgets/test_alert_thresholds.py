@@ -47,3 +47,10 @@ def test_alerts_fire_exactly_where_the_percentages_cross_a_threshold() -> None:
         now_at = percent(spent[0] + add[0], spent[1] + add[1], b)
         crossed = [t for t in thresholds if (add[0] > 0 or add[1] > 0) and was < t <= now_at]
         assert alerts.sent == crossed, (limits, thresholds, spent, add)
+
+
+def test_a_zero_limit_is_left_to_the_percentages() -> None:
+    """Against a zero limit any spend is 100 %, even a negative one (a refund below nothing)."""
+    alerts = Recorded()
+    alerts.check(budget(0, None, [50]), Tally(0, 0, 0, 0, -1), -5, 3, 0.0)
+    assert alerts.sent == [50]

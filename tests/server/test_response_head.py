@@ -106,3 +106,46 @@ async def test_the_body_follows_as_uvicorn_sends_it() -> None:
     assert raw.writes[-1] == b"{}"
     with pytest.raises(RuntimeError):
         await made.send({"type": "http.response.body", "body": b"more"})
+
+
+class Connection(Recorded):
+    """A transport as the server's protocol asks one: addresses, and reading paused or resumed."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return ("127.0.0.1", 1) if name in ("peername", "sockname") else None
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def test_the_servers_protocol_writes_each_answer_with_this_cycle() -> None:
+    from uvicorn.server import ServerState
+
+    from waypost.observability.access import AccessLog
+    from waypost.server import GatewayConfig, GatewayProtocol, ServerLimits
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    config = GatewayConfig(
+        app,
+        limits=ServerLimits(5, 5, 100, 65536),
+        refusals=AccessLog(enabled=False, json_format=True),
+        lifespan="off",
+        log_config=None,
+    )
+    config.load()
+    protocol = GatewayProtocol(config, ServerState(), {}, asyncio.get_running_loop())
+    connection = Connection()
+    protocol.connection_made(cast(asyncio.Transport, connection))
+    for _ in range(2):  # each request on the connection gets its own cycle, of this class
+        protocol.data_received(b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n")
+        assert type(protocol.cycle) is GatewayCycle
+        for _ in range(20):
+            await asyncio.sleep(0)
+    protocol.connection_lost(None)
+    assert connection.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"] * 2
