@@ -80,8 +80,11 @@ def _ours(obj: object) -> bool:
 
 @contextmanager
 def garbage_kept() -> Iterator[list[object]]:
-    """Collections off; on exit, what one collection finds unreachable (kept, not freed)."""
-    gc.collect()
+    """Collections off; on exit, what one collection finds unreachable (kept, not freed). The
+    caller collects first (``gc.collect()``), before it opens the connection it then uses: in a
+    worker that has run most of the suite a full collection blocks the loop for seconds, and
+    past uvicorn's keep-alive (5 s) the server closes the idle connection just as the client
+    sends on it (a reset, seen in CI)."""
     gc.disable()
     found: list[object] = []
     try:
@@ -101,6 +104,7 @@ async def test_requests_answered_plain_and_streamed_in_both_formats_leave_no_ref
     url: str,
 ) -> None:
     headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    gc.collect()  # before the connection's keep-alive starts (see ``garbage_kept``)
     async with aiohttp.ClientSession(headers=headers) as http:
         async with http.post(url + "/v1/chat/completions", json=HELLO) as resp:  # warm: first-use caches
             assert resp.status == 200
