@@ -20,7 +20,7 @@ from starlette.types import Message, Send
 
 from waypost.core.context import RequestContext
 from waypost.metering.masking import Masker
-from waypost.pipeline.stage import BaseStage, Reply
+from waypost.pipeline.stage import After, BaseStage, Before
 from waypost.settings import Settings
 
 log = logging.getLogger("waypost.bodies")
@@ -68,15 +68,15 @@ class BodyLogStage(BaseStage):
             return None
         return cls(Masker(settings.audit.mask_patterns), settings.logging.bodies_max_chars)
 
-    async def before(self, ctx: RequestContext) -> Reply | None:
+    def before(self, ctx: RequestContext) -> Before:
         if log.isEnabledFor(logging.INFO):  # no copies kept for a line nobody reads
             ctx.state[KEPT] = Kept(self.max_chars * 4 + MASK_MARGIN)
         return None
 
-    async def after(self, ctx: RequestContext) -> None:
+    def after(self, ctx: RequestContext) -> After:
         sent: Kept | None = ctx.state.get(KEPT)
         if sent is None:
-            return
+            return None
         err = ctx.error
         fields: dict[str, Any] = {
             "request_id": ctx.request_id,
@@ -93,6 +93,7 @@ class BodyLogStage(BaseStage):
             fields["error"] = type(err).__name__
             fields["detail"] = self.masker.mask(err.message)
         log.info("request and response bodies", extra=fields)
+        return None
 
     def shown(self, text: str, dropped_bytes: int = 0) -> str:
         """``text`` masked, then cut (masking first: a cut key would no longer look like one).

@@ -34,7 +34,7 @@ from waypost.metering.pricing import PriceBook, Quote
 from waypost.pipeline.bounds import output_caps
 from waypost.pipeline.budget_alerts import BudgetAlerts
 from waypost.pipeline.budget_book import BudgetBook, LiveBudget, usd_text
-from waypost.pipeline.stage import BaseStage, Reply
+from waypost.pipeline.stage import After, BaseStage, Before
 from waypost.providers.base import Deployment
 from waypost.routing.router import Router
 from waypost.settings import BudgetSettings
@@ -50,6 +50,19 @@ LOOKAHEAD = 4  # a stream asks for more this many usage reports before it needs 
 QUOTES_KEPT = 4096  # models whose deployments' prices are remembered (cleared when full)
 HELD_RETRY_AFTER = 1.0  # seconds: a refusal only for what requests in flight hold
 FREE_ENDPOINTS = frozenset({"count_tokens"})  # nothing billed: no budget applies
+
+
+@dataclass(slots=True, eq=False)
+class Ask:
+    """A reservation to make: one line per budget, each for the same amount."""
+
+    rid: str
+    budgets: list[LiveBudget]
+    lines: list[Line]
+    micros: int
+    tokens: int
+    step_tokens: int  # of ``tokens``, the output reserved
+    now: float
 
 
 @dataclass(slots=True, eq=False)
@@ -105,71 +118,101 @@ class BudgetStage(BaseStage):
 
     # -- before routing -------------------------------------------------------------------------
 
-    async def before(self, ctx: RequestContext) -> Reply | None:
-        book = self.book
+    def before(self, ctx: RequestContext) -> Before:
         req = ctx.req
-        if not book or req is None or ctx.endpoint in FREE_ENDPOINTS:
+        if not self.book or req is None or ctx.endpoint in FREE_ENDPOINTS:
             return None
+        memory = self._immediate  # answers at once: no coroutine per request
+        if memory is None:
+            return self._reserve_waiting(ctx, req)
         tried: list[str] = []
-        while True:
-            budgets = book.applicable(ctx.principal, ctx.tags, self._model_names(req.model))
-            if not budgets:
-                return None
-            if time.monotonic() < self._down_until:
-                self._unchecked()
-                return None
-            micros, tokens, step_tokens = self._estimate(req)
-            ctx.prompt_estimate = tokens - step_tokens  # what a stream's usage so far starts from
-            now = time.time()
-            rid = f"{random.getrandbits(64):016x}"  # unique, not secret: no system call
-            lines = [b.line(now, micros, tokens) for b in budgets]
+        while (ask := self._reservation(ctx, req)) is not None:
             try:
-                memory = self._immediate  # answers at once: no coroutine per request
-                refused = (
-                    memory.reserve_now(rid, lines, now=now, ttl=self._ttl)
-                    if memory is not None
-                    else await self.counters.reserve(rid, lines, now=now, ttl=self._ttl)
-                )
+                refused = memory.reserve_now(ask.rid, ask.lines, now=ask.now, ttl=self._ttl)
             except Exception as exc:
                 self._state_failed(exc)
                 self._unchecked()
                 return None
-            if refused is None:
-                ctx.state[STATE] = Hold(
-                    rid,
-                    budgets,
-                    micros,
-                    tokens,
-                    max(1, step_tokens),
-                    budgets[0].cut_off if len(budgets) == 1 else any(b.cut_off for b in budgets),
-                    covered_input=tokens - step_tokens,
-                    covered_output=step_tokens,
-                )
+            if self._reserved(ctx, req, ask, refused, tried):
                 return None
-            budget = budgets[refused.index]
-            fallback = budget.fallback
-            principal = ctx.principal
-            if (
-                fallback
-                and fallback != req.model
-                and fallback not in tried
-                and len(tried) < MAX_FALLBACKS
-                and (principal is None or principal.may_use(fallback))
-            ):
-                tried.append(req.model)
-                ctx.rules.append(
-                    {
-                        "stage": self.name,
-                        "action": "fallback",
-                        "budget": budget.name,
-                        "from": req.model,
-                        "to": fallback,
-                    }
-                )
-                req.edit(model=fallback)
-                continue
-            ctx.rules.append({"stage": self.name, "action": "refused", "budget": budget.name})
-            raise self._refusal(budget, refused.tally, micros, tokens, now)
+        return None
+
+    async def _reserve_waiting(self, ctx: RequestContext, req: ChatRequest | EmbeddingRequest) -> None:
+        """``before`` with counters that answer later (Redis)."""
+        tried: list[str] = []
+        while (ask := self._reservation(ctx, req)) is not None:
+            try:
+                refused = await self.counters.reserve(ask.rid, ask.lines, now=ask.now, ttl=self._ttl)
+            except Exception as exc:
+                self._state_failed(exc)
+                self._unchecked()
+                return
+            if self._reserved(ctx, req, ask, refused, tried):
+                return
+
+    def _reservation(self, ctx: RequestContext, req: ChatRequest | EmbeddingRequest) -> Ask | None:
+        """What the request is to reserve on the budgets that apply to it; None: nothing (none
+        apply, or the state backend is down and the request goes on unbudgeted)."""
+        budgets = self.book.applicable(ctx.principal, ctx.tags, self._model_names(req.model))
+        if not budgets:
+            return None
+        if time.monotonic() < self._down_until:
+            self._unchecked()
+            return None
+        micros, tokens, step_tokens = self._estimate(req)
+        ctx.prompt_estimate = tokens - step_tokens  # what a stream's usage so far starts from
+        now = time.time()
+        rid = f"{random.getrandbits(64):016x}"  # unique, not secret: no system call
+        lines = [b.line(now, micros, tokens) for b in budgets]
+        return Ask(rid, budgets, lines, micros, tokens, step_tokens, now)
+
+    def _reserved(
+        self,
+        ctx: RequestContext,
+        req: ChatRequest | EmbeddingRequest,
+        ask: Ask,
+        refused: Refused | None,
+        tried: list[str],
+    ) -> bool:
+        """After the reservation: held (True); or refused, and the request moved to the
+        budget's cheaper fallback model (False: ask again for that one); or refused (raises)."""
+        budgets, micros, tokens, step_tokens = ask.budgets, ask.micros, ask.tokens, ask.step_tokens
+        if refused is None:
+            ctx.state[STATE] = Hold(
+                ask.rid,
+                budgets,
+                micros,
+                tokens,
+                max(1, step_tokens),
+                budgets[0].cut_off if len(budgets) == 1 else any(b.cut_off for b in budgets),
+                covered_input=tokens - step_tokens,
+                covered_output=step_tokens,
+            )
+            return True
+        budget = budgets[refused.index]
+        fallback = budget.fallback
+        principal = ctx.principal
+        if (
+            fallback
+            and fallback != req.model
+            and fallback not in tried
+            and len(tried) < MAX_FALLBACKS
+            and (principal is None or principal.may_use(fallback))
+        ):
+            tried.append(req.model)
+            ctx.rules.append(
+                {
+                    "stage": self.name,
+                    "action": "fallback",
+                    "budget": budget.name,
+                    "from": req.model,
+                    "to": fallback,
+                }
+            )
+            req.edit(model=fallback)
+            return False
+        ctx.rules.append({"stage": self.name, "action": "refused", "budget": budget.name})
+        raise self._refusal(budget, refused.tally, micros, tokens, ask.now)
 
     def _model_names(self, model: str) -> Sequence[str]:
         """The names a model budget may be set on: the one asked for and the model it resolves to."""
@@ -408,14 +451,46 @@ class BudgetStage(BaseStage):
 
     # -- after the answer -----------------------------------------------------------------------
 
-    async def after(self, ctx: RequestContext) -> None:
+    def after(self, ctx: RequestContext) -> After:
         hold: Hold | None = ctx.state.pop(STATE, None)
         if hold is None:
             if not self.book or "model" not in self.book.scopes or ctx.served is None:
-                return
+                return None
             hold = Hold("", [], 0, 0, 1, False)  # nothing held: a served model's budgets may be charged
+        memory = self._immediate
+        if hold.pending is not None or memory is None:
+            return self._settle_waiting(ctx, hold)
+        settling = self._settlement(ctx, hold)
+        if settling is not None:
+            try:
+                before = memory.settle_now(hold.rid, settling.lines, now=settling.now)
+            except Exception as exc:
+                self._settle_lost(ctx, settling, exc)
+                return None
+            self._alert(settling, before)
+        return None
+
+    async def _settle_waiting(self, ctx: RequestContext, hold: Hold) -> None:
+        """``after`` with counters that answer later, or a stream's request for more pending."""
         if hold.pending is not None:
             await asyncio.gather(hold.pending, return_exceptions=True)
+        settling = self._settlement(ctx, hold)
+        if settling is None:
+            return
+        try:
+            memory = self._immediate
+            before = (
+                memory.settle_now(hold.rid, settling.lines, now=settling.now)
+                if memory is not None
+                else await self.counters.settle(hold.rid, settling.lines, now=settling.now)
+            )
+        except Exception as exc:
+            self._settle_lost(ctx, settling, exc)
+            return
+        self._alert(settling, before)
+
+    def _settlement(self, ctx: RequestContext, hold: Hold) -> Ask | None:
+        """What the request spent, on each budget it held or its served model's; None: none."""
         usage = ctx.usage
         if ctx.cost is not None:
             micros = ctx.cost.total_micros
@@ -425,26 +500,22 @@ class BudgetStage(BaseStage):
         extra = self._served_model_budgets(ctx, hold.budgets)
         budgets = hold.budgets + extra if extra else hold.budgets
         if not budgets:
-            return
+            return None
         now = time.time()
         lines: list[Line] = [b.line(now, micros, tokens) for b in budgets]
-        try:
-            memory = self._immediate
-            before = (
-                memory.settle_now(hold.rid, lines, now=now)
-                if memory is not None
-                else await self.counters.settle(hold.rid, lines, now=now)
-            )
-        except Exception as exc:
-            self._state_failed(exc)
-            log.error(
-                "budget settlement lost for request %s (%s): a reset keeping the usage recounts it",
-                ctx.request_id,
-                usd_text(micros),
-            )
-            return
-        for budget, tally in zip(budgets, before, strict=True):
-            self.alerts.check(budget, tally, micros, tokens, now)
+        return Ask(hold.rid, budgets, lines, micros, tokens, 0, now)
+
+    def _settle_lost(self, ctx: RequestContext, settling: Ask, exc: Exception) -> None:
+        self._state_failed(exc)
+        log.error(
+            "budget settlement lost for request %s (%s): a reset keeping the usage recounts it",
+            ctx.request_id,
+            usd_text(settling.micros),
+        )
+
+    def _alert(self, settling: Ask, before: Sequence[Tally]) -> None:
+        for budget, tally in zip(settling.budgets, before, strict=True):
+            self.alerts.check(budget, tally, settling.micros, settling.tokens, settling.now)
 
     def _served_model_budgets(self, ctx: RequestContext, held: list[LiveBudget]) -> list[LiveBudget]:
         """Budgets on the model that served (a router fallback), which the reservation did not

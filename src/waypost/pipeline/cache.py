@@ -40,7 +40,7 @@ from waypost.core.events import (
 from waypost.core.types import ChatRequest, ChatResponse, Usage
 from waypost.pipeline.cache_entry import Entry, decode_entry, encode_entry
 from waypost.pipeline.cache_key import CHAT_ENDPOINTS, cache_key, replayable, sampled, tenant_of
-from waypost.pipeline.stage import BaseStage, Reply
+from waypost.pipeline.stage import After, BaseStage, Reply
 from waypost.routing.router import Router
 from waypost.settings import CacheSettings
 from waypost.state.cache_store import CacheStore
@@ -306,15 +306,19 @@ class CacheStage(BaseStage):
 
     # -- after the answer -----------------------------------------------------------------------
 
-    async def after(self, ctx: RequestContext) -> None:
+    def after(self, ctx: RequestContext) -> After:
         lookup: Lookup | None = ctx.state.pop(STATE, None)
         if lookup is None:
-            return
+            return None
         if lookup.hit:
             # Nothing was used upstream: the audit row, limits and budgets count none of it.
             ctx.usage = Usage()
             ctx.cost = CACHE_COST
-            return
+            return None
+        return self._store_answer(ctx, lookup)
+
+    async def _store_answer(self, ctx: RequestContext, lookup: Lookup) -> None:
+        """A miss's answer into the store, and to the identical requests that waited for it."""
         data: bytes | None = None
         try:
             recorder = lookup.recorder

@@ -24,7 +24,7 @@ from waypost.core.errors import BadRequest, GatewayError
 from waypost.core.types import ChatRequest, Usage
 from waypost.metering.masking import Masker
 from waypost.metering.pricing import PriceBook
-from waypost.pipeline.stage import BaseStage, Reply
+from waypost.pipeline.stage import After, BaseStage, Before
 from waypost.routing.router import Router
 from waypost.settings import AuditSettings, MeteringSettings
 
@@ -101,7 +101,7 @@ class MeteringStage(BaseStage):
         self._bodies = audit_settings.log_bodies
         self._masker = Masker(audit_settings.mask_patterns) if audit_settings.log_bodies else None
 
-    async def before(self, ctx: RequestContext) -> Reply | None:
+    def before(self, ctx: RequestContext) -> Before:
         ctx.tags = parse_tags(ctx, self.settings)
         req = ctx.req
         if ctx.tags and isinstance(req, ChatRequest):
@@ -151,7 +151,7 @@ class MeteringStage(BaseStage):
             attempt.usage, attempt.cost_micros = usage, cost.total_micros
         return cost
 
-    async def after(self, ctx: RequestContext) -> None:
+    def after(self, ctx: RequestContext) -> After:
         if ctx.cost is None:
             if ctx.usage is not None:
                 self.account(ctx, ctx.usage)
@@ -159,6 +159,7 @@ class MeteringStage(BaseStage):
                 ctx.cost = NOTHING_USED
         if self._audit is not None:
             self._audit.record(*self.rows(ctx))
+        return None
 
     # -- the audit row ------------------------------------------------------------------------
 

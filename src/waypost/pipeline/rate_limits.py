@@ -35,7 +35,7 @@ from waypost.metering.estimate import estimate_input_tokens, estimate_tokens
 from waypost.pipeline.bounds import output_caps
 from waypost.pipeline.rate_book import LiveLimit, LiveWindow, RateLimitBook, period_words
 from waypost.pipeline.rate_headers import allowance_headers
-from waypost.pipeline.stage import BaseStage, Reply
+from waypost.pipeline.stage import After, BaseStage, Before
 from waypost.routing.router import Router
 from waypost.settings import RateLimitSettings
 from waypost.state.rate import (
@@ -76,6 +76,17 @@ class LimitsUnavailable(Overloaded):
     @property
     def anthropic_status(self) -> int:
         return 503
+
+
+@dataclass(slots=True, eq=False)
+class Taking:
+    """What a request asks for: its lines, the limit (and window: None for a slot) of each, its
+    window lines with their windows, and its slots' keys."""
+
+    lines: list[Line]
+    owners: list[tuple[LiveLimit, LiveWindow | None]]
+    counted: list[tuple[WindowLine, LiveWindow]]
+    slots: list[str]
 
 
 @dataclass(slots=True, eq=False)
@@ -131,7 +142,7 @@ class RateLimitStage(BaseStage):
     def idle(self) -> bool:
         return not self.book.limits
 
-    async def before(self, ctx: RequestContext) -> Reply | None:
+    def before(self, ctx: RequestContext) -> Before:
         book = self.book
         req = ctx.req
         if not book or req is None or ctx.endpoint in FREE_ENDPOINTS:
@@ -146,10 +157,8 @@ class RateLimitStage(BaseStage):
                 break
         now = time.time()
         principal = ctx.principal
-        lines: list[Line] = []
-        owners: list[tuple[LiveLimit, LiveWindow | None]] = []
-        counted: list[tuple[WindowLine, LiveWindow]] = []
-        slots: list[str] = []
+        taking = Taking([], [], [], [])
+        lines, owners, counted = taking.lines, taking.owners, taking.counted
         for limit in limits:
             key = limit.counter_key(principal)
             for window in limit.windows:
@@ -161,10 +170,29 @@ class RateLimitStage(BaseStage):
                 slot = SlotLine(key + ":c", limit.concurrency, self._slot_ttl)
                 lines.append(slot)
                 owners.append((limit, None))
-                slots.append(slot.key)
+                taking.slots.append(slot.key)
         self._taken += 1
         rid = f"{self._rids}{self._taken}"  # names the request's slots: unique across processes
-        counters, verdict = await self._acquire(rid, lines, now)
+        if self.remote is None:  # the process's memory: answers at once
+            self._decide(ctx, rid, taking, self.local, self.local.acquire_now(rid, lines, now=now), now)
+            return None
+        return self._acquire_remote(ctx, rid, taking, now)
+
+    async def _acquire_remote(self, ctx: RequestContext, rid: str, taking: Taking, now: float) -> None:
+        counters, verdict = await self._acquire(rid, taking.lines, now)
+        self._decide(ctx, rid, taking, counters, verdict, now)
+
+    def _decide(
+        self,
+        ctx: RequestContext,
+        rid: str,
+        taking: Taking,
+        counters: RateCounters,
+        verdict: Verdict,
+        now: float,
+    ) -> None:
+        """Headers for the request's windows; then refuse it, or note what it took."""
+        counted, owners = taking.counted, taking.owners
         if counted and self.settings.headers:
             levels = verdict.levels
             windows = [window for _, window in counted]
@@ -180,9 +208,8 @@ class RateLimitStage(BaseStage):
                     "on": DIMENSIONS[verdict.dimension],
                 }
             )
-            raise self._refusal(refusing, refused_window, lines[verdict.refused], verdict, now)
-        ctx.state[STATE] = Taken(rid, counters, counted, slots)
-        return None
+            raise self._refusal(refusing, refused_window, taking.lines[verdict.refused], verdict, now)
+        ctx.state[STATE] = Taken(rid, counters, counted, taking.slots)
 
     def _model_names(self, model: str) -> Sequence[str]:
         """The names a model limit may be set on: the one asked for and the model it resolves to."""
@@ -305,10 +332,10 @@ class RateLimitStage(BaseStage):
 
     # -- after the answer -----------------------------------------------------------------------
 
-    async def after(self, ctx: RequestContext) -> None:
+    def after(self, ctx: RequestContext) -> After:
         taken: Taken | None = ctx.state.pop(STATE, None)
         if taken is None:
-            return
+            return None
         usage = ctx.usage
         real_in = usage.input_tokens if usage is not None else 0
         real_out = usage.output_tokens if usage is not None else 0
@@ -331,11 +358,16 @@ class RateLimitStage(BaseStage):
                     Correction(line.key, line.bucket, current - line.span + 1, current, line.ttl, deltas)
                 )
         if not corrections and not taken.slots:
-            return
-        counters = taken.counters
-        if counters is self.local:
+            return None
+        if taken.counters is self.local:
             self.local.settle_now(taken.rid, corrections, taken.slots, now=now)
-            return
+            return None
+        return self._settle_remote(ctx, taken, corrections, now)
+
+    async def _settle_remote(
+        self, ctx: RequestContext, taken: Taken, corrections: list[Correction], now: float
+    ) -> None:
+        counters = taken.counters
         try:
             async with asyncio.timeout(self._timeout):
                 await counters.settle(taken.rid, corrections, taken.slots, now=now)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from waypost.core.context import RequestContext
 from waypost.core.types import ChatRequest, EmbeddingRequest
-from waypost.pipeline.stage import BaseStage, Reply
+from waypost.pipeline.stage import BaseStage, Before
 from waypost.providers.outbound import rewrite
 from waypost.settings import RegexReplace, TransformSettings
 
@@ -31,7 +31,7 @@ class TransformStage(BaseStage):
         """The stage, or None when no global ``regex_replace`` is enabled (then it costs nothing)."""
         return cls(settings.text) if settings.text else None
 
-    async def before(self, ctx: RequestContext) -> Reply | None:
+    def before(self, ctx: RequestContext) -> Before:
         req = ctx.req
         if isinstance(req, ChatRequest | EmbeddingRequest):
             changed = rewrite(req, self.rules)  # BadRequest naming the rule that emptied a text

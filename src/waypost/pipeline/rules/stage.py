@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from waypost.core.context import RequestContext
@@ -28,7 +28,7 @@ from waypost.pipeline.rules.book import RuleBook
 from waypost.pipeline.rules.compile import CompiledRule
 from waypost.pipeline.rules.facts import Facts
 from waypost.pipeline.rules.quota import Quotas, caller_key
-from waypost.pipeline.stage import BaseStage, Reply
+from waypost.pipeline.stage import After, BaseStage, Before
 from waypost.routing.router import Router
 
 log = logging.getLogger("waypost.rules")
@@ -62,32 +62,36 @@ class RulesStage(BaseStage):
         rules = self.book.current
         return not rules.active and rules.quotas is None
 
-    async def before(self, ctx: RequestContext) -> Reply | None:
+    def before(self, ctx: RequestContext) -> Before:
         rules = self.book.current
         if not rules.active or ctx.req is None:
             return None
         facts = Facts(ctx, self.resolve)
-        if rules.quotas is not None:
-            await self._read_quotas(ctx, facts, rules.quotas)
-        for rule in rules.active:
+        if rules.quotas is not None:  # read from their counters first (Redis: a wait)
+            return self._decide_on_quotas(ctx, facts, rules.active, rules.quotas)
+        self._decide(ctx, facts, rules.active)
+        return None
+
+    def _decide(self, ctx: RequestContext, facts: Facts, active: Sequence[CompiledRule]) -> None:
+        for rule in active:
             if not rule.test(facts):
                 continue
             if rule.mode == "shadow":
                 ctx.rules.append(_entry(rule, "shadow"))
                 continue
             self._apply(ctx, facts, rule)
-            return None
-        return None
+            return
 
-    async def _read_quotas(self, ctx: RequestContext, facts: Facts, quotas: Quotas) -> None:
-        if time.monotonic() < self._down_until:
-            return  # unknown: quota conditions hold for nobody
-        now = time.time()
-        model = facts.model_key() if quotas.per_model else ""
-        try:
-            facts.quotas = await quotas.read(caller_key(ctx.principal_id), model, now)
-        except Exception as exc:
-            self._state_failed(exc)
+    async def _decide_on_quotas(
+        self, ctx: RequestContext, facts: Facts, active: Sequence[CompiledRule], quotas: Quotas
+    ) -> None:
+        if time.monotonic() >= self._down_until:  # else unknown: quota conditions hold for nobody
+            model = facts.model_key() if quotas.per_model else ""
+            try:
+                facts.quotas = await quotas.read(caller_key(ctx.principal_id), model, time.time())
+            except Exception as exc:
+                self._state_failed(exc)
+        self._decide(ctx, facts, active)
 
     def _apply(self, ctx: RequestContext, facts: Facts, rule: CompiledRule) -> None:
         entry = _entry(rule, "enforce")
@@ -135,17 +139,21 @@ class RulesStage(BaseStage):
             )
         self._down_until = time.monotonic() + DOWN_SECONDS
 
-    async def after(self, ctx: RequestContext) -> None:
+    def after(self, ctx: RequestContext) -> After:
         quotas = self.book.current.quotas
         req = ctx.req
         if quotas is None or req is None or ctx.status != 200 or ctx.error is not None:
-            return
+            return None
         if ctx.endpoint in UNCOUNTED_ENDPOINTS or time.monotonic() < self._down_until:
-            return
+            return None
+        return self._record(ctx, req.model, quotas)
+
+    async def _record(self, ctx: RequestContext, requested: str, quotas: Quotas) -> None:
+        """The request's usage into the quota counters its conditions read."""
         usage = ctx.usage
         tokens = usage.input_tokens + usage.output_tokens if usage is not None else 0
         micros = ctx.cost.total_micros if ctx.cost is not None else 0
-        model = (self.resolve(req.model) or req.model) if quotas.per_model else ""
+        model = (self.resolve(requested) or requested) if quotas.per_model else ""
         try:
             await quotas.record(caller_key(ctx.principal_id), model, micros, tokens, time.time())
         except Exception as exc:
