@@ -40,10 +40,10 @@ from waypost.core.events import (
 from waypost.core.types import ChatRequest, ChatResponse, Usage
 from waypost.pipeline.cache_entry import Entry, decode_entry, encode_entry
 from waypost.pipeline.cache_key import CHAT_ENDPOINTS, cache_key, replayable, sampled, tenant_of
-from waypost.pipeline.stage import After, BaseStage, Reply
+from waypost.pipeline.stage import After, BaseStage, Before, Reply
 from waypost.routing.router import Router
 from waypost.settings import CacheSettings
-from waypost.state.cache_store import CacheStore
+from waypost.state.cache_store import CacheStore, MemoryCacheStore
 
 log = logging.getLogger("waypost.cache")
 
@@ -164,6 +164,8 @@ class CacheStage(BaseStage):
     def __init__(self, settings: CacheSettings, store: CacheStore, router: Router) -> None:
         self.settings = settings
         self.store = store
+        # This process's memory answers at once: a lookup there needs no coroutine.
+        self._memory = store if isinstance(store, MemoryCacheStore) else None
         self._router = router
         self.counts = CacheCounts()
         self._flights: dict[str, asyncio.Future[bytes | None]] = {}
@@ -175,7 +177,7 @@ class CacheStage(BaseStage):
 
     # -- before routing -------------------------------------------------------------------------
 
-    async def before(self, ctx: RequestContext) -> Reply | None:
+    def before(self, ctx: RequestContext) -> Before:
         req = ctx.req
         settings = self.settings
         wanted = directive(ctx)
@@ -214,12 +216,30 @@ class CacheStage(BaseStage):
         ctx.state[STATE] = lookup
         ctx.response_headers[KEY_HEADER] = lookup.key
         if wanted == "use":
-            reply = await self._lookup(ctx, req, lookup)
-            if reply is not None:
-                return reply
-        if settings.coalesce and lookup.key not in self._flights:
+            memory = self._memory
+            if memory is None or (settings.coalesce and lookup.key in self._flights):
+                return self._look_then_miss(ctx, req, lookup)  # a store or a request to wait for
+            data = memory.get_now(lookup.key)  # this process's own: answers at once
+            if data is not None:
+                reply = self._replay(ctx, req, lookup, data, False)
+                if reply is not None:
+                    return reply
+        self._miss(ctx, lookup)
+        return None
+
+    async def _look_then_miss(self, ctx: RequestContext, req: ChatRequest, lookup: Lookup) -> Reply | None:
+        reply = await self._lookup(ctx, req, lookup)
+        if reply is not None:
+            return reply
+        self._miss(ctx, lookup)
+        return None
+
+    def _miss(self, ctx: RequestContext, lookup: Lookup) -> None:
+        """Not answered from the cache: the answer is recorded to be stored, and identical
+        requests meanwhile wait for it (``coalesce``)."""
+        if self.settings.coalesce and lookup.key not in self._flights:
             lookup.flight = self._flights[lookup.key] = asyncio.get_running_loop().create_future()
-        lookup.recorder = Recorder(settings.max_entry_bytes)
+        lookup.recorder = Recorder(self.settings.max_entry_bytes)
         ctx.answer_tap = lookup.recorder
         ctx.cache_status = "miss"
         ctx.response_headers[STATUS_HEADER] = "MISS"
@@ -260,33 +280,39 @@ class CacheStage(BaseStage):
                     coalesced = True
             if data is None:
                 return None
-            entry = self._decode(key, data)
-            if entry is None:
-                return None
-            # What the router checks on the way upstream holds for a hit too (a bound lowered
-            # since the answer was stored).
-            self._router.bounds.admit_chat(req)
-            # A copy of its own per answer, with a fresh id (clients may tell answers apart by it).
-            stored = entry.response
-            resp = ChatResponse(  # not dataclasses.replace: half the cost, on every hit
-                id=f"cache-{random.getrandbits(96):024x}",
-                model=stored.model,
-                content=list(stored.content),
-                finish_reason=stored.finish_reason,
-                stop_sequence=stored.stop_sequence,
-                usage=stored.usage,
-                created=int(time.time()),
-                raw=stored.raw,
-            )
-            lookup.hit = True
-            ctx.cache_status = "hit"
-            ctx.saved_micros = entry.cost_micros
-            ctx.cost = CACHE_COST
-            ctx.response_headers[STATUS_HEADER] = "HIT"
-            self.counts.hits += 1
-            if coalesced:
-                self.counts.coalesced += 1
-            return resp
+            return self._replay(ctx, req, lookup, data, coalesced)
+
+    def _replay(
+        self, ctx: RequestContext, req: ChatRequest, lookup: Lookup, data: bytes, coalesced: bool
+    ) -> ChatResponse | None:
+        """The stored answer ``data`` as this request's answer; None when it cannot be read."""
+        entry = self._decode(lookup.key, data)
+        if entry is None:
+            return None
+        # What the router checks on the way upstream holds for a hit too (a bound lowered
+        # since the answer was stored).
+        self._router.bounds.admit_chat(req)
+        # A copy of its own per answer, with a fresh id (clients may tell answers apart by it).
+        stored = entry.response
+        resp = ChatResponse(  # not dataclasses.replace: half the cost, on every hit
+            id=f"cache-{random.getrandbits(96):024x}",
+            model=stored.model,
+            content=list(stored.content),
+            finish_reason=stored.finish_reason,
+            stop_sequence=stored.stop_sequence,
+            usage=stored.usage,
+            created=int(time.time()),
+            raw=stored.raw,
+        )
+        lookup.hit = True
+        ctx.cache_status = "hit"
+        ctx.saved_micros = entry.cost_micros
+        ctx.cost = CACHE_COST
+        ctx.response_headers[STATUS_HEADER] = "HIT"
+        self.counts.hits += 1
+        if coalesced:
+            self.counts.coalesced += 1
+        return resp
 
     def _decode(self, key: str, data: bytes) -> Entry | None:
         known = self._decoded.get(key)

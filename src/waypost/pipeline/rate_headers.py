@@ -113,3 +113,39 @@ def allowance_headers(
                 text = shown[reset] = go_duration(reset - now)
         headers[names[2]] = text
     return headers
+
+
+@lru_cache(maxsize=256)
+def _plan(
+    limits: Amounts, anthropic: bool
+) -> tuple[tuple[str, str, str, tuple[tuple[int, int, str], ...]], ...]:
+    """For each header family a window with ``limits`` bounds: its limit, remaining and reset
+    headers' names, and its (dimension, limit, the limit as text) entries."""
+    plan = []
+    for family, dimensions in ANTHROPIC_FAMILIES if anthropic else OPENAI_FAMILIES:
+        entries = tuple((d, limits[d], str(limits[d])) for d in dimensions if limits[d] != NONE)
+        if entries:
+            plan.append((*NAMES[family, anthropic], entries))
+    return tuple(plan)
+
+
+def window_headers(
+    anthropic: bool, window: LiveWindow, level: Level, now: float, into: dict[str, str]
+) -> None:
+    """``allowance_headers`` for a request that counted in one window, written into ``into``
+    (the common case: one limit of one window; no choosing between windows, one reset)."""
+    used = level.used
+    text = ""
+    for limit_name, remaining_name, reset_name, entries in _plan(window.limits, anthropic):
+        d, limit, limit_text = entries[0]
+        remaining = limit - used[d]
+        for other, other_limit, other_text in entries[1:]:  # the least remaining; the first on a tie
+            left = other_limit - used[other]
+            if left < remaining:
+                remaining, limit_text = left, other_text
+        into[limit_name] = limit_text
+        into[remaining_name] = str(remaining) if remaining > 0 else "0"
+        if not text:
+            reset = (level.newest + BUCKETS) * window.step if level.newest != NONE else now
+            text = rfc3339(reset if reset > now else now) if anthropic else go_duration(reset - now)
+        into[reset_name] = text

@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from waypost.core.context import RequestContext
 from waypost.core.errors import GatewayError, Overloaded, RateLimited
@@ -34,7 +35,7 @@ from waypost.core.types import ChatRequest, EmbeddingRequest
 from waypost.metering.estimate import estimate_input_tokens, estimate_tokens
 from waypost.pipeline.bounds import output_caps
 from waypost.pipeline.rate_book import LiveLimit, LiveWindow, RateLimitBook, period_words
-from waypost.pipeline.rate_headers import allowance_headers
+from waypost.pipeline.rate_headers import allowance_headers, window_headers
 from waypost.pipeline.stage import After, BaseStage, Before
 from waypost.routing.router import Router
 from waypost.settings import RateLimitSettings
@@ -150,6 +151,11 @@ class RateLimitStage(BaseStage):
         limits = book.applicable(ctx.principal, self._model_names(req.model))
         if not limits:
             return None
+        if len(limits) == 1 and self.remote is None:
+            limit = limits[0]
+            if limit.concurrency is None and len(limit.windows) == 1:
+                self._one_window(ctx, req, limit)
+                return None
         amounts: Amounts = ONE_REQUEST
         for limit in limits:
             if limit.counts_tokens:
@@ -178,6 +184,22 @@ class RateLimitStage(BaseStage):
             return None
         return self._acquire_remote(ctx, rid, taking, now)
 
+    def _one_window(self, ctx: RequestContext, req: ChatRequest | EmbeddingRequest, limit: LiveLimit) -> None:
+        """``before`` for the common case, one limit of one window counted in this process:
+        what the general path does, without its lists (a window takes no slot: no request id)."""
+        window = limit.windows[0]
+        now = time.time()
+        amounts = self._estimate(req) if limit.counts_tokens else ONE_REQUEST
+        line = window.line(limit.counter_key(ctx.principal), now, amounts)
+        verdict = self.local.acquire_now("", (line,), now=now)
+        if self.settings.headers:
+            window_headers(
+                ctx.client_format == "anthropic", window, verdict.levels[0], now, ctx.response_headers
+            )
+        if not verdict.admitted:
+            self._refuse(ctx, limit, window, line, verdict, now)
+        ctx.state[STATE] = Taken("", self.local, [(line, window)], [])
+
     async def _acquire_remote(self, ctx: RequestContext, rid: str, taking: Taking, now: float) -> None:
         counters, verdict = await self._acquire(rid, taking.lines, now)
         self._decide(ctx, rid, taking, counters, verdict, now)
@@ -193,23 +215,38 @@ class RateLimitStage(BaseStage):
     ) -> None:
         """Headers for the request's windows; then refuse it, or note what it took."""
         counted, owners = taking.counted, taking.owners
-        if counted and self.settings.headers:
+        if len(owners) == 1 and counted and self.settings.headers:  # one window, no slot
+            window_headers(
+                ctx.client_format == "anthropic", counted[0][1], verdict.levels[0], now, ctx.response_headers
+            )
+        elif counted and self.settings.headers:
             levels = verdict.levels
             windows = [window for _, window in counted]
             at = [levels[i] for i, (_, window) in enumerate(owners) if window is not None]
             ctx.response_headers.update(allowance_headers(ctx.client_format == "anthropic", windows, at, now))
         if not verdict.admitted:
             refusing, refused_window = owners[verdict.refused]
-            ctx.rules.append(
-                {
-                    "stage": self.name,
-                    "action": "refused",
-                    "limit": refusing.name,
-                    "on": DIMENSIONS[verdict.dimension],
-                }
-            )
-            raise self._refusal(refusing, refused_window, taking.lines[verdict.refused], verdict, now)
+            self._refuse(ctx, refusing, refused_window, taking.lines[verdict.refused], verdict, now)
         ctx.state[STATE] = Taken(rid, counters, counted, taking.slots)
+
+    def _refuse(
+        self,
+        ctx: RequestContext,
+        limit: LiveLimit,
+        window: LiveWindow | None,
+        line: Line,
+        verdict: Verdict,
+        now: float,
+    ) -> NoReturn:
+        ctx.rules.append(
+            {
+                "stage": self.name,
+                "action": "refused",
+                "limit": limit.name,
+                "on": DIMENSIONS[verdict.dimension],
+            }
+        )
+        raise self._refusal(limit, window, line, verdict, now)
 
     def _model_names(self, model: str) -> Sequence[str]:
         """The names a model limit may be set on: the one asked for and the model it resolves to."""

@@ -90,6 +90,10 @@ class MemoryCacheStore:
         self._bytes = 0
 
     async def get(self, key: str) -> bytes | None:
+        return self.get_now(key)
+
+    def get_now(self, key: str) -> bytes | None:
+        """``get``, answered at once (the cache stage's hits need no coroutine)."""
         item = self._items.get(key)
         if item is None:
             return None
