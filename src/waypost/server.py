@@ -336,6 +336,7 @@ def server_config(app: ASGIApp | str, settings: Settings, **options: Any) -> Gat
         # on a loaded machine takes longer than uvicorn's 5 s: it would be killed as hung, again.
         "timeout_worker_healthcheck": 30,
         "server_header": False,
+        "timeout_keep_alive": server.keep_alive_timeout,
         "proxy_headers": False,  # audit rows record the TCP peer; X-Forwarded-For is not trusted
     }
     return GatewayConfig(

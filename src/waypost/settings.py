@@ -90,6 +90,10 @@ class ServerSettings(_Strict):
     # headers, then for its whole body; past them 408 (or the connection is closed).
     header_timeout: float = Field(10.0, gt=0)
     body_timeout: float = Field(60.0, gt=0)
+    # Seconds an idle keep-alive connection stays open after its last answer. Behind a load
+    # balancer that reuses connections, set it above the balancer's own idle timeout: one that
+    # reuses a connection just as the gateway closes it gets a reset (or, from a proxy, a 502).
+    keep_alive_timeout: float = Field(5.0, gt=0, le=3600)
     # Past these 431: header fields per request, and bytes of the URL plus every header name and value.
     max_header_count: int = Field(100, ge=16)
     max_header_bytes: int = Field(32 * 1024, ge=4096)

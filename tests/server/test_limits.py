@@ -147,6 +147,25 @@ async def test_an_idle_connection_is_closed_even_when_its_body_ended_after_the_a
             conn.close()
 
 
+async def test_an_idle_connection_stays_open_for_the_keep_alive_timeout_then_closes() -> None:
+    # Behind a load balancer that reuses connections the gateway's keep-alive must outlast the
+    # balancer's idle timeout (server.keep_alive_timeout; uvicorn's own default is 5 s).
+    async with gateway([], keep_alive_timeout=2) as base:
+        conn = await RawConnection.open(base)
+        try:
+            await conn.send(request_head("GET", "/v1/models"))
+            assert (await conn.response()).status == 200
+            answered = asyncio.get_running_loop().time()
+            await asyncio.sleep(0.5)
+            await conn.send(request_head("GET", "/v1/models"))  # still open
+            assert (await conn.response()).status == 200
+            answered = asyncio.get_running_loop().time()
+            assert await conn.closed_by_server()
+            assert 1.9 <= asyncio.get_running_loop().time() - answered < 4.5  # not uvicorn's 5 s
+        finally:
+            conn.close()
+
+
 # -- header limits --------------------------------------------------------------------------------
 
 
