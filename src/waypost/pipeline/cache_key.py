@@ -29,6 +29,7 @@ tags and its other headers.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +38,7 @@ import orjson
 from waypost.core.types import ChatRequest
 from waypost.security.principal import Principal
 
-VERSION = 1  # part of every key: entries of another layout are never found
+VERSION = 2  # part of every key: entries of another layout are never found (2: fields as a list)
 CHAT_ENDPOINTS = frozenset({"chat", "messages", "completions", "responses"})
 # The canonical fields that shape an answer (``stream``, ``include_usage``, ``user`` and
 # ``metadata`` do not).
@@ -58,6 +59,8 @@ KEY_FIELDS = (
     "presence_penalty",
     "frequency_penalty",
 )
+_key_values = operator.attrgetter(*KEY_FIELDS)
+
 # Per client format, the body fields its decoder carries into the canonical request (or that do
 # not change the answer); any other field of the body is keyed verbatim.
 READ_FIELDS: dict[str, frozenset[str]] = {
@@ -202,7 +205,7 @@ def replayable(req: ChatRequest) -> bool:
 def cache_key(req: ChatRequest, tenant: str, decoder_notes: int, forwarded: Mapping[str, str]) -> str:
     """The request's key: a hex digest of what shapes its answer and whose it is. ``forwarded``:
     the client headers the upstream receives (``ctx.passthrough_headers``)."""
-    fields = {name: getattr(req, name) for name in KEY_FIELDS}
+    fields = _key_values(req)  # in KEY_FIELDS' order (a list: half the cost of a dict)
     source = req.source_format or ""
     family = "completions" if source == "openai_completions" else "chat"
     body: Mapping[str, Any] = req.passthrough.body if req.passthrough is not None else {}
