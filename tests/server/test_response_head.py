@@ -18,7 +18,15 @@ from waypost.server_writes import GatewayCycle, header_block
 from .test_server_writes import Recorded
 
 NAMES = [b"content-type", b"x-request-id", b"x-ratelimit-limit-requests", b"x-cache-status", b"etag", b"a"]
-ODD_NAMES = [b"X-Upper", b"bad name", b"col:on", b"", b"caf\xc3\xa9", b"tab\t", b"semi;"]
+ODD_NAMES = [b"X-Upper", b"bad name", b"col:on", b"", b"caf\xc3\xa9", b"tab\t", b"semi;", b"x\ny", b"\n"]
+# Names the joined check must find wherever they stand (uvicorn's path acts on them).
+SPECIAL_NAMES = [
+    b"content-length",
+    b"transfer-encoding",
+    b"connection",
+    b"x-content-length",
+    b"content-length-x",
+]
 VALUES = [b"application/json", b"", b"0.123", b"a: b", b"tab\there", b"\xc3\xa9t\xc3\xa9", b"x" * 300]
 ODD_VALUES = [b"line\r\nx-injected: 1", b"nul\x00", b"bell\x07", b"del\x7f", b"lf\n"]
 
@@ -55,6 +63,10 @@ def random_head(rng: random.Random) -> list[tuple[bytes, bytes]]:
         headers.append((b"content-length", b"7"))
     if rng.random() < 0.1:
         headers.append(rng.choice([(b"transfer-encoding", b"chunked"), (b"connection", b"close")]))
+    if rng.random() < 0.15:  # anywhere: before, between or after the others
+        name = rng.choice(SPECIAL_NAMES)
+        value = rng.choice([b"5", b"chunked", b"close", b"keep-alive"]) if name != b"content-length" else b"5"
+        headers.insert(rng.randint(0, len(headers)), (name, value))
     return headers
 
 
