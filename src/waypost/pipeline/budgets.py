@@ -54,7 +54,8 @@ FREE_ENDPOINTS = frozenset({"count_tokens"})  # nothing billed: no budget applie
 
 @dataclass(slots=True, eq=False)
 class Ask:
-    """A reservation to make: one line per budget, each for the same amount."""
+    """One request's lines, one per budget, each for the same amount: what it reserves (before
+    routing) or what it spent (after the answer: ``step_tokens`` 0)."""
 
     rid: str
     budgets: list[LiveBudget]
