@@ -45,6 +45,7 @@ from bench.event_loop import run_event_loop
 from bench.runner import CHAT_PATH, GATEWAY_KEY, _seed_database, waypost_config
 
 REPO = Path(__file__).resolve().parent.parent
+HOOK = "hook:"  # marks a stage hook's timings among the variants' (``--hooks``)
 
 
 @dataclass
@@ -200,6 +201,42 @@ class Driver:
         await asyncio.gather(*(client() for _ in range(self.args.concurrency)))
 
 
+class HookTimers:
+    """``--hooks``: each stage hook of a gateway timed where it runs (wall time from the call to
+    its result, awaited when it waits), summed per round. A hook that waits includes what other
+    requests did meanwhile: read those at ``--concurrency 1``."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        from types import CoroutineType
+
+        app = gateway.app
+        while not hasattr(app, "container"):  # under the middleware
+            app = app.app
+        self.spent: dict[str, float] = {}
+        self.rounds: dict[str, list[float]] = {}
+        spent = self.spent
+        for stage in app.container.pipeline.stages:
+            for hook in ("before", "after"):
+                key = f"{stage.name}.{hook}"
+                spent[key] = 0.0
+                call = getattr(stage, hook)
+
+                async def timed(ctx: Any, call: Any = call, key: str = key) -> Any:
+                    started = time.perf_counter()
+                    result = call(ctx)
+                    if type(result) is CoroutineType:
+                        result = await result
+                    spent[key] += time.perf_counter() - started
+                    return result
+
+                setattr(stage, hook, timed)
+
+    def round_done(self, requests: int) -> None:
+        for key, seconds in self.spent.items():
+            self.rounds.setdefault(key, []).append(seconds / requests * 1e6)
+            self.spent[key] = 0.0
+
+
 async def measure(
     args: argparse.Namespace, variants: list[Variant], upstream_port: int
 ) -> dict[str, list[float]]:
@@ -218,13 +255,20 @@ async def measure(
             pass
         runs: dict[str, list[float]] = {v.label: [] for v in variants}
         requests = args.concurrency * max(1, args.requests // args.concurrency)
+        timers = {g.variant.label: HookTimers(g) for g in gateways} if args.hooks else {}
         for round_ in range(args.rounds):
             order = gateways if round_ % 2 == 0 else gateways[::-1]
             for gateway in order:
                 started = time.process_time()
                 await driver.run(gateway, requests)
                 runs[gateway.variant.label].append((time.process_time() - started) / requests * 1e6)
+                if timers:
+                    timers[gateway.variant.label].round_done(requests)
+        for label, hook_timers in timers.items():
+            for hook, values in hook_timers.rounds.items():
+                runs[f"{HOOK}{label} {hook}"] = values
         return runs
+
     finally:
         for gateway in gateways:
             await gateway.stop()
@@ -238,11 +282,22 @@ def report(args: argparse.Namespace, runs: dict[str, list[float]]) -> str:
         "| variant | µs CPU per request, each round | median | vs first |",
         "|---|---|---|---|",
     ]
-    first = statistics.median(next(iter(runs.values())))
-    for label, values in runs.items():
+    variants = {label: values for label, values in runs.items() if not label.startswith(HOOK)}
+    first = statistics.median(next(iter(variants.values())))
+    for label, values in variants.items():
         median = statistics.median(values)
         each = ", ".join(f"{v:.0f}" for v in values)
         lines.append(f"| {label} | {each} | {median:.1f} | {median - first:+.1f} |")
+    hooks = {label[len(HOOK) :]: values for label, values in runs.items() if label.startswith(HOOK)}
+    if hooks:
+        lines += [
+            "",
+            "| variant and stage hook | µs per request (wall, in place), each round | median |",
+            "|---|---|---|",
+        ]
+        for label, values in hooks.items():
+            each = ", ".join(f"{v:.1f}" for v in values)
+            lines.append(f"| {label} | {each} | {statistics.median(values):.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -261,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--include-usage", action="store_true", help="streams ask for their usage chunk")
+    parser.add_argument(
+        "--hooks",
+        action="store_true",
+        help="also time each stage hook in place (µs per request; the wrappers add a little to "
+        "the variants' own figures; hooks that wait are best read at --concurrency 1)",
+    )
     args = parser.parse_args(argv)
     variants = [parse_variant(v) for v in args.variants]
     # Several gateways share one event loop here: its lag warnings say nothing about a server.
