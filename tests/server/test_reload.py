@@ -141,7 +141,9 @@ def test_with_two_workers_every_worker_reloads_in_place_and_a_bad_file_is_refuse
     tmp_path: Path,
 ) -> None:
     with serving(tmp_path, server={"workers": 2}, **BASE) as (process, url):
-        eventually(lambda: len(messages(tmp_path, "Application startup complete")) == 2, "both workers")
+        # At least two: on a loaded machine the supervisor may restart a worker slow to start,
+        # which then starts again (the restarts asserted on below are those after this point).
+        eventually(lambda: len(messages(tmp_path, "Application startup complete")) >= 2, "both workers")
         started = messages(tmp_path, "Started server process")
         rewrite(
             tmp_path, models=[{"name": "first", "provider": "mock"}, {"name": "second", "provider": "mock"}]
