@@ -136,6 +136,9 @@ class HttpClient:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                # One session serves every caller: a cookie an upstream sets for one caller's
+                # request must not go out with the next caller's (nor the gateway keep state).
+                cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=True,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 skip_auto_headers=("User-Agent",),
