@@ -278,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         "every request different (cache misses, for both builds) or every request the same (hits)",
     )
     parser.add_argument(
+        "--policy-both",
+        action="store_true",
+        help="with --policy, the base build gets the policy too (both builds must have the policy "
+        "stages): what a change costs on the miss or the hit path, e.g. --policy hit --policy-both",
+    )
+    parser.add_argument(
         "--fresh",
         action="store_true",
         help="start both servers anew (new databases) for each round: the medians then span as many "
@@ -291,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         names[1] += " " + " ".join(args.target_env)
     if args.policy:
         names[1] += f" (policy, {args.policy})"
+        if args.policy_both:
+            names[0] += f" (policy, {args.policy})"
     if names[0] == names[1]:  # one ref against itself: each build's runs under its own name
         names = [f"{names[0]} (A)", f"{names[1]} (B)"]
     server_cpu, load_cpus = _cpus()
@@ -317,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.budget,
                         args.postgres,
                         target_env if i else None,
-                        policy_sections() if i and args.policy else None,
+                        policy_sections() if (i or args.policy_both) and args.policy else None,
                     )
                 )
 
