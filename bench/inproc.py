@@ -45,7 +45,7 @@ from bench.event_loop import run_event_loop
 from bench.runner import CHAT_PATH, GATEWAY_KEY, _seed_database, waypost_config
 
 REPO = Path(__file__).resolve().parent.parent
-HOOK = "hook:"  # marks a stage hook's timings among the variants' (``--hooks``)
+Runs = dict[str, list[float]]  # label -> µs per request, each round
 
 
 @dataclass
@@ -237,9 +237,7 @@ class HookTimers:
             self.spent[key] = 0.0
 
 
-async def measure(
-    args: argparse.Namespace, variants: list[Variant], upstream_port: int
-) -> dict[str, list[float]]:
+async def measure(args: argparse.Namespace, variants: list[Variant], upstream_port: int) -> tuple[Runs, Runs]:
     gateways = [Gateway(v, upstream_port) for v in variants]
     for gateway in gateways:
         await gateway.start()
@@ -253,7 +251,7 @@ async def measure(
             settle_heap()
         except ImportError:
             pass
-        runs: dict[str, list[float]] = {v.label: [] for v in variants}
+        runs: Runs = {v.label: [] for v in variants}
         requests = args.concurrency * max(1, args.requests // args.concurrency)
         timers = {g.variant.label: HookTimers(g) for g in gateways} if args.hooks else {}
         for round_ in range(args.rounds):
@@ -264,17 +262,16 @@ async def measure(
                 runs[gateway.variant.label].append((time.process_time() - started) / requests * 1e6)
                 if timers:
                     timers[gateway.variant.label].round_done(requests)
-        for label, hook_timers in timers.items():
-            for hook, values in hook_timers.rounds.items():
-                runs[f"{HOOK}{label} {hook}"] = values
-        return runs
-
+        hooks = {
+            f"{label} {hook}": values for label, t in timers.items() for hook, values in t.rounds.items()
+        }
+        return runs, hooks
     finally:
         for gateway in gateways:
             await gateway.stop()
 
 
-def report(args: argparse.Namespace, runs: dict[str, list[float]]) -> str:
+def report(args: argparse.Namespace, runs: Runs, hooks: Runs) -> str:
     lines = [
         f"in-process, {args.mode}, concurrency {args.concurrency}, {args.rounds} alternating rounds of "
         f"{args.requests} requests, waypost from {Path(sys.modules['waypost'].__file__ or '').parent.parent}",
@@ -282,13 +279,11 @@ def report(args: argparse.Namespace, runs: dict[str, list[float]]) -> str:
         "| variant | µs CPU per request, each round | median | vs first |",
         "|---|---|---|---|",
     ]
-    variants = {label: values for label, values in runs.items() if not label.startswith(HOOK)}
-    first = statistics.median(next(iter(variants.values())))
-    for label, values in variants.items():
+    first = statistics.median(next(iter(runs.values())))
+    for label, values in runs.items():
         median = statistics.median(values)
         each = ", ".join(f"{v:.0f}" for v in values)
         lines.append(f"| {label} | {each} | {median:.1f} | {median - first:+.1f} |")
-    hooks = {label[len(HOOK) :]: values for label, values in runs.items() if label.startswith(HOOK)}
     if hooks:
         lines += [
             "",
@@ -351,16 +346,19 @@ def main(argv: list[str] | None = None) -> int:
             if servers.health_status("127.0.0.1", port, "/health") == 200:
                 break
             time.sleep(0.01)
-        runs: dict[str, list[float]] = {}
+        runs: Runs = {}
+        hooks: Runs = {}
 
         async def go() -> None:
-            runs.update(await measure(args, variants, port))
+            measured, timed = await measure(args, variants, port)
+            runs.update(measured)
+            hooks.update(timed)
 
         run_event_loop(go())
     finally:
         mock.terminate()
         mock.wait(30)
-    print(report(args, runs), end="")
+    print(report(args, runs, hooks), end="")
     return 0
 
 

@@ -461,30 +461,32 @@ class BudgetStage(BaseStage):
         memory = self._immediate
         if hold.pending is not None or memory is None:
             return self._settle_waiting(ctx, hold)
-        settling = self._settlement(ctx, hold)
-        if settling is not None:
-            try:
-                before = memory.settle_now(hold.rid, settling.lines, now=settling.now)
-            except Exception as exc:
-                self._settle_lost(ctx, settling, exc)
-                return None
-            self._alert(settling, before)
+        self._settle_in_memory(ctx, hold, memory)
         return None
+
+    def _settle_in_memory(self, ctx: RequestContext, hold: Hold, memory: MemoryCounters) -> None:
+        settling = self._settlement(ctx, hold)
+        if settling is None:
+            return
+        try:
+            before = memory.settle_now(hold.rid, settling.lines, now=settling.now)
+        except Exception as exc:
+            self._settle_lost(ctx, settling, exc)
+            return
+        self._alert(settling, before)
 
     async def _settle_waiting(self, ctx: RequestContext, hold: Hold) -> None:
         """``after`` with counters that answer later, or a stream's request for more pending."""
         if hold.pending is not None:
             await asyncio.gather(hold.pending, return_exceptions=True)
+        if self._immediate is not None:
+            self._settle_in_memory(ctx, hold, self._immediate)
+            return
         settling = self._settlement(ctx, hold)
         if settling is None:
             return
         try:
-            memory = self._immediate
-            before = (
-                memory.settle_now(hold.rid, settling.lines, now=settling.now)
-                if memory is not None
-                else await self.counters.settle(hold.rid, settling.lines, now=settling.now)
-            )
+            before = await self.counters.settle(hold.rid, settling.lines, now=settling.now)
         except Exception as exc:
             self._settle_lost(ctx, settling, exc)
             return

@@ -98,10 +98,10 @@ class Pipeline:
         entered = skipped = 0
         may_idle = self._may_idle
         try:
-            for stage in self.stages:
-                entered += 1
-                if may_idle[entered - 1] and stage.idle():
-                    skipped |= 1 << (entered - 1)
+            for i, stage in enumerate(self.stages):
+                entered = i + 1
+                if may_idle[i] and stage.idle():
+                    skipped |= 1 << i
                     continue
                 reply = stage.before(ctx)
                 if reply is None:
