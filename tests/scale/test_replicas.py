@@ -95,6 +95,14 @@ def _live(url: str) -> bool:
         return False
 
 
+def _every_worker_live(url: str, connections: int = 20) -> bool:
+    """Ready on that many new connections in a row. A replica's workers each turn ready on their
+    own: one that found the schema not yet at head (another replica was migrating it) looks again
+    a second later, and until then its requests get 503. Each new connection goes to whichever
+    worker accepts it first, so a worker still waiting answers one of them, almost surely."""
+    return all(_live(url) for _ in range(connections))
+
+
 @contextmanager
 def started(directory: Path, doc: dict[str, Any], count: int = REPLICAS) -> Iterator[list[Replica]]:
     """``count`` replicas of one config, started at the same moment (they meet an empty database
@@ -116,7 +124,7 @@ def started(directory: Path, doc: dict[str, Any], count: int = REPLICAS) -> Iter
             replicas.append(Replica(process, f"http://127.0.0.1:{port}", log))
         deadline = time.monotonic() + START_TIMEOUT * 2
         for replica in replicas:
-            while not _live(replica.url):
+            while not _every_worker_live(replica.url):
                 if replica.process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(
                         f"{replica.url} did not become ready (exit status {replica.process.poll()}):\n"
